@@ -1,0 +1,249 @@
+"""Up-front validation shared by every kamlib transformation.
+
+All checks here read only the DataFrame *schema* (no Spark job runs) and raise
+:class:`kamlib.SchemaError` with a message that names the function, the column or argument,
+what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import math
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from kamlib.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import DataType
+
+__all__ = [
+    "ColumnKind",
+    "check_choice",
+    "check_columns",
+    "check_fraction",
+    "check_positive",
+    "column_names",
+    "normalize_by",
+    "parse_timestamp",
+    "require_columns",
+]
+
+ColumnKind = Literal[
+    "numeric", "integer", "string", "boolean", "date", "timestamp", "temporal", "binary", "any"
+]
+
+_KIND_TEXT: dict[str, str] = {
+    "numeric": "numeric",
+    "integer": "an integer type",
+    "string": "string",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+    "temporal": "date or timestamp",
+    "binary": "binary",
+    "any": "any type",
+}
+
+T = TypeVar("T")
+
+
+def _type_name(data_type: DataType) -> str:
+    return str(data_type.simpleString())
+
+
+def _matches(kind: str, data_type: DataType) -> bool:
+    from pyspark.sql import types as T_
+
+    if kind == "any":
+        return True
+    if kind == "numeric":
+        return isinstance(data_type, T_.NumericType)
+    if kind == "integer":
+        return isinstance(data_type, T_.IntegralType)
+    if kind == "string":
+        return isinstance(data_type, (T_.StringType, T_.VarcharType, T_.CharType))
+    if kind == "boolean":
+        return isinstance(data_type, T_.BooleanType)
+    if kind == "date":
+        return isinstance(data_type, T_.DateType)
+    if kind == "timestamp":
+        return isinstance(data_type, (T_.TimestampType, T_.TimestampNTZType))
+    if kind == "temporal":
+        return isinstance(data_type, (T_.DateType, T_.TimestampType, T_.TimestampNTZType))
+    if kind == "binary":
+        return isinstance(data_type, T_.BinaryType)
+    raise ValueError(f"unknown column kind {kind!r}")  # pragma: no cover - programming error
+
+
+def column_names(df: DataFrame) -> list[str]:
+    """Return the top-level column names of ``df`` (reads the schema only)."""
+    return [field.name for field in df.schema.fields]
+
+
+def _missing_message(func: str, column: str, available: Sequence[str], arg: str | None) -> str:
+    where = f" (argument {arg}=)" if arg else ""
+    found = ", ".join(repr(c) for c in available) if available else "no columns at all"
+    message = f"{func}(): column {column!r}{where} not found; the DataFrame has {found}"
+    lowered = {c.lower(): c for c in available}
+    close = difflib.get_close_matches(column, list(available), n=1, cutoff=0.6)
+    if column.lower() in lowered:
+        message += f". Did you mean {lowered[column.lower()]!r}?"
+    elif close:
+        message += f". Did you mean {close[0]!r}?"
+    return message
+
+
+def check_columns(
+    df: DataFrame,
+    func: str,
+    columns: Mapping[str, ColumnKind],
+    *,
+    args: Mapping[str, str] | None = None,
+) -> None:
+    """Check that ``df`` has every column in ``columns`` with the expected kind.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        The input (only its schema is read; no Spark job runs).
+    func : str
+        Public function name used in messages, e.g. ``"nps"``.
+    columns : Mapping[str, ColumnKind]
+        Column name -> expected kind (``"numeric"``, ``"temporal"``, ``"string"``, ...).
+    args : Mapping[str, str], optional
+        Column name -> keyword argument that named it, to point users at the option to change.
+
+    Raises
+    ------
+    SchemaError
+        If a column is missing (the message lists the columns that exist, with a
+        "did you mean" for near misses) or has the wrong type.
+    """
+    schema = {field.name: field.dataType for field in df.schema.fields}
+    available = list(schema)
+    arg_of = dict(args or {})
+    for column, kind in columns.items():
+        if column not in schema:
+            raise SchemaError(_missing_message(func, column, available, arg_of.get(column)))
+        data_type = schema[column]
+        if not _matches(kind, data_type):
+            raise SchemaError(
+                f"{func}(): column {column!r} must be {_KIND_TEXT[kind]}, "
+                f"found {_type_name(data_type)}"
+            )
+
+
+def require_columns(df: DataFrame, func: str, **columns: tuple[str, ColumnKind]) -> None:
+    """Check columns given as ``argument_name=(column_name, kind)`` keyword pairs.
+
+    A convenience over :func:`check_columns` so that messages name the keyword a caller
+    can use to point the function at another column, e.g.
+    ``require_columns(df, "nps", score_col=(score_col, "numeric"))``.
+    """
+    expected: dict[str, ColumnKind] = {}
+    args: dict[str, str] = {}
+    for arg, (column, kind) in columns.items():
+        if not isinstance(column, str):
+            raise SchemaError(
+                f"{func}(): argument {arg}= must be a column name (str), "
+                f"found {type(column).__name__}"
+            )
+        expected[column] = kind
+        args[column] = arg
+    check_columns(df, func, expected, args=args)
+
+
+def normalize_by(func: str, by: str | Iterable[str] | None) -> list[str]:
+    """Return ``by`` as a new list of column names (``None`` -> ``[]``); never mutates input."""
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [by]
+    result = list(by)
+    for item in result:
+        if not isinstance(item, str):
+            raise SchemaError(
+                f"{func}(): by= must be a column name or a sequence of column names, "
+                f"found an element of type {type(item).__name__}"
+            )
+    return result
+
+
+def check_choice(func: str, arg: str, value: Any, choices: Any) -> Any:
+    """Validate ``value`` against a ``Literal[...]`` type (or a sequence of allowed values).
+
+    Returns the value unchanged; raises :class:`SchemaError` listing the allowed values.
+    """
+    allowed = typing.get_args(choices) if typing.get_origin(choices) is Literal else choices
+    allowed = tuple(allowed)
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed)
+        raise SchemaError(f"{func}(): {arg}= must be one of {listed}, found {value!r}")
+    return value
+
+
+def check_fraction(
+    func: str,
+    arg: str,
+    value: float,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    low_inclusive: bool = False,
+    high_inclusive: bool = True,
+) -> float:
+    """Check that a numeric option lies in an interval; return it as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SchemaError(f"{func}(): {arg}= must be a number, found {value!r}")
+    ok_low = value >= low if low_inclusive else value > low
+    ok_high = value <= high if high_inclusive else value < high
+    if not (ok_low and ok_high):
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        raise SchemaError(
+            f"{func}(): {arg}= must be in {left}{low}, {high}{right}, found {value!r}"
+        )
+    return float(value)
+
+
+def check_positive(func: str, arg: str, value: float, *, allow_zero: bool = False) -> float:
+    """Check that a numeric option is positive (or non-negative); return it as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SchemaError(f"{func}(): {arg}= must be a number, found {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise SchemaError(f"{func}(): {arg}= must be {expected}, found {value!r}")
+    return float(value)
+
+
+def parse_timestamp(func: str, arg: str, value: Any) -> _dt.datetime:
+    """Parse a date, datetime or ISO string into a naive UTC-wall-clock ``datetime``.
+
+    Dates become midnight. Time-zone aware datetimes are converted to UTC and made naive,
+    matching kamlib's convention that timestamps are interpreted in the session time zone
+    (set ``spark.sql.session.timeZone=UTC`` for reproducible results).
+    """
+    if isinstance(value, _dt.datetime):
+        parsed = value
+    elif isinstance(value, _dt.date):
+        parsed = _dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise SchemaError(
+                f"{func}(): {arg}= must be a date, a datetime or an ISO 8601 string, "
+                f"found {value!r}"
+            ) from None
+    else:
+        raise SchemaError(
+            f"{func}(): {arg}= must be a date, a datetime or an ISO 8601 string, "
+            f"found {type(value).__name__}"
+        )
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return parsed
