@@ -1,0 +1,219 @@
+"""Shared machinery of fitted CLV models: fitted-state checks and JSON persistence.
+
+Models persist as JSON only (never pickle): ``{"kamlib_model": <type>, "format_version": 1,
+"kamlib_version": ..., "settings": {...}, "params": {...}, "fit": {...}}``. Python floats
+round-trip exactly through JSON, so a loaded model predicts exactly like the saved one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from kamlib._version import __version__
+from kamlib.errors import KamlibError, NotFittedError
+
+__all__ = ["FORMAT_VERSION", "FittedModel", "load_model", "model_from_json"]
+
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type[FittedModel]] = {}
+M = TypeVar("M", bound="FittedModel")
+
+
+def _major(version: str) -> int:
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
+class FittedModel:
+    """Base class of kamlib's fitted models (BG/NBD, Pareto/NBD, Gamma-Gamma, sBG, ...).
+
+    Subclasses set ``model_type`` and ``param_names``, store fitted parameters with
+    :meth:`_set_fitted`, and list their constructor settings in :meth:`_settings`.
+    """
+
+    model_type: ClassVar[str] = ""
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model_type:
+            _REGISTRY[cls.model_type] = cls
+
+    def __init__(self) -> None:
+        self._params: dict[str, float] | None = None
+        self._fit_info: dict[str, Any] = {}
+
+    # -- fitted state -------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        """Constructor keyword arguments, JSON-serialisable (override in subclasses)."""
+        return {}
+
+    def _set_fitted(self, params: Mapping[str, float], **fit_info: Any) -> None:
+        self._params = {name: float(params[name]) for name in self.param_names}
+        self._fit_info = dict(fit_info)
+
+    def _require_fitted(self, method: str) -> dict[str, float]:
+        if self._params is None:
+            raise NotFittedError(
+                f"{type(self).__name__}.{method}(): the model is not fitted; call fit() first "
+                f"or load fitted parameters with kamlib.clv.load_model()"
+            )
+        return self._params
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model has parameters (fitted or loaded)."""
+        return self._params is not None
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Fitted parameters as a new dict (raises :class:`NotFittedError` before fit)."""
+        return dict(self._require_fitted("params"))
+
+    @property
+    def log_likelihood(self) -> float:
+        """Maximised log-likelihood of the fit (including weights/counts, excluding penalty)."""
+        self._require_fitted("log_likelihood")
+        return float(self._fit_info.get("log_likelihood", math.nan))
+
+    @property
+    def standard_errors(self) -> dict[str, float]:
+        """Standard errors of the parameters from the inverse Hessian of the log-likelihood."""
+        self._require_fitted("standard_errors")
+        return dict(self._fit_info.get("standard_errors", {}))
+
+    @property
+    def fit_info(self) -> dict[str, Any]:
+        """Everything recorded at fit time (iterations, optimiser message, n, ...)."""
+        self._require_fitted("fit_info")
+        return dict(self._fit_info)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
+        if self._params is None:
+            return f"{type(self).__name__}({settings}) <not fitted>"
+        fitted = ", ".join(f"{k}={v:.4g}" for k, v in self._params.items())
+        return f"{type(self).__name__}({settings}) <fitted: {fitted}>"
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the model (type, format and kamlib version, params)."""
+        params = self._require_fitted("to_json")
+        return {
+            "kamlib_model": self.model_type,
+            "format_version": FORMAT_VERSION,
+            "kamlib_version": __version__,
+            "settings": self._settings(),
+            "params": dict(params),
+            "fit": _jsonable(self._fit_info),
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Serialise the fitted model to a JSON string (no pickle)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, allow_nan=True)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (temporary file + rename)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.to_json())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_dict(cls: type[M], document: Mapping[str, Any]) -> M:
+        """Rebuild a model from :meth:`to_dict` output, checking its type and version."""
+        model = _from_document(document)
+        if cls is not FittedModel and not isinstance(model, cls):
+            raise KamlibError(
+                f"{cls.__name__}.from_json(): the document holds a "
+                f"{document.get('kamlib_model')!r} model, not {cls.model_type!r}"
+            )
+        return model  # type: ignore[return-value]
+
+    @classmethod
+    def from_json(cls: type[M], text: str) -> M:
+        """Rebuild a model of this class from :meth:`to_json` output."""
+        return cls.from_dict(_parse(text))
+
+    @classmethod
+    def load(cls: type[M], path: str | os.PathLike[str]) -> M:
+        """Load a model of this class saved with :meth:`save`."""
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KamlibError(f"model_from_json(): not a JSON document ({exc})") from None
+    if not isinstance(document, dict):
+        raise KamlibError("model_from_json(): expected a JSON object describing a kamlib model")
+    return document
+
+
+def _from_document(document: Mapping[str, Any]) -> FittedModel:
+    model_type = document.get("kamlib_model")
+    if model_type not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KamlibError(
+            f"model_from_json(): unknown model type {model_type!r}; known types: {known}"
+        )
+    saved_with = str(document.get("kamlib_version", "0"))
+    if _major(saved_with) > _major(__version__):
+        raise KamlibError(
+            f"model_from_json(): the model was saved by kamlib {saved_with}, a newer major "
+            f"version than this kamlib {__version__}; upgrade kamlib to load it"
+        )
+    fmt = document.get("format_version", FORMAT_VERSION)
+    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+        raise KamlibError(
+            f"model_from_json(): unsupported model format_version {fmt!r} "
+            f"(this kamlib reads up to {FORMAT_VERSION})"
+        )
+    cls = _REGISTRY[str(model_type)]
+    model = cls(**dict(document.get("settings", {})))
+    params = document.get("params")
+    if not isinstance(params, Mapping) or set(params) != set(cls.param_names):
+        raise KamlibError(
+            f"model_from_json(): a {model_type} model needs params {list(cls.param_names)}, "
+            f"found {params!r}"
+        )
+    model._set_fitted(params, **dict(document.get("fit", {})))
+    return model
+
+
+def model_from_json(text: str) -> FittedModel:
+    """Rebuild any kamlib model from a JSON string written by ``model.to_json()``."""
+    return _from_document(_parse(text))
+
+
+def load_model(path: str | os.PathLike[str]) -> FittedModel:
+    """Load any kamlib model saved with ``model.save(path)``."""
+    return model_from_json(Path(path).read_text(encoding="utf-8"))
