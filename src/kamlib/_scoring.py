@@ -1,0 +1,169 @@
+"""Private helpers shared by the classify, nps and health families.
+
+* :func:`validate_weights` / :func:`weighted_percent_rank_score`: the weighted percent-rank score
+  behind :func:`kamlib.classify.key_account_score` and :func:`kamlib.health.health_score`.
+* :func:`key_count`: the "first k by rank" rule, ``k = max(ceil(top_share * n - 1e-9), 1)``.
+* :func:`clean_numeric`: NaN -> null for floating point columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from kamlib._validation import check_columns, check_fraction
+from kamlib.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = [
+    "KEY_TOLERANCE",
+    "check_top_share",
+    "clean_numeric",
+    "clip",
+    "key_count",
+    "validate_weights",
+    "weighted_percent_rank_score",
+]
+
+#: Tolerance of the key-account rule ``k = ceil(top_share * n - KEY_TOLERANCE)``.
+KEY_TOLERANCE = 1e-9
+
+
+def _is_floating(df: DataFrame, column: str) -> bool:
+    from pyspark.sql import types as T_
+
+    data_type = df.schema[column].dataType
+    return isinstance(data_type, (T_.DoubleType, T_.FloatType))
+
+
+def clean_numeric(df: DataFrame, column: str) -> Column:
+    """Return ``column`` with NaN turned into null (floating point columns only)."""
+    from pyspark.sql import functions as F
+
+    col = F.col(column)
+    if _is_floating(df, column):
+        return F.when(~F.isnan(col), col)
+    return col
+
+
+def clip(column: Column, low: float | None = None, high: float | None = None) -> Column:
+    """Clamp ``column`` to [low, high], keeping nulls null (``greatest`` / ``least`` skip nulls)."""
+    from pyspark.sql import functions as F
+
+    result = column
+    if low is not None:
+        result = F.greatest(result, F.lit(low))
+    if high is not None:
+        result = F.least(result, F.lit(high))
+    return F.when(column.isNotNull(), result)
+
+
+def key_count(n: Column, top_share: float) -> Column:
+    """``k = max(ceil(top_share * n - 1e-9), 1)`` as a Spark expression (``n`` a count column)."""
+    from pyspark.sql import functions as F
+
+    return F.greatest(F.ceil(F.lit(top_share) * n - F.lit(KEY_TOLERANCE)), F.lit(1))
+
+
+def validate_weights(
+    df: DataFrame,
+    func: str,
+    arg: str,
+    weights: Mapping[str, float],
+    lower_is_better: str | Iterable[str],
+) -> tuple[dict[str, float], frozenset[str]]:
+    """Validate a ``{column: weight}`` mapping and the ``lower_is_better`` names (schema only).
+
+    Weights must be finite, non-negative and not all zero; every column must exist and be
+    numeric; every ``lower_is_better`` name must be one of the weighted columns. Returns a copy
+    of the weights (as floats) and the set of lower-is-better columns.
+    """
+    if not isinstance(weights, Mapping):
+        raise SchemaError(
+            f"{func}(): {arg}= must be a mapping of column name to weight, "
+            f"found {type(weights).__name__}"
+        )
+    if len(weights) == 0:
+        raise SchemaError(f"{func}(): {arg}= must name at least one column, found an empty mapping")
+    clean: dict[str, float] = {}
+    for column, weight in weights.items():
+        if not isinstance(column, str):
+            raise SchemaError(
+                f"{func}(): {arg}= keys must be column names (str), found {type(column).__name__}"
+            )
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
+            raise SchemaError(
+                f"{func}(): {arg}= weight of {column!r} must be a finite number >= 0, "
+                f"found {weight!r}"
+            )
+        clean[column] = float(weight)
+    if sum(clean.values()) <= 0:
+        raise SchemaError(f"{func}(): {arg}= weights must not all be zero, found {dict(weights)!r}")
+    check_columns(df, func, dict.fromkeys(clean, "numeric"), args=dict.fromkeys(clean, arg))
+    names: list[str]
+    if isinstance(lower_is_better, str):
+        names = [lower_is_better]
+    else:
+        try:
+            names = list(lower_is_better)
+        except TypeError:
+            raise SchemaError(
+                f"{func}(): lower_is_better= must be a sequence of column names, "
+                f"found {type(lower_is_better).__name__}"
+            ) from None
+    for name in names:
+        if name not in clean:
+            raise SchemaError(
+                f"{func}(): lower_is_better= names {name!r}, which is not one of the "
+                f"{arg}= columns {sorted(clean)!r}"
+            )
+    return clean, frozenset(names)
+
+
+def weighted_percent_rank_score(
+    df: DataFrame,
+    *,
+    weights: Mapping[str, float],
+    lower_is_better: frozenset[str],
+    by: Sequence[str],
+) -> Column:
+    """Return the 0..100 weighted percent-rank score of each row within its ``by`` group.
+
+    For each column ``c`` with weight ``w_c``: ``pr_c = (rank_c - 1) / (m_c - 1)`` where
+    ``rank_c`` is the (min-tie) rank of the row's value among the ``m_c`` non-null values of
+    ``c`` in the group (ascending, or descending for lower-is-better columns) and ``pr_c = 0``
+    when ``m_c = 1``; ``pr_c`` is null where the value is null (or NaN). The score is
+    ``100 * sum(w_c * pr_c) / sum(w_c)`` over the non-null ``pr_c``; null when that weight sum
+    is 0 (every weighted value missing).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    group = Window.partitionBy(*by)
+    numerator: Column = F.lit(0.0)
+    denominator: Column = F.lit(0.0)
+    for column, weight in weights.items():
+        value = clean_numeric(df, column)
+        order = value.desc_nulls_last() if column in lower_is_better else value.asc_nulls_last()
+        rank = F.rank().over(group.orderBy(order))
+        count = F.count(value).over(group)
+        percent_rank = F.when(
+            value.isNotNull(),
+            F.coalesce(F.try_divide((rank - 1).cast("double"), count - 1), F.lit(0.0)),
+        )
+        numerator = numerator + F.coalesce(F.lit(weight) * percent_rank, F.lit(0.0))
+        denominator = denominator + F.when(value.isNotNull(), F.lit(weight)).otherwise(0.0)
+    return F.lit(100.0) * F.try_divide(numerator, denominator)
+
+
+def check_top_share(func: str, top_share: float) -> float:
+    """Validate ``top_share`` in (0, 1]."""
+    return check_fraction(func, "top_share", top_share, low=0.0, high=1.0)

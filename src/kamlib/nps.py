@@ -1,0 +1,314 @@
+"""Net Promoter Score and customer satisfaction with confidence intervals.
+
+* :func:`nps_category`: promoter / passive / detractor per response.
+* :func:`nps`: NPS per group (optionally weighted) with standard error and a normal interval.
+* :func:`csat`: CSAT (% satisfied) per group with a Wilson score interval.
+
+Invalid responses (null, NaN, non-integer or out-of-range scores, and for weighted NPS null,
+NaN, infinite or negative weights) are excluded from the statistics and counted in ``invalid``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+from kamlib._scoring import clean_numeric, clip
+from kamlib._validation import check_columns, check_fraction, normalize_by, require_columns
+from kamlib.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = ["csat", "nps", "nps_category"]
+
+
+def _z(confidence: float) -> float:
+    """Two-sided standard normal quantile for ``confidence`` (0.95 -> 1.95996...)."""
+    return NormalDist().inv_cdf((1.0 + confidence) / 2.0)
+
+
+def _whole_in_range(score: Column, low: float, high: float) -> Column:
+    """True where ``score`` (a NaN-free double) is a whole number in [low, high]; never null."""
+    from pyspark.sql import functions as F
+
+    inside = score.isNotNull() & (score >= low) & (score <= high) & (score % 1.0 == 0.0)
+    return F.coalesce(inside, F.lit(False))
+
+
+def _nps_score(df: DataFrame, score_col: str) -> tuple[Column, Column]:
+    score = clean_numeric(df, score_col).cast("double")
+    return score, _whole_in_range(score, 0.0, 10.0)
+
+
+def nps_category(df: DataFrame, *, score_col: str = "score") -> DataFrame:
+    """Add ``nps_category``: "promoter" (9-10), "passive" (7-8) or "detractor" (0-6).
+
+    The category is null for null, NaN, non-integer (7.5) or out-of-range (-1, 11) scores.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Survey responses.
+    score_col : str
+        Numeric 0..10 "how likely are you to recommend" score.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The input with ``nps_category`` added.
+
+    References
+    ----------
+    Reichheld, *The one number you need to grow*, Harvard Business Review 81(12) (2003).
+
+    Examples
+    --------
+    >>> df = spark.createDataFrame([(10,), (8,), (3,), (11,), (None,)], "score int")
+    >>> [r.nps_category for r in nps_category(df).collect()]
+    ['promoter', 'passive', 'detractor', None, None]
+    """
+    from pyspark.sql import functions as F
+
+    require_columns(df, "nps_category", score_col=(score_col, "numeric"))
+    score, valid = _nps_score(df, score_col)
+    category = (
+        F.when(~valid, F.lit(None).cast("string"))
+        .when(score >= 9, F.lit("promoter"))
+        .when(score >= 7, F.lit("passive"))
+        .otherwise(F.lit("detractor"))
+    )
+    return df.withColumn("nps_category", category)
+
+
+def nps(
+    df: DataFrame,
+    *,
+    score_col: str = "score",
+    by: str | Sequence[str] | None = None,
+    weight_col: str | None = None,
+    confidence: float = 0.95,
+) -> DataFrame:
+    r"""Net Promoter Score per group with standard error and confidence interval.
+
+    With :math:`p_P, p_D` the (weighted) proportions of promoters (9-10) and detractors (0-6)
+    among the valid responses:
+
+    .. math::
+
+        \text{nps} = 100\,(p_P - p_D), \qquad
+        \operatorname{var} = \frac{p_P + p_D - (p_P - p_D)^2}{n_\text{eff}}, \qquad
+        \text{std\_error} = 100\sqrt{\operatorname{var}}
+
+    with :math:`n_\text{eff} = n` unweighted and :math:`(\sum w)^2 / \sum w^2` (Kish's
+    effective sample size) weighted. ``margin_of_error`` :math:`= z\cdot` ``std_error`` with
+    :math:`z` the two-sided standard normal quantile for ``confidence`` (1.96 for 0.95), and
+    ``ci_low``, ``ci_high`` = nps :math:`\mp` margin, clamped to [-100, 100].
+
+    Output, one row per group: ``n`` (valid responses), ``invalid`` (null / NaN / non-integer
+    / out-of-range scores, and null / NaN / infinite / negative weights), ``promoters``,
+    ``passives``, ``detractors`` (raw counts of valid responses, also when weighted), ``nps``,
+    ``std_error``, ``margin_of_error``, ``ci_low``, ``ci_high``. When ``n = 0`` (or, weighted,
+    when every valid weight is 0) nps and all statistics are null.
+
+    A response with weight 0 is valid: it counts in ``n`` and in the raw counts but adds
+    nothing to the proportions or to :math:`n_\text{eff}`.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Survey responses.
+    score_col : str
+        Numeric 0..10 score.
+    by : str or sequence of str, optional
+        Segment columns (account, region, quarter, ...).
+    weight_col : str, optional
+        Numeric response weight (survey weights, account revenue).
+    confidence : float
+        Confidence level of the interval, in (0, 1).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+
+    References
+    ----------
+    Reichheld (2003); Rocks, *The variance and standard error of the Net Promoter Score*
+    (2016), trinomial variance; Kish, *Survey Sampling* (1965) for the effective sample size.
+
+    Examples
+    --------
+    >>> df = spark.createDataFrame([(s,) for s in [10, 9, 9, 8, 7, 6, 3, 10, None, 12]],
+    ...                            "score int")
+    >>> r = nps(df).first()
+    >>> r.n, r.invalid, r.promoters, r.passives, r.detractors, r.nps
+    (8, 2, 4, 2, 2, 25.0)
+    >>> round(r.std_error, 4), round(r.ci_low, 2), round(r.ci_high, 2)
+    (29.3151, -32.46, 82.46)
+    """
+    from pyspark.sql import functions as F
+
+    func = "nps"
+    require_columns(df, func, score_col=(score_col, "numeric"))
+    groups = normalize_by(func, by)
+    check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
+    if weight_col is not None:
+        require_columns(df, func, weight_col=(weight_col, "numeric"))
+    level = check_fraction(func, "confidence", confidence, high_inclusive=False)
+    z = _z(level)
+
+    score, valid = _nps_score(df, score_col)
+    if weight_col is None:
+        weight: Column = F.lit(1.0)
+    else:
+        weight = clean_numeric(df, weight_col).cast("double")
+        valid = valid & F.coalesce((weight >= 0) & (weight < F.lit(math.inf)), F.lit(False))
+    promoter = valid & (score >= 9)
+    detractor = valid & (score <= 6)
+    passive = valid & (score >= 7) & (score <= 8)
+    aggregated = df.groupBy(*groups).agg(
+        F.count_if(valid).alias("n"),
+        F.count_if(~valid).alias("invalid"),
+        F.count_if(promoter).alias("promoters"),
+        F.count_if(passive).alias("passives"),
+        F.count_if(detractor).alias("detractors"),
+        F.sum(F.when(valid, weight)).alias("_sw"),
+        F.sum(F.when(valid, weight * weight)).alias("_sw2"),
+        F.sum(F.when(promoter, weight)).alias("_swp"),
+        F.sum(F.when(detractor, weight)).alias("_swd"),
+    )
+    p_p = F.try_divide(F.col("_swp"), F.col("_sw"))
+    p_d = F.try_divide(F.col("_swd"), F.col("_sw"))
+    if weight_col is None:
+        n_eff = F.col("n").cast("double")
+    else:
+        n_eff = F.try_divide(F.col("_sw") * F.col("_sw"), F.col("_sw2"))
+    trinomial = clip(p_p + p_d - (p_p - p_d) * (p_p - p_d), low=0.0)
+    std_error = F.lit(100.0) * F.sqrt(F.try_divide(trinomial, n_eff))
+    score_expr = F.lit(100.0) * (p_p - p_d)
+    staged = aggregated.select(
+        *groups,
+        "n",
+        "invalid",
+        "promoters",
+        "passives",
+        "detractors",
+        F.when(F.col("n") > 0, score_expr).alias("nps"),
+        F.when(F.col("n") > 0, std_error).alias("std_error"),
+    )
+    margin = F.lit(z) * F.col("std_error")
+    return staged.select(
+        "*",
+        margin.alias("margin_of_error"),
+        clip(F.col("nps") - margin, low=-100.0).alias("ci_low"),
+        clip(F.col("nps") + margin, high=100.0).alias("ci_high"),
+    )
+
+
+def _check_whole(func: str, arg: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SchemaError(f"{func}(): {arg}= must be an integer >= {low}, found {value!r}")
+    return value
+
+
+def csat(
+    df: DataFrame,
+    *,
+    score_col: str = "score",
+    scale_max: int = 5,
+    satisfied_min: int = 4,
+    by: str | Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> DataFrame:
+    r"""Customer satisfaction (% satisfied) per group with a Wilson score interval.
+
+    Scores are whole numbers on the scale ``1..scale_max``; a response is satisfied when its
+    score is >= ``satisfied_min`` (4 and 5 on the usual 5-point scale). With :math:`s`
+    satisfied out of :math:`n` valid responses, :math:`\hat p = s/n` and :math:`z` the
+    two-sided normal quantile for ``confidence``:
+
+    .. math::
+
+        \text{csat} = 100\,\hat p, \qquad
+        \text{ci} = 100\,\frac{\hat p + \frac{z^2}{2n} \mp
+        z\sqrt{\frac{\hat p(1-\hat p)}{n} + \frac{z^2}{4n^2}}}{1 + \frac{z^2}{n}}
+
+    (the Wilson score interval, which stays inside [0, 100] and is sensible for small
+    :math:`n` and for 0% or 100%). Output, one row per group: ``n``, ``invalid`` (null, NaN,
+    non-integer, < 1 or > ``scale_max``), ``satisfied`` (extra), ``csat``, ``ci_low``,
+    ``ci_high``; the last three are null when ``n = 0``.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Survey responses.
+    score_col : str
+        Numeric satisfaction score.
+    scale_max : int
+        Top of the 1..scale_max scale (>= 2).
+    satisfied_min : int
+        Lowest satisfied score, in 1..scale_max.
+    by : str or sequence of str, optional
+        Segment columns.
+    confidence : float
+        Confidence level of the interval, in (0, 1).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+
+    References
+    ----------
+    Wilson, *Probable inference, the law of succession, and statistical inference*, JASA 22
+    (1927); Brown, Cai & DasGupta, *Interval estimation for a binomial proportion*, Statistical
+    Science 16 (2001).
+
+    Examples
+    --------
+    >>> df = spark.createDataFrame([(s,) for s in [5, 4, 4, 3, 2, 5, 0, None]], "score int")
+    >>> r = csat(df).first()
+    >>> r.n, r.invalid, r.satisfied, round(r.csat, 2), round(r.ci_low, 2), round(r.ci_high, 2)
+    (6, 2, 4, 66.67, 30.0, 90.32)
+    """
+    from pyspark.sql import functions as F
+
+    func = "csat"
+    require_columns(df, func, score_col=(score_col, "numeric"))
+    groups = normalize_by(func, by)
+    check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
+    top = _check_whole(func, "scale_max", scale_max, 2)
+    threshold = _check_whole(func, "satisfied_min", satisfied_min, 1)
+    if threshold > top:
+        raise SchemaError(
+            f"{func}(): satisfied_min= must be <= scale_max={top}, found {satisfied_min!r}"
+        )
+    level = check_fraction(func, "confidence", confidence, high_inclusive=False)
+    z = _z(level)
+
+    score = clean_numeric(df, score_col).cast("double")
+    valid = _whole_in_range(score, 1.0, float(top))
+    aggregated = df.groupBy(*groups).agg(
+        F.count_if(valid).alias("n"),
+        F.count_if(~valid).alias("invalid"),
+        F.count_if(valid & (score >= threshold)).alias("satisfied"),
+    )
+    n = F.col("n").cast("double")
+    p = F.try_divide(F.col("satisfied").cast("double"), n)
+    z2 = z * z
+    denominator = F.lit(1.0) + F.try_divide(F.lit(z2), n)
+    center = F.try_divide(p + F.try_divide(F.lit(z2 / 2.0), n), denominator)
+    spread = F.sqrt(
+        clip(F.try_divide(p * (F.lit(1.0) - p), n) + F.try_divide(F.lit(z2 / 4.0), n * n), low=0.0)
+    )
+    half = F.try_divide(F.lit(z) * spread, denominator)
+    return aggregated.select(
+        *groups,
+        "n",
+        "invalid",
+        "satisfied",
+        (F.lit(100.0) * p).alias("csat"),
+        clip(F.lit(100.0) * (center - half), low=0.0).alias("ci_low"),
+        clip(F.lit(100.0) * (center + half), high=100.0).alias("ci_high"),
+    )
