@@ -1,16 +1,41 @@
-"""``kamlib demo``: synthetic data -> scorecard on a local Spark -> HTML report.
+"""``kamlib demo``: synthetic data -> account scorecard on a local Spark -> HTML report.
 
-This first version loads synthetic data and prints a summary table; the full scorecard
-report is built on top of :mod:`kamlib.scorecard`.
+Generates a synthetic portfolio (:mod:`kamlib.datasets`: transactions from a known BG/NBD +
+Gamma-Gamma process, NPS surveys, wallet estimates and account targets), runs
+:func:`kamlib.scorecard.account_scorecard` on an embedded local Spark, prints the top key
+accounts, and writes a self-contained HTML report (:func:`kamlib.report.scorecard_report`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as _dt
+import sys
 import time
-from typing import Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["add_parser", "run_demo"]
+__all__ = ["DEFAULT_ACCOUNTS", "DemoResult", "add_parser", "run_demo"]
+
+#: Default portfolio size: about a minute end to end on a 2-core machine.
+DEFAULT_ACCOUNTS = 20_000
+
+_TOP_COLUMNS = (
+    "value_rank",
+    "revenue",
+    "revenue_growth",
+    "abc_tier",
+    "clv",
+    "p_alive",
+    "revenue_forecast_365d",
+    "nps",
+    "share_of_wallet",
+    "target_attainment",
+    "health_score",
+    "health_band",
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -21,41 +46,176 @@ def add_parser(sub: Any) -> None:
         description="Generate synthetic KAM data, run the whole scorecard on an embedded local "
         "Spark, print the top key accounts and write an HTML report.",
     )
-    p.add_argument("--accounts", type=int, default=20_000, help="number of synthetic accounts")
+    p.add_argument(
+        "--accounts", type=int, default=DEFAULT_ACCOUNTS, help="number of synthetic accounts"
+    )
     p.add_argument("--seed", type=int, default=7, help="random seed of the synthetic data")
     p.add_argument("--output", default="kamlib-report", help="directory for the HTML report")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    run_demo(n_accounts=args.accounts, seed=args.seed, output=args.output)
+    from kamlib.errors import SchemaError
+
+    if args.accounts < 10:
+        raise SchemaError(f"kamlib demo: --accounts must be at least 10, found {args.accounts}")
+    result = run_demo(n_accounts=args.accounts, seed=args.seed, output=args.output)
+    print(f"Report: {result.report_path}")
     return 0
 
 
-def run_demo(*, n_accounts: int = 20_000, seed: int = 7, output: str = "kamlib-report") -> None:
-    """Generate ``n_accounts`` synthetic accounts and print a portfolio summary table."""
+class DemoResult:
+    """What :func:`run_demo` produced: the report path, step timings and the top accounts."""
+
+    def __init__(
+        self, report_path: Path, timings: dict[str, float], top_accounts: list[dict[str, Any]]
+    ) -> None:
+        self.report_path = report_path
+        self.timings = timings
+        self.top_accounts = top_accounts
+
+    @property
+    def total_seconds(self) -> float:
+        """Wall time of all steps."""
+        return sum(self.timings.values())
+
+
+class _Progress:
+    """Step lines with timings: ``[2/6] generating synthetic data ... 3.1s``."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.index = 0
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        self.index += 1
+        print(f"[{self.index}/{self.total}] {label} ...", end="", flush=True, file=self.stream)
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            print(" failed", file=self.stream, flush=True)
+            raise
+        elapsed = time.perf_counter() - started
+        self.timings[label] = elapsed
+        print(f" {elapsed:.1f}s", file=self.stream, flush=True)
+
+
+def _format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+        return str(v)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
+    line = "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in text]
+    return "\n".join([line, rule, *body])
+
+
+def run_demo(
+    *,
+    n_accounts: int = DEFAULT_ACCOUNTS,
+    seed: int = 7,
+    output: str | Path = "kamlib-report",
+    top: int = 10,
+    stream: TextIO | None = None,
+) -> DemoResult:
+    """Run the whole scorecard on synthetic data and write ``OUTPUT/report.html``.
+
+    Parameters
+    ----------
+    n_accounts : int
+        Number of synthetic accounts.
+    seed : int
+        Seed of the synthetic data (same seed, same report numbers).
+    output : str or Path
+        Directory of the report (created if needed).
+    top : int
+        Number of top key accounts printed.
+    stream : TextIO, optional
+        Where progress and the table are printed (default ``sys.stdout``).
+
+    Returns
+    -------
+    DemoResult
+        Report path, step timings and the printed top key accounts.
+    """
     from pyspark.sql import functions as F
 
-    from kamlib.datasets import synthetic_transactions
+    from kamlib.datasets import (
+        SyntheticTruth,
+        synthetic_surveys,
+        synthetic_targets,
+        synthetic_transactions,
+        synthetic_wallets,
+    )
+    from kamlib.report import scorecard_report, write_html
+    from kamlib.scorecard import account_scorecard
     from kamlib.testing import local_spark_session
 
-    started = time.perf_counter()
-    print(f"kamlib demo: starting local Spark and generating {n_accounts:,} accounts ...")
-    spark = local_spark_session(app_name="kamlib-demo")
-    try:
-        tx = synthetic_transactions(spark, n_accounts, seed=seed)
-        top = (
-            tx.groupBy("account_id")
-            .agg(
-                F.count("*").alias("orders"),
-                F.round(F.sum("amount"), 2).alias("revenue"),
-                F.max("order_date").alias("last_order"),
-            )
-            .orderBy(F.desc("revenue"), "account_id")
-            .limit(10)
+    out = stream or sys.stdout
+    truth = SyntheticTruth()
+    end = truth.observation_end()
+    # Score at the first day of the month after the data window: every month is complete.
+    as_of = (_dt.date(end.year, end.month, 1) + _dt.timedelta(days=32)).replace(day=1)
+    print(f"kamlib demo: {n_accounts:,} synthetic accounts, scored as of {as_of}", file=out)
+    progress = _Progress(5, out)
+    with progress.step("starting local Spark"):
+        spark = local_spark_session(
+            app_name="kamlib-demo", conf={"spark.sql.shuffle.partitions": "4"}
         )
-        print("Top 10 accounts by revenue:")
-        top.show(truncate=False)
-        print(f"kamlib demo: done in {time.perf_counter() - started:.1f}s (report dir: {output})")
+    try:
+        with progress.step("generating synthetic data"):
+            tx = synthetic_transactions(spark, n_accounts, seed=seed).persist()
+            surveys = synthetic_surveys(spark, n_accounts, seed=seed).persist()
+            wallets = synthetic_wallets(spark, n_accounts, seed=seed)
+            targets = synthetic_targets(spark, n_accounts, seed=seed)
+            n_tx = tx.count()
+            surveys.count()
+        print(f"      {n_tx:,} transactions", file=out)
+        with progress.step("computing the account scorecard (CLV fits, NPS, wallet, health)"):
+            card = account_scorecard(
+                tx, as_of=as_of, surveys=surveys, wallets=wallets, targets=targets
+            )
+        with progress.step("selecting the top key accounts"):
+            columns = [c for c in _TOP_COLUMNS if c in card.columns]
+            rows = (
+                card.where(F.col("is_key_account"))
+                .orderBy("value_rank")
+                .select("account_id", *columns)
+                .limit(top)
+                .collect()
+            )
+        with progress.step("building the HTML report"):
+            html = scorecard_report(
+                card,
+                transactions=tx,
+                surveys=surveys,
+                as_of=as_of,
+                subtitle=f"{n_accounts:,} synthetic accounts (seed {seed}), scored as of {as_of}",
+            )
+            report_path = write_html(html, Path(output) / "report.html")
+        card.unpersist()
+        tx.unpersist()
+        surveys.unpersist()
     finally:
         spark.stop()
+    print(f"\nTop {len(rows)} key accounts by trailing revenue:", file=out)
+    print(_format_table(["account_id", *columns], [list(r) for r in rows]), file=out)
+    result = DemoResult(report_path.resolve(), progress.timings, [r.asDict() for r in rows])
+    print(
+        f"\nkamlib demo: done in {result.total_seconds:.1f}s; report written to "
+        f"{result.report_path}",
+        file=out,
+    )
+    return result

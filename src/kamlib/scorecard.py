@@ -1,0 +1,518 @@
+"""The account scorecard: one row per account joining every kamlib metric family.
+
+:func:`account_scorecard` is the table a KAM dashboard reads: revenue and growth, ABC tier and
+key-account flag, CLV, P(alive) and revenue forecasts from the BG/NBD and Gamma-Gamma models,
+NPS, share of wallet, churn features, health score and band, and attainment of account-specific
+targets. Every column comes from the metric function that defines it (see the column list in
+:func:`account_scorecard`), so the scorecard never disagrees with the individual metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from kamlib._validation import (
+    check_choice,
+    check_fraction,
+    check_positive,
+    parse_timestamp,
+    require_columns,
+)
+from kamlib.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = ["DEFAULT_HEALTH_WEIGHTS", "SCORECARD_COLUMNS", "account_scorecard"]
+
+log = logging.getLogger("kamlib.scorecard")
+
+Freq = Literal["D", "W"]
+
+#: Default health weights (renormalised over the columns that exist, e.g. without surveys
+#: ``nps`` is dropped). ``recency_days`` is "lower is better".
+DEFAULT_HEALTH_WEIGHTS: dict[str, float] = {
+    "p_alive": 0.30,
+    "recency_days": 0.20,
+    "revenue_trend_90d": 0.20,
+    "nps": 0.15,
+    "share_of_wallet": 0.15,
+}
+
+
+#: Core output columns (always present; the churn windows add their own columns, and
+#: ``surveys=``, ``wallets=``, ``targets=`` add the NPS, wallet and target columns).
+SCORECARD_COLUMNS: tuple[str, ...] = (
+    "revenue",
+    "revenue_growth",
+    "value_rank",
+    "value_share",
+    "cumulative_share",
+    "abc_tier",
+    "is_key_account",
+    "recency_days",
+    "tenure_days",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "expected_spend",
+    "revenue_forecast_90d",
+    "revenue_forecast_365d",
+    "clv",
+    "health_score",
+    "health_band",
+)
+
+_DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
+
+
+def _type_of(df: DataFrame, column: str) -> str:
+    return str(df.schema[column].dataType.simpleString())
+
+
+def _check_windows(func: str, windows: Sequence[int]) -> tuple[int, ...]:
+    try:
+        items = list(windows)
+    except TypeError:
+        raise SchemaError(
+            f"{func}(): churn_windows= must be a sequence of positive ints (days), "
+            f"found {type(windows).__name__}"
+        ) from None
+    for w in items:
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise SchemaError(
+                f"{func}(): churn_windows= must be a sequence of positive ints (days), "
+                f"found {items!r}"
+            )
+    return tuple(items)
+
+
+def _check_int(func: str, arg: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SchemaError(f"{func}(): {arg}= must be a positive int, found {value!r}")
+    return value
+
+
+def _check_weights(func: str, weights: Mapping[str, float]) -> dict[str, float]:
+    if not isinstance(weights, Mapping) or not weights:
+        raise SchemaError(
+            f"{func}(): health_weights= must be a non-empty mapping of column -> weight, "
+            f"found {weights!r}"
+        )
+    result: dict[str, float] = {}
+    for key, w in weights.items():
+        if not isinstance(key, str):
+            raise SchemaError(f"{func}(): health_weights= keys must be column names, found {key!r}")
+        result[key] = check_positive(func, f"health_weights[{key!r}]", w)
+    return result
+
+
+def _as_of_literal(as_of: _dt.datetime) -> Column:
+    """``as_of`` as a Spark timestamp, interpreted in the session time zone."""
+    from pyspark.sql import functions as F
+
+    return F.lit(as_of.isoformat(sep=" ")).cast("timestamp")
+
+
+def account_scorecard(
+    transactions: DataFrame,
+    *,
+    as_of: _dt.date | _dt.datetime | str,
+    surveys: DataFrame | None = None,
+    wallets: DataFrame | None = None,
+    targets: DataFrame | None = None,
+    account_col: str = "account_id",
+    date_col: str = "order_date",
+    value_col: str = "amount",
+    survey_date_col: str = "response_date",
+    score_col: str = "score",
+    survey_window_days: int | None = None,
+    wallet_col: str = "wallet",
+    target_col: str = "target",
+    revenue_window_days: int = 365,
+    churn_windows: Sequence[int] = (30, 90, 180),
+    top_share: float = 0.2,
+    abc_thresholds: Sequence[float] = (0.8, 0.95),
+    health_weights: Mapping[str, float] | None = None,
+    health_lower_is_better: Sequence[str] = ("recency_days",),
+    health_bands: tuple[float, float] = (40.0, 70.0),
+    clv_months: int = 12,
+    discount_rate: float = 0.01,
+    freq: Freq = "D",
+    penalizer: float = 0.0,
+    transaction_model: Any = None,
+    spend_model: Any = None,
+    cache: bool = True,
+) -> DataFrame:
+    r"""Build the account scorecard: one row per account with a transaction before ``as_of``.
+
+    Point in time: only transactions with ``date_col < as_of`` (and surveys with
+    ``survey_date_col < as_of``) are read, so the result is identical whether or not later
+    rows exist. ``as_of`` is a date, a datetime or an ISO string (timestamps are interpreted
+    in the session time zone).
+
+    Columns (``account_col`` first):
+
+    * Revenue and growth: ``revenue`` = sum of ``value_col`` over the trailing
+      ``revenue_window_days`` days (:math:`as\_of - w \le date < as\_of`, the
+      ``revenue_{w}d`` column of :func:`kamlib.churn.churn_features`; refunds included) and
+      ``revenue_growth`` = ``revenue`` / the same sum over the ``w`` days before
+      (``revenue_trend_{w}d``; null when that earlier window is 0).
+    * Classification (:func:`kamlib.classify.classify_accounts` on ``revenue``):
+      ``value_rank``, ``value_share``, ``cumulative_share``, ``abc_tier``, ``is_key_account``.
+    * Churn features (:func:`kamlib.churn.churn_features` with windows ``churn_windows`` plus
+      ``revenue_window_days``): ``recency_days``, ``tenure_days``, ``n_orders_{w}d``,
+      ``revenue_{w}d``, ``revenue_trend_{w}d``, ``revenue_slope_{w}d``, ``spike_ratio_{w}d``.
+    * CLV (:func:`kamlib.clv.rfm_summary` at ``as_of`` with ``freq``; BG/NBD and Gamma-Gamma
+      fitted on it unless ``transaction_model`` / ``spend_model`` are given): ``frequency``,
+      ``recency``, ``T``, ``monetary_value``, ``p_alive``, ``expected_purchases_90d`` and
+      ``expected_purchases_365d`` (expected purchases in the next 90 / 365 *days*),
+      ``expected_spend``, ``revenue_forecast_90d`` and ``revenue_forecast_365d``
+      (:math:`E[X(t)] \cdot E[Z]`), ``clv`` (:func:`kamlib.clv.customer_lifetime_value` over
+      ``clv_months`` months at monthly ``discount_rate``).
+    * With ``surveys=``: ``nps`` (:func:`kamlib.nps.nps` per account over the surveys before
+      ``as_of``, or only the last ``survey_window_days`` days), ``nps_responses`` (its ``n``),
+      ``nps_ci_low``, ``nps_ci_high``. Accounts without surveys get nulls.
+    * With ``wallets=``: ``wallet`` (one estimate per account; several rows are averaged),
+      ``share_of_wallet`` and ``wallet_headroom`` (:func:`kamlib.wallet.share_of_wallet` with
+      spend = ``revenue``, i.e. trailing 12-month spend with the default window).
+    * With ``targets=``: ``target`` (summed per account) and ``target_attainment`` =
+      ``revenue / target`` (null where the target is null or 0).
+    * ``health_score`` and ``health_band`` (:func:`kamlib.health.health_score` over all
+      accounts). Default weights :data:`DEFAULT_HEALTH_WEIGHTS`: ``p_alive`` 0.30,
+      ``recency_days`` 0.20 (lower is better), ``revenue_trend_90d`` 0.20, ``nps`` 0.15,
+      ``share_of_wallet`` 0.15; weights of columns that do not exist (no surveys, no wallets)
+      are dropped and the rest renormalised by the health score itself.
+
+    Passes over the data: the filtered transactions (three columns) are persisted once
+    (``cache=True``); ``churn_features``, ``rfm_summary`` and the model fits read that cache,
+    so the source is scanned once. The result is then persisted and materialised, the
+    transaction cache released, and the cached result returned: call ``unpersist()`` on it when
+    done. With ``cache=False`` nothing is persisted and the source is read by the CLV fit and
+    again by each action on the result.
+
+    Parameters
+    ----------
+    transactions : pyspark.sql.DataFrame
+        ``account_col``, ``date_col`` (date or timestamp), ``value_col`` (numeric).
+    as_of : date, datetime or str
+        Scoring time; only earlier rows are used.
+    surveys, wallets, targets : pyspark.sql.DataFrame, optional
+        NPS responses (``account_col``, ``survey_date_col``, ``score_col``), wallet estimates
+        (``account_col``, ``wallet_col``) and account targets (``account_col``, ``target_col``).
+    account_col, date_col, value_col, survey_date_col, score_col, wallet_col, target_col : str
+        Column names.
+    survey_window_days : int, optional
+        Use only surveys from the last this many days before ``as_of`` (default: all).
+    revenue_window_days : int
+        Trailing window of ``revenue`` (default 365 days: annual revenue).
+    churn_windows : sequence of int
+        Windows (days) of the churn features.
+    top_share, abc_thresholds
+        Key-account share and ABC thresholds of :func:`kamlib.classify.classify_accounts`.
+    health_weights : Mapping[str, float], optional
+        Scorecard column -> weight for the health score (see above for the default).
+    health_lower_is_better : sequence of str
+        Weighted columns where lower values are healthier (default ``recency_days``).
+    health_bands : (float, float)
+        Red/yellow and yellow/green cut points of the health band.
+    clv_months, discount_rate, freq, penalizer
+        CLV horizon (months), monthly discount rate, RFM time unit ("D" or "W") and the L2
+        penalizer of the model fits.
+    transaction_model, spend_model : fitted models, optional
+        Pre-fitted BG/NBD-like and Gamma-Gamma models to score with instead of fitting.
+    cache : bool
+        Persist the filtered transactions and the result (see above).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per account (persisted when ``cache=True``).
+
+    Raises
+    ------
+    SchemaError
+        Before any Spark job, if a column is missing or mistyped in any input, the account
+        columns of the inputs have different types, or an option is invalid.
+    ConvergenceError
+        If a CLV model fit fails to converge.
+
+    References
+    ----------
+    Fader, Hardie and Lee (2005), "Counting Your Customers the Easy Way", Marketing Science.
+    Fader and Hardie (2013), "The Gamma-Gamma Model of Monetary Value".
+    Reichheld (2003), "The One Number You Need to Grow", Harvard Business Review.
+
+    Examples
+    --------
+    >>> from kamlib.datasets import synthetic_transactions
+    >>> from kamlib.scorecard import account_scorecard
+    >>> tx = synthetic_transactions(spark, 500, seed=1)
+    >>> card = account_scorecard(tx, as_of="2026-01-01")
+    >>> card.select("account_id", "abc_tier", "clv", "health_band").count()
+    500
+    >>> _ = card.unpersist()
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from kamlib.churn import churn_features
+    from kamlib.classify import classify_accounts
+    from kamlib.health import health_score
+
+    func = "account_scorecard"
+    # ---- validation: schema and options only, no Spark job ---------------------------------
+    as_of_ts = parse_timestamp(func, "as_of", as_of)
+    check_choice(func, "freq", freq, Freq)
+    window = _check_int(func, "revenue_window_days", revenue_window_days)
+    windows = _check_windows(func, churn_windows)
+    months = _check_int(func, "clv_months", clv_months)
+    check_positive(func, "discount_rate", discount_rate, allow_zero=True)
+    check_positive(func, "penalizer", penalizer, allow_zero=True)
+    check_fraction(func, "top_share", top_share)
+    if survey_window_days is not None:
+        _check_int(func, "survey_window_days", survey_window_days)
+    require_columns(
+        transactions,
+        func,
+        account_col=(account_col, "any"),
+        date_col=(date_col, "temporal"),
+        value_col=(value_col, "numeric"),
+    )
+    account_type = _type_of(transactions, account_col)
+    inputs: list[tuple[str, DataFrame, dict[str, tuple[str, Any]]]] = []
+    if surveys is not None:
+        inputs.append(
+            (
+                "surveys",
+                surveys,
+                {
+                    "survey_date_col": (survey_date_col, "temporal"),
+                    "score_col": (score_col, "numeric"),
+                },
+            )
+        )
+    if wallets is not None:
+        inputs.append(("wallets", wallets, {"wallet_col": (wallet_col, "numeric")}))
+    if targets is not None:
+        inputs.append(("targets", targets, {"target_col": (target_col, "numeric")}))
+    for name, frame, cols in inputs:
+        require_columns(frame, f"{func}({name}=)", account_col=(account_col, "any"), **cols)
+        found = _type_of(frame, account_col)
+        if found != account_type:
+            raise SchemaError(
+                f"{func}(): column {account_col!r} of {name}= must have the type of the "
+                f"transactions' account column ({account_type}), found {found}"
+            )
+    weights = _check_weights(
+        func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
+    )
+    bands = tuple(health_bands)
+    if len(bands) != 2:
+        raise SchemaError(f"{func}(): health_bands= must be two numbers, found {health_bands!r}")
+
+    # ---- the filtered transactions, read once ----------------------------------------------
+    cutoff = _as_of_literal(as_of_ts)
+    tx = transactions.where(F.col(date_col) < cutoff).select(account_col, date_col, value_col)
+    if cache:
+        tx = tx.persist(StorageLevel.MEMORY_AND_DISK)
+
+    # ---- lazy metric frames (each validates its own options before any job) -----------------
+    all_windows = tuple(sorted(set(windows) | {window}))
+    features = churn_features(
+        tx,
+        as_of=as_of_ts,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        windows=all_windows,
+    )
+    rev = f"revenue_{window}d"
+    trend = f"revenue_trend_{window}d"
+    base = features.withColumn("revenue", F.col(rev)).withColumn("revenue_growth", F.col(trend))
+    classified = classify_accounts(
+        base.select(account_col, "revenue"),
+        account_col=account_col,
+        value_col="revenue",
+        top_share=top_share,
+        abc_thresholds=abc_thresholds,
+    ).select(
+        account_col, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
+    )
+    extra: list[DataFrame] = []
+    if surveys is not None:
+        extra.append(
+            _account_nps(
+                surveys,
+                as_of=as_of_ts,
+                account_col=account_col,
+                date_col=survey_date_col,
+                score_col=score_col,
+                window_days=survey_window_days,
+            )
+        )
+    if wallets is not None:
+        extra.append(
+            wallets.groupBy(account_col).agg(
+                F.avg(F.col(wallet_col)).cast("double").alias("wallet")
+            )
+        )
+    if targets is not None:
+        extra.append(
+            targets.groupBy(account_col).agg(
+                F.sum(F.col(target_col)).cast("double").alias("target")
+            )
+        )
+
+    # ---- CLV: the only eager step (model fits) ----------------------------------------------
+    clv = _clv_frame(
+        tx,
+        as_of=as_of_ts,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        freq=freq,
+        months=months,
+        discount_rate=float(discount_rate),
+        penalizer=float(penalizer),
+        transaction_model=transaction_model,
+        spend_model=spend_model,
+    )
+
+    # ---- join -------------------------------------------------------------------------------
+    card = base.join(classified, on=account_col, how="left").join(clv, on=account_col, how="left")
+    for frame in extra:
+        card = card.join(frame, on=account_col, how="left")
+    if wallets is not None:
+        from kamlib.wallet import share_of_wallet
+
+        card = share_of_wallet(card, spend_col="revenue", wallet_col="wallet")
+    if targets is not None:
+        card = card.withColumn("target_attainment", F.try_divide(F.col("revenue"), F.col("target")))
+
+    present = set(card.columns)
+    used = {k: w for k, w in weights.items() if k in present}
+    if health_weights is not None and len(used) != len(weights):
+        missing = sorted(set(weights) - present)
+        raise SchemaError(
+            f"{func}(): health_weights= names columns the scorecard does not have: {missing}; "
+            f"available: {sorted(present)}"
+        )
+    card = health_score(
+        card,
+        weights=used,
+        lower_is_better=tuple(c for c in health_lower_is_better if c in used),
+        bands=(float(bands[0]), float(bands[1])),
+    )
+    ordered = [account_col] + [c for c in SCORECARD_COLUMNS if c in card.columns]
+    rest = [c for c in card.columns if c not in ordered]
+    card = card.select(*ordered, *rest)
+    if cache:
+        card = card.persist(StorageLevel.MEMORY_AND_DISK)
+        n = card.count()
+        tx.unpersist()
+        log.info("account_scorecard: %d accounts scored at %s", n, as_of_ts.isoformat())
+    return card
+
+
+def _account_nps(
+    surveys: DataFrame,
+    *,
+    as_of: _dt.datetime,
+    account_col: str,
+    date_col: str,
+    score_col: str,
+    window_days: int | None,
+) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    from kamlib.nps import nps
+
+    cutoff = _as_of_literal(as_of)
+    cond = F.col(date_col) < cutoff
+    if window_days is not None:
+        start = _as_of_literal(as_of - _dt.timedelta(days=window_days))
+        cond = cond & (F.col(date_col) >= start)
+    per_account = nps(surveys.where(cond), score_col=score_col, by=account_col)
+    return per_account.select(
+        account_col,
+        "nps",
+        F.col("n").alias("nps_responses"),
+        F.col("ci_low").alias("nps_ci_low"),
+        F.col("ci_high").alias("nps_ci_high"),
+    )
+
+
+def _clv_frame(
+    tx: DataFrame,
+    *,
+    as_of: _dt.datetime,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    freq: str,
+    months: int,
+    discount_rate: float,
+    penalizer: float,
+    transaction_model: Any,
+    spend_model: Any,
+) -> DataFrame:
+    """RFM summary at ``as_of`` scored with BG/NBD + Gamma-Gamma (fitted unless given)."""
+    from pyspark.sql import functions as F
+
+    from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, rfm_summary
+
+    # Transactions are strictly before as_of: the last observable instant is just before it.
+    observation_end = as_of - _dt.timedelta(microseconds=1)
+    summary = rfm_summary(
+        tx,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        observation_end=observation_end.date(),
+        freq=freq,
+    )
+    bg = transaction_model
+    if bg is None:
+        log.info("account_scorecard: fitting BG/NBD")
+        bg = BetaGeo(penalizer=penalizer).fit(summary)
+    gg = spend_model
+    if gg is None:
+        log.info("account_scorecard: fitting Gamma-Gamma")
+        gg = GammaGamma(penalizer=penalizer).fit(summary)
+    unit = _DAYS_PER_UNIT[freq]
+    scored = bg.probability_alive(summary, output_col="p_alive")
+    scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")
+    scored = bg.expected_purchases(scored, 365.0 / unit, output_col="expected_purchases_365d")
+    scored = gg.expected_spend(scored, output_col="expected_spend")
+    scored = customer_lifetime_value(
+        scored,
+        transaction_model=bg,
+        spend_model=gg,
+        months=months,
+        discount_rate=discount_rate,
+        freq=freq,
+        output_col="clv",
+    )
+    result: DataFrame = scored.select(
+        account_col,
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "p_alive",
+        "expected_purchases_90d",
+        "expected_purchases_365d",
+        "expected_spend",
+        (F.col("expected_purchases_90d") * F.col("expected_spend")).alias("revenue_forecast_90d"),
+        (F.col("expected_purchases_365d") * F.col("expected_spend")).alias("revenue_forecast_365d"),
+        "clv",
+    )
+    return result
