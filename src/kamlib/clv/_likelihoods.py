@@ -11,6 +11,7 @@ Notation: ``x`` = frequency (repeat purchases), ``tx`` = recency, ``T`` = age, `
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,13 +59,33 @@ def _f(value: Any) -> FloatArray:
 # Distinct-value data layout
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _TupleSet:
+    """Tuples carrying the per-tuple term, indexed by distinct x and distinct (T, t_x) pair."""
+
+    n: FloatArray
+    x: FloatArray
+    ix: np.ndarray
+    ip: np.ndarray
+    pair_t: np.ndarray
+    pair_tx: np.ndarray
+
+    @classmethod
+    def build(
+        cls, n: FloatArray, x: FloatArray, ix: np.ndarray, it: np.ndarray, itx: np.ndarray, m: int
+    ) -> _TupleSet:
+        key = it.astype(np.int64) * m + itx
+        upairs, ip = np.unique(key, return_inverse=True)
+        return cls(n=n, x=x, ix=ix, ip=ip.ravel(), pair_t=upairs // m, pair_tx=upairs % m)
+
+
+@dataclass(frozen=True)
 class BGData:
     """Count-weighted distinct tuples with per-distinct-value indices (built once per fit).
 
-    ``ux``/``ix``: distinct frequencies and each tuple's index into them (likewise ``ut``/``it``
-    for T and ``utx``/``itx`` for recency). ``Nx`` and ``NT`` are the total counts per distinct
-    x and T; ``NTx`` the count-weighted sum of x per distinct T. Tuples with ``x > 0`` are
-    stored separately (``p_*``) because only they carry the "died after the last purchase" term.
+    ``ux``: distinct frequencies with total counts ``Nx``; ``ut``: distinct T with counts ``NT``
+    and count-weighted sums of x ``NTx``; ``utx``: distinct recencies. ``pos`` holds the tuples
+    with ``x > 0`` (the only ones with a "dropped out after the last purchase" term in BG/NBD),
+    ``every`` all tuples (MBG/NBD), each indexed by distinct x and distinct (T, t_x) pair.
     """
 
     x: FloatArray
@@ -77,14 +98,8 @@ class BGData:
     NT: FloatArray
     NTx: FloatArray
     utx: FloatArray
-    ix: FloatArray
-    it: FloatArray
-    itx: FloatArray
-    p_n: FloatArray
-    p_x: FloatArray
-    p_ix: FloatArray
-    p_it: FloatArray
-    p_itx: FloatArray
+    pos: _TupleSet
+    every: _TupleSet
     total: float
 
     @classmethod
@@ -95,9 +110,8 @@ class BGData:
         ux, ix = np.unique(x, return_inverse=True)
         ut, it = np.unique(T, return_inverse=True)
         utx, itx = np.unique(tx, return_inverse=True)
-        Nx = np.bincount(ix, weights=n, minlength=ux.size)
-        NT = np.bincount(it, weights=n, minlength=ut.size)
-        NTx = np.bincount(it, weights=n * x, minlength=ut.size)
+        ix, it, itx = ix.ravel(), it.ravel(), itx.ravel()
+        m = max(utx.size, 1)
         pos = x > 0
         return cls(
             x=x,
@@ -105,20 +119,20 @@ class BGData:
             T=T,
             n=n,
             ux=ux,
-            Nx=Nx,
+            Nx=np.bincount(ix, weights=n, minlength=ux.size),
             ut=ut,
-            NT=NT,
-            NTx=NTx,
+            NT=np.bincount(it, weights=n, minlength=ut.size),
+            NTx=np.bincount(it, weights=n * x, minlength=ut.size),
             utx=utx,
-            ix=ix,
-            it=it,
-            itx=itx,
-            p_n=n[pos],
-            p_x=x[pos],
-            p_ix=ix[pos],
-            p_it=it[pos],
-            p_itx=itx[pos],
+            pos=_TupleSet.build(n[pos], x[pos], ix[pos], it[pos], itx[pos], m),
+            every=_TupleSet.build(n, x, ix, it, itx, m),
             total=float(n.sum()),
+        )
+
+    def rescaled(self, scale: float) -> BGData:
+        """The same tuples with recency and T multiplied by ``scale`` (indices reused)."""
+        return dataclasses.replace(
+            self, tx=self.tx * scale, T=self.T * scale, ut=self.ut * scale, utx=self.utx * scale
         )
 
 
@@ -170,26 +184,25 @@ def _bg_like_core(params: Params, d: BGData, modified: bool) -> tuple[float, Flo
     ll -= float(r * (d.NT @ log_at) + d.NTx @ log_at)
     g_r -= float(d.NT @ log_at)
     g_alpha -= float(r * (d.NT @ inv_at) + d.NTx @ inv_at)
-    # log(1 + exp(u)) per tuple.
-    if modified:
-        n_, xx, iix, iit, iitx = d.n, d.x, d.ix, d.it, d.itx
-    else:
-        n_, xx, iix, iit, iitx = d.p_n, d.p_x, d.p_ix, d.p_it, d.p_itx
-    if xx.size:
+    # log(1 + exp(u)) per tuple; (T, t_x) terms per distinct pair, then gathered.
+    ts = d.every if modified else d.pos
+    if ts.x.size:
         log_atx = np.log(alpha + d.utx)
         inv_atx = 1.0 / (alpha + d.utx)
         inv_bx = 1.0 / (b + np.maximum(ux - 1.0 + shift, 0.0))
         c_x = np.log(a) + np.log(inv_bx)
-        dlog = log_at[iit] - log_atx[iitx]
-        rx = r + xx
-        u = c_x[iix] + rx * dlog
-        ll += float(n_ @ np.logaddexp(0.0, u))
-        nw = n_ * expit(u)
-        g_r += float(nw @ dlog)
-        g_alpha += float((nw * rx) @ (inv_at[iit] - inv_atx[iitx]))
-        sw = float(nw.sum())
-        g_a += sw / a
-        g_b -= float(np.bincount(iix, weights=nw, minlength=ux.size) @ inv_bx)
+        dlog = (log_at[ts.pair_t] - log_atx[ts.pair_tx])[ts.ip]
+        rx = r + ts.x
+        u = c_x[ts.ix] + rx * dlog
+        softplus = np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u)))
+        ll += float(np.dot(ts.n, softplus))
+        with np.errstate(over="ignore"):
+            nw = ts.n / (1.0 + np.exp(-u))  # n * expit(u)
+        g_r += float(np.dot(nw, dlog))
+        dinv = inv_at[ts.pair_t] - inv_atx[ts.pair_tx]
+        g_alpha += float(np.dot(np.bincount(ts.ip, weights=nw * rx, minlength=dinv.size), dinv))
+        g_a += float(nw.sum()) / a
+        g_b -= float(np.dot(np.bincount(ts.ix, weights=nw, minlength=ux.size), inv_bx))
     return ll, np.array([g_r, g_alpha, g_a, g_b])
 
 
@@ -597,13 +610,14 @@ def numeric_hessian(func: Callable[[FloatArray], float], x0: FloatArray) -> Floa
 
 
 def jacobian_hessian(grad: Callable[[FloatArray], FloatArray], x0: FloatArray) -> FloatArray:
-    """Hessian as the symmetrised central-difference Jacobian of an analytic gradient."""
+    """Hessian as the symmetrised forward-difference Jacobian of an analytic gradient."""
     x0 = np.asarray(x0, dtype=np.float64)
     k = x0.size
-    h = 1e-5 * np.maximum(np.abs(x0), 1e-3)
+    h = 1e-6 * np.maximum(np.abs(x0), 1e-3)
+    g0 = grad(x0)
     hess = np.empty((k, k))
     for i in range(k):
         e = np.zeros(k)
         e[i] = h[i]
-        hess[:, i] = (grad(x0 + e) - grad(x0 - e)) / (2.0 * h[i])
+        hess[:, i] = (grad(x0 + e) - g0) / h[i]
     return np.asarray(0.5 * (hess + hess.T))
