@@ -211,9 +211,9 @@ def bg_neg_loglik_grad(
 ) -> tuple[float, FloatArray]:
     """Objective of the BG/NBD fit and its gradient in log-parameter space.
 
-    ``-LL / N + penalizer * sum(p_s ** 2)`` with ``p_s`` the parameters with ``alpha`` expressed
-    in time units where the largest T is 1 (``alpha * scale``), exactly like lifetimes'
-    ``BetaGeoFitter``.
+    ``-LL / N + penalizer * sum(p ** 2)``. The caller passes data in time units where the largest
+    T is 1 (as lifetimes' ``BetaGeoFitter`` does), so ``alpha`` is penalised in those units;
+    ``scale`` is informational.
     """
     return _objective(log_params, d, penalizer, scale, modified=False)
 
@@ -223,13 +223,6 @@ def mbg_neg_loglik_grad(
 ) -> tuple[float, FloatArray]:
     """Objective of the MBG/NBD fit (as :func:`bg_neg_loglik_grad`)."""
     return _objective(log_params, d, penalizer, scale, modified=True)
-
-
-def _penalty_scale(n_params: int, scaled: tuple[int, ...], scale: float) -> FloatArray:
-    s = np.ones(n_params)
-    for i in scaled:
-        s[i] = scale
-    return s
 
 
 def _objective(
@@ -242,9 +235,9 @@ def _objective(
     value = -ll / d.total
     g_log = -grad * params / d.total
     if penalizer:
-        ps = params * _penalty_scale(4, (1,), scale)
-        value += penalizer * float(ps @ ps)
-        g_log = g_log + 2.0 * penalizer * ps * ps
+        # ``d`` is already time-scaled, so ``params`` are the scaled parameters
+        value += penalizer * float(params @ params)
+        g_log = g_log + 2.0 * penalizer * params * params
     return value, g_log
 
 

@@ -693,7 +693,6 @@ class ParetoNBD(_TransactionModel):
 
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
         penalizer = self.penalizer
-        pscale = L._penalty_scale(4, (1, 3), scale)
         total = data.total
         pairs = L.PairIndex.build(data)
 
@@ -702,8 +701,7 @@ class ParetoNBD(_TransactionModel):
             ll = L.pnbd_loglik_total(tuple(params), data, pairs)
             if not math.isfinite(ll):
                 return math.inf
-            ps = params * pscale
-            return -ll / total + penalizer * float(ps @ ps)
+            return -ll / total + penalizer * float(params @ params)
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             f0 = value(log_params)
