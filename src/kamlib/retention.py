@@ -33,7 +33,6 @@ MOVEMENTS: tuple[str, ...] = ("new", "reactivated", "expansion", "contraction", 
 # Internal column names (prefixed so they cannot clash with user columns).
 _P = "__kam_pidx"
 _V = "__kam_value"
-_NV = "__kam_n_valid"
 _EX = "__kam_excluded"
 _CS = "__kam_cross"
 _FIRST = "__kam_first"
@@ -124,8 +123,6 @@ def _bridge_frames(
     valid = (
         F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
     )
-    # Null accounts and dates become their own (invalid) keys in the first aggregation, so
-    # one pass over the input both sums the revenue and counts the excluded rows.
     base = df.select(
         *[F.col(k) for k in keys],
         F.col(account_col),
@@ -135,19 +132,23 @@ def _bridge_frames(
         valid.alias("__kam_valid"),
     )
     detail_keys = [*keys, account_col, *([product_col] if product_col else []), _P]
-    agg = base.groupBy(*detail_keys).agg(
-        F.sum(_V).alias(_V),
-        F.count_if(F.col("__kam_valid")).alias(_NV),
+    # Per-group grid bounds and excluded-row counts: a cheap aggregation straight from the
+    # input (partial aggregation leaves one row per group and task), not from the shuffled
+    # per-account aggregate, so it adds no large shuffle.
+    bounds = base.groupBy(*keys).agg(
+        F.min(F.when(F.col("__kam_valid"), F.col(_P))).alias(_FIRST),
+        F.max(F.when(F.col("__kam_valid"), F.col(_P))).alias(_LAST),
         F.count_if(~F.col("__kam_valid")).alias(_EX),
     )
-
-    bounds = agg.groupBy(*keys).agg(
-        F.min(F.when(F.col(_NV) > 0, F.col(_P))).alias(_FIRST),
-        F.max(F.when(F.col(_NV) > 0, F.col(_P))).alias(_LAST),
-        F.sum(_EX).alias(_EX),
+    # One shuffle for the whole bridge: hash-partition the valid rows by account once; the
+    # per-(account, [product,] period) sums and the per-account windows below then need no
+    # further exchange (hash partitioning on the account satisfies all those clusterings).
+    valid_agg = (
+        base.filter(F.col("__kam_valid"))
+        .repartition(*keys, account_col)
+        .groupBy(*detail_keys)
+        .agg(F.sum(_V).alias(_V))
     )
-
-    valid_agg = agg.filter(F.col(_NV) > 0)
     if product_col is not None:
         # Cross-sell: product revenue (floored at 0) in the first period the account bought
         # that product with positive revenue.
