@@ -1,0 +1,535 @@
+"""Streaming sources that all return the Kafka record shape.
+
+Every source returns ``key`` (binary), ``value`` (binary), ``topic`` (string), ``partition``
+(int), ``offset`` (long) and ``timestamp`` (timestamp), so decoding, KPIs and tests do not
+depend on where records come from:
+
+* :func:`kafka_source` - Apache Kafka through Spark's Kafka connector;
+* :func:`file_source` - one record per line of newly landed files;
+* :func:`fixture_source` - deterministic replay of given records through the Python Data
+  Source API, for tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kamlib._validation import check_positive, parse_timestamp
+from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "FIXTURE_FORMAT",
+    "RECORD_COLUMNS",
+    "KafkaOptions",
+    "file_source",
+    "fixture_source",
+    "is_secret_option",
+    "kafka_options",
+    "kafka_package",
+    "kafka_source",
+    "register_fixture_source",
+]
+
+#: The Kafka record shape (column, Spark SQL type) every source returns, in order.
+RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("key", "binary"),
+    ("value", "binary"),
+    ("topic", "string"),
+    ("partition", "int"),
+    ("offset", "bigint"),
+    ("timestamp", "timestamp"),
+)
+
+#: Short name under which :func:`register_fixture_source` registers the fixture source.
+FIXTURE_FORMAT = "kamlib_fixture"
+
+_SECRET_MARKERS = ("password", "secret", "token", "jaas", "credential", "keystore.key", "private")
+_REDACTED = "*****(redacted)"
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether an option's value must never be shown (passwords, JAAS configs, tokens, keys).
+
+    >>> is_secret_option("kafka.sasl.jaas.config"), is_secret_option("kafka.ssl.keystore.password")
+    (True, True)
+    >>> is_secret_option("subscribe")
+    False
+    """
+    lowered = name.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+class KafkaOptions(Mapping[str, str]):
+    """Read-only Kafka options whose ``repr``/``str`` redact secret values.
+
+    A mapping of option name to value, as passed to ``DataStreamReader.option``. Values of
+    options for which :func:`is_secret_option` is true (``kafka.sasl.jaas.config``,
+    ``*.password``, tokens, ...) are shown as ``*****(redacted)`` by ``repr`` and
+    :meth:`redacted`, so logging the options or an error message built from them never
+    leaks credentials. Indexing returns the real value.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        self._items = {str(k): str(v) for k, v in items.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def redacted(self) -> dict[str, str]:
+        """A plain dict with every secret value replaced by ``*****(redacted)``."""
+        return {k: (_REDACTED if is_secret_option(k) else v) for k, v in self._items.items()}
+
+    def secret_values(self) -> list[str]:
+        """The secret values (for scrubbing messages); never log this."""
+        return [v for k, v in self._items.items() if is_secret_option(k) and v]
+
+    def scrub(self, text: str) -> str:
+        """Replace every secret value occurring in ``text`` by the redaction marker."""
+        for value in sorted(self.secret_values(), key=len, reverse=True):
+            text = text.replace(value, _REDACTED)
+        return text
+
+    def __repr__(self) -> str:
+        return f"KafkaOptions({self.redacted()!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # pragma: no cover - pickling keeps the real values
+        return (KafkaOptions, (self._items,))
+
+
+def _names(func: str, arg: str, value: str | Sequence[str]) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value)
+    items = [str(v).strip() for v in items]
+    if not items or not all(items):
+        raise SchemaError(f"{func}(): {arg}= must be a non-empty string or list of strings")
+    return items
+
+
+def kafka_options(
+    *,
+    bootstrap_servers: str | Sequence[str],
+    topics: str | Sequence[str],
+    starting_offsets: str = "latest",
+    options: Mapping[str, Any] | None = None,
+    func: str = "kafka_options",
+) -> KafkaOptions:
+    """Build the options of a Kafka source (or sink) with secrets redacted in every repr.
+
+    Parameters
+    ----------
+    bootstrap_servers : str or sequence of str
+        ``host:port`` of the brokers (``kafka.bootstrap.servers``).
+    topics : str or sequence of str
+        Topic(s) to subscribe to (``subscribe``); a string starting with ``pattern:`` is a
+        ``subscribePattern`` regular expression.
+    starting_offsets : str
+        ``"latest"``, ``"earliest"`` or a JSON offsets spec (``startingOffsets``); only used
+        when the query starts without a checkpoint.
+    options : Mapping[str, Any], optional
+        Any other option, passed through unchanged (e.g. ``kafka.security.protocol``,
+        ``kafka.sasl.jaas.config``, ``maxOffsetsPerTrigger``). They cannot override the
+        three options above.
+
+    Returns
+    -------
+    KafkaOptions
+        A read-only mapping; ``repr`` redacts secrets.
+
+    Examples
+    --------
+    >>> opts = kafka_options(
+    ...     bootstrap_servers="broker:9092",
+    ...     topics=["orders"],
+    ...     options={"kafka.sasl.jaas.config": "... password='hunter2';"},
+    ... )
+    >>> opts["subscribe"]
+    'orders'
+    >>> "hunter2" in repr(opts)
+    False
+    """
+    servers = ",".join(_names(func, "bootstrap_servers", bootstrap_servers))
+    topic_list = _names(func, "topics", topics)
+    built: dict[str, str] = {"kafka.bootstrap.servers": servers}
+    if len(topic_list) == 1 and topic_list[0].startswith("pattern:"):
+        built["subscribePattern"] = topic_list[0][len("pattern:") :]
+    else:
+        built["subscribe"] = ",".join(topic_list)
+    if not isinstance(starting_offsets, str) or not starting_offsets.strip():
+        raise SchemaError(
+            f"{func}(): starting_offsets= must be 'latest', 'earliest' or a JSON offsets spec"
+        )
+    built["startingOffsets"] = starting_offsets
+    for key, value in dict(options or {}).items():
+        if key in built or key in ("subscribe", "subscribePattern", "assign"):
+            raise SchemaError(
+                f"{func}(): options= must not set {key!r}; use the bootstrap_servers=, "
+                "topics= and starting_offsets= arguments"
+            )
+        built[str(key)] = str(value)
+    return KafkaOptions(built)
+
+
+def kafka_package(spark: SparkSession) -> str:
+    """The Maven coordinate of the Kafka connector matching the session's Spark version.
+
+    ``org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>`` (Spark 4 is built for
+    Scala 2.13 only).
+    """
+    return f"org.apache.spark:spark-sql-kafka-0-10_2.13:{spark.version}"
+
+
+_MISSING_SOURCE = re.compile(
+    r"DATA_SOURCE_NOT_FOUND|KAFKA_DATA_SOURCE_NOT_ENABLED|ClassNotFound|"
+    r"Failed to find data source|NoClassDefFoundError",
+    re.IGNORECASE,
+)
+
+
+def _connector_missing(exc: BaseException) -> bool:
+    condition = ""
+    get_condition = getattr(exc, "getCondition", None)
+    if callable(get_condition):
+        try:
+            condition = str(get_condition() or "")
+        except Exception:  # pragma: no cover - defensive
+            condition = ""
+    return bool(_MISSING_SOURCE.search(condition) or _MISSING_SOURCE.search(str(exc)))
+
+
+def connector_error(func: str, what: str, package: str) -> ConnectorUnavailableError:
+    """The :class:`ConnectorUnavailableError` for a missing JVM connector ``package``."""
+    return ConnectorUnavailableError(
+        f"{func}(): the {what} connector is not on the Spark classpath. Add the package "
+        f"{package} (spark-submit --packages {package}, or the Spark config "
+        f"spark.jars.packages={package}, or install it as a cluster library)."
+    )
+
+
+def kafka_source(
+    spark: SparkSession,
+    *,
+    bootstrap_servers: str | Sequence[str],
+    topics: str | Sequence[str],
+    starting_offsets: str = "latest",
+    options: Mapping[str, Any] | None = None,
+) -> DataFrame:
+    """Read Kafka topics as a stream in the Kafka record shape.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session (classic or Spark Connect).
+    bootstrap_servers, topics, starting_offsets, options
+        See :func:`kafka_options`; ``options`` are passed through to the Kafka source.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Streaming: ``key``, ``value``, ``topic``, ``partition``, ``offset``, ``timestamp``
+        (the connector's ``timestampType`` and ``headers`` columns are dropped).
+
+    Raises
+    ------
+    ConnectorUnavailableError
+        When the Kafka connector is not on the classpath; the message names the exact
+        package, e.g. ``org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0``.
+    KamlibError
+        For any other failure to create the source, with secret option values removed.
+
+    Notes
+    -----
+    Secrets (``kafka.sasl.jaas.config``, passwords, tokens, key material) never appear in
+    kamlib's reprs, logs or error messages: the options are held in a :class:`KafkaOptions`
+    and errors are re-raised with secret values scrubbed and without chaining the original
+    exception. Exactly-once reading comes from the checkpoint (offsets are recorded per
+    micro-batch); ``starting_offsets`` only applies to a fresh checkpoint.
+
+    Examples
+    --------
+    >>> df = kafka_source(spark, bootstrap_servers="broker:9092", topics="orders")  # doctest: +SKIP
+    """
+    opts = kafka_options(
+        bootstrap_servers=bootstrap_servers,
+        topics=topics,
+        starting_offsets=starting_offsets,
+        options=options,
+        func="kafka_source",
+    )
+    failure: str | None = None
+    missing = False
+    try:
+        reader = spark.readStream.format("kafka")
+        for key, value in opts.items():
+            reader = reader.option(key, value)
+        raw = reader.load()
+    except Exception as exc:
+        missing = _connector_missing(exc)
+        failure = opts.scrub(f"{type(exc).__name__}: {exc}")
+    # Raised outside the ``except`` block so the original exception (whose message may
+    # echo option values) is not attached as __context__.
+    if missing:
+        raise connector_error("kafka_source", "Kafka", kafka_package(spark))
+    if failure is not None:
+        raise KamlibError(f"kafka_source(): could not create the Kafka source: {failure}")
+    return raw.select(*[name for name, _ in RECORD_COLUMNS])
+
+
+def file_source(
+    spark: SparkSession,
+    path: str,
+    *,
+    topic: str = "file",
+    max_files_per_trigger: int | None = None,
+    path_glob_filter: str | None = None,
+    recursive: bool = False,
+    latest_first: bool = False,
+) -> DataFrame:
+    r"""Stream one record per line of the files newly landed in a directory.
+
+    Columns (the Kafka record shape plus ``file``):
+
+    * ``key``: the file path as UTF-8 bytes;
+    * ``value``: the line's bytes (without the line break);
+    * ``topic``: ``topic`` (``"file"`` by default);
+    * ``partition``: a non-negative 31-bit hash of the file path (so that
+      ``(key, partition, offset)`` and ``(file, offset)`` identify a record);
+    * ``offset``: the 0-based line number within the file;
+    * ``timestamp``: the file's modification time (stable when a batch is replayed);
+    * ``file``: the file path.
+
+    Lines are split on ``\n`` (a preceding ``\r`` is removed); the empty string after a
+    final line break is not a record, so a file has as many records as Python's
+    ``str.splitlines`` returns lines. Empty lines inside a file are records (and decode
+    to ``invalid JSON``).
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session (classic or Spark Connect).
+    path : str
+        Directory (or glob) watched for new files. Files must be complete when they appear:
+        write elsewhere and move them in.
+    topic : str
+        Value of the ``topic`` column.
+    max_files_per_trigger : int, optional
+        Cap on new files per micro-batch (``maxFilesPerTrigger``).
+    path_glob_filter : str, optional
+        Only files whose name matches, e.g. ``"*.jsonl"``.
+    recursive : bool
+        Also read files in sub-directories.
+    latest_first : bool
+        Process the newest files first (``latestFirst``).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        A streaming DataFrame.
+
+    Notes
+    -----
+    Each file is read whole (``wholetext``) and split with ``posexplode``, which is what
+    gives true line numbers: a streaming plan has no ``row_number``. A file therefore
+    has to fit in one task's memory (below 2 GB); land many moderate files (tens of MB)
+    for throughput. The file source records which files each micro-batch read in the
+    checkpoint, so restarts neither skip nor repeat a file.
+
+    Examples
+    --------
+    >>> df = file_source(spark, "/data/landing/orders")  # doctest: +SKIP
+    >>> df.columns  # doctest: +SKIP
+    ['key', 'value', 'topic', 'partition', 'offset', 'timestamp', 'file']
+    """
+    from pyspark.sql import functions as F
+
+    if not isinstance(path, str) or not path:
+        raise SchemaError(f"file_source(): path= must be a non-empty string, found {path!r}")
+    if not isinstance(topic, str):
+        raise SchemaError(f"file_source(): topic= must be a string, found {topic!r}")
+    reader = spark.readStream.format("text").option("wholetext", "true")
+    if max_files_per_trigger is not None:
+        check_positive("file_source", "max_files_per_trigger", max_files_per_trigger)
+        reader = reader.option("maxFilesPerTrigger", str(int(max_files_per_trigger)))
+    if path_glob_filter:
+        reader = reader.option("pathGlobFilter", path_glob_filter)
+    if recursive:
+        reader = reader.option("recursiveFileLookup", "true")
+    if latest_first:
+        reader = reader.option("latestFirst", "true")
+    files = reader.load(path).select(
+        F.col("value").alias("_text"),
+        F.col("_metadata.file_path").alias("file"),
+        F.col("_metadata.file_modification_time").alias("timestamp"),
+    )
+    lines = files.select(
+        "file",
+        "timestamp",
+        F.posexplode(F.split(F.col("_text"), "\r?\n")).alias("_pos", "_line"),
+        F.size(F.split(F.col("_text"), "\n")).alias("_n"),
+    )
+    last_empty = (F.col("_pos") == F.col("_n") - 1) & (F.col("_line") == F.lit(""))
+    return lines.filter(~last_empty).select(
+        F.col("file").cast("binary").alias("key"),
+        F.col("_line").cast("binary").alias("value"),
+        F.lit(topic).alias("topic"),
+        F.pmod(F.hash("file"), F.lit(2147483647)).cast("int").alias("partition"),
+        F.col("_pos").cast("long").alias("offset"),
+        F.col("timestamp"),
+        F.col("file"),
+    )
+
+
+# --------------------------------------------------------------------------- fixture source
+
+
+def _encode_bytes(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray)):
+        raise SchemaError(
+            f"fixture_source(): key/value must be str, bytes or None, found {type(value).__name__}"
+        )
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+def _fixture_payload(
+    records: Sequence[Any], *, topic: str, start_micros: int, step_micros: int
+) -> str:
+    rows = []
+    next_offset: dict[tuple[str, int], int] = {}
+    for i, rec in enumerate(records):
+        item = dict(rec) if isinstance(rec, Mapping) else {"value": rec}
+        unknown = set(item) - {"key", "value", "topic", "partition", "offset", "timestamp"}
+        if unknown:
+            raise SchemaError(
+                f"fixture_source(): record {i} has unknown field(s) {sorted(unknown)}; "
+                "allowed: key, value, topic, partition, offset, timestamp"
+            )
+        t = str(item.get("topic", topic))
+        part = int(item.get("partition", 0))
+        offset = int(item.get("offset", next_offset.get((t, part), 0)))
+        next_offset[(t, part)] = offset + 1
+        ts = item.get("timestamp")
+        if ts is None:
+            micros = start_micros + i * step_micros
+        else:
+            parsed = parse_timestamp("fixture_source", "timestamp", ts)
+            micros = calendar.timegm(parsed.timetuple()) * 1_000_000 + parsed.microsecond
+        rows.append(
+            [
+                _encode_bytes(item.get("key")),
+                _encode_bytes(item.get("value")),
+                t,
+                part,
+                offset,
+                micros,
+            ]
+        )
+    return json.dumps(rows)
+
+
+_FixtureDataSource: Any = None
+
+
+def _load_fixture_classes() -> Any:
+    global _FixtureDataSource
+    if _FixtureDataSource is None:
+        from kamlib.streaming import _fixture
+
+        _FixtureDataSource = _fixture.FixtureDataSource
+    return _FixtureDataSource
+
+
+def register_fixture_source(spark: SparkSession) -> str:
+    """Register the fixture Python data source on ``spark``; return its format name.
+
+    Registration is per session and idempotent. It works on classic Spark and on Spark
+    Connect (the data source class is pickled to the server, which needs kamlib importable
+    in its Python workers).
+    """
+    spark.dataSource.register(_load_fixture_classes())
+    return FIXTURE_FORMAT
+
+
+def fixture_source(
+    spark: SparkSession,
+    records: Sequence[Any],
+    *,
+    topic: str = "fixture",
+    max_records_per_batch: int | None = None,
+    start_time: Any = "2024-01-01T00:00:00",
+    step_seconds: float = 1.0,
+) -> DataFrame:
+    """Replay ``records`` as a deterministic stream in the Kafka record shape (for tests).
+
+    Built on the Python Data Source API (``pyspark.sql.datasource``): a
+    ``DataSourceStreamReader`` whose offsets are record indexes, so micro-batches,
+    checkpoints and restarts behave like a real source, and the same records always
+    produce the same batches.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session (classic or Spark Connect).
+    records : sequence
+        Each item is a value (``str`` / ``bytes`` / ``None``) or a mapping with ``value`` and
+        optionally ``key``, ``topic``, ``partition``, ``offset``, ``timestamp`` (a datetime
+        or ISO string, UTC). Missing offsets count up per (topic, partition) from 0.
+    topic : str
+        Default topic.
+    max_records_per_batch : int, optional
+        At most this many records per micro-batch (all available ones by default; an
+        ``available_now`` trigger also honours this limit).
+    start_time : datetime or str
+        Timestamp of the first record when records carry none; later ones are
+        ``step_seconds`` apart.
+    step_seconds : float
+        Spacing of default timestamps.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Streaming ``key``, ``value``, ``topic``, ``partition``, ``offset``, ``timestamp``.
+
+    Examples
+    --------
+    >>> df = fixture_source(spark, ['{"a": 1}', "oops"])
+    >>> df.isStreaming, df.columns
+    (True, ['key', 'value', 'topic', 'partition', 'offset', 'timestamp'])
+    """
+    if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
+        raise SchemaError(
+            "fixture_source(): records= must be a sequence of values or mappings, "
+            f"found {type(records).__name__}"
+        )
+    start = parse_timestamp("fixture_source", "start_time", start_time)
+    start_micros = calendar.timegm(start.timetuple()) * 1_000_000 + start.microsecond
+    payload = _fixture_payload(
+        records,
+        topic=topic,
+        start_micros=start_micros,
+        step_micros=round(step_seconds * 1_000_000),
+    )
+    reader = spark.readStream.format(register_fixture_source(spark)).option("records", payload)
+    if max_records_per_batch is not None:
+        check_positive("fixture_source", "max_records_per_batch", max_records_per_batch)
+        reader = reader.option("maxRecordsPerBatch", str(int(max_records_per_batch)))
+    return reader.load()
