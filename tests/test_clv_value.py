@@ -1,0 +1,149 @@
+"""kamlib.clv.value: discounted CLV exactly as lifetimes defines it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kamlib import NotFittedError, SchemaError
+from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value
+from kamlib.clv.value import clv_np
+from kamlib.datasets import load_cdnow_summary
+from kamlib.testing import rows_by_key
+from tests.reference.clv_value import FakeBetaGeo, FakeGammaGamma, lifetimes_clv
+
+BG = FakeBetaGeo(0.2426, 4.4136, 0.7929, 2.4259)  # published CDNOW estimates (weeks)
+GG = FakeGammaGamma(6.2488, 3.7446, 15.4477)
+SCHEMA = "account_id string, frequency double, recency double, T double, monetary_value double"
+
+
+@st.composite
+def summaries(draw):
+    T = draw(st.floats(min_value=0.5, max_value=80.0))
+    x = draw(st.integers(min_value=0, max_value=40))
+    tx = 0.0 if x == 0 else draw(st.floats(min_value=0.0, max_value=T))
+    m = 0.0 if x == 0 else draw(st.floats(min_value=0.5, max_value=500.0))
+    return (float(x), tx, T, m)
+
+
+@settings(max_examples=60)
+@given(
+    row=summaries(),
+    months=st.integers(min_value=1, max_value=24),
+    rate=st.floats(min_value=0.0, max_value=0.2),
+    freq=st.sampled_from(["D", "W", "M"]),
+)
+def test_kernel_matches_lifetimes_loop(row, months, rate, freq):
+    x, tx, T, m = row
+    expected = lifetimes_clv(BG, GG, x, tx, T, m, time=months, discount_rate=rate, freq=freq)
+    got = clv_np(BG, GG, [x], [tx], [T], [m], months=months, discount_rate=rate, freq=freq)
+    assert got[0] == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.connect
+def test_spark_matches_reference_with_fake_models(spark):
+    rows = [
+        ("a", 0.0, 0.0, 38.86, 0.0),
+        ("b", 2.0, 30.43, 38.86, 22.35),
+        ("c", 1.0, 1.71, 38.86, 11.77),
+        ("d", 12.0, 35.0, 36.0, 80.0),
+        ("e", None, 0.0, 20.0, 0.0),
+    ]
+    df = spark.createDataFrame(rows, SCHEMA)
+    out = customer_lifetime_value(df, transaction_model=BG, spend_model=GG, freq="W", months=6)
+    assert out.columns == [*df.columns, "clv"]
+    got = rows_by_key(out, "account_id")
+    for key, x, tx, T, m in rows:
+        if x is None:
+            assert got[key]["clv"] is None
+            continue
+        expected = lifetimes_clv(BG, GG, x, tx, T, m, time=6, freq="W")
+        assert got[key]["clv"] == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.fixture(scope="module")
+def cdnow_models(spark):
+    summary = load_cdnow_summary(spark).cache()
+    return summary, BetaGeo().fit(summary), GammaGamma().fit(summary)
+
+
+@pytest.mark.connect
+def test_real_models_on_cdnow(spark, cdnow_models):
+    summary, bg, gg = cdnow_models
+    fake_bg = FakeBetaGeo(**bg.params)
+    fake_gg = FakeGammaGamma(**gg.params)
+    scored = (
+        summary.transform(
+            customer_lifetime_value, transaction_model=bg, spend_model=gg, freq="W", months=12
+        )
+        .transform(
+            customer_lifetime_value,
+            transaction_model=bg,
+            spend_model=gg,
+            freq="W",
+            months=24,
+            output_col="clv24",
+        )
+        .transform(
+            customer_lifetime_value,
+            transaction_model=bg,
+            spend_model=gg,
+            freq="W",
+            months=12,
+            discount_rate=0.05,
+            output_col="clv_d05",
+        )
+    )
+    rows = scored.collect()
+    assert len(rows) == 2357
+    for r in rows:
+        assert math.isfinite(r.clv)
+        assert r.clv >= 0.0
+        assert r.clv24 >= r.clv - 1e-12  # increases with months
+        assert r.clv_d05 <= r.clv + 1e-12  # decreases with the discount rate
+    # a sample of accounts against the published-formula reference
+    for r in rows[:: len(rows) // 25]:
+        expected = lifetimes_clv(
+            fake_bg, fake_gg, r.frequency, r.recency, r.T, r.monetary_value, freq="W"
+        )
+        assert r.clv == pytest.approx(expected, rel=1e-8)
+
+
+@settings(max_examples=25)
+@given(
+    rows=st.lists(summaries(), min_size=1, max_size=20),
+    months=st.integers(min_value=1, max_value=18),
+    rate=st.floats(min_value=0.0, max_value=0.3),
+)
+def test_clv_monotone_in_months_and_rate(cdnow_models, rows, months, rate):
+    _, bg, gg = cdnow_models
+    x, tx, T, m = (np.array(c) for c in zip(*rows, strict=True))
+    base = clv_np(bg, gg, x, tx, T, m, months=months, discount_rate=rate, freq="W")
+    longer = clv_np(bg, gg, x, tx, T, m, months=months + 1, discount_rate=rate, freq="W")
+    steeper = clv_np(bg, gg, x, tx, T, m, months=months, discount_rate=rate + 0.01, freq="W")
+    assert np.all(base >= 0)
+    assert np.all(longer >= base - 1e-12)
+    assert np.all(steeper <= base + 1e-12)
+
+
+def test_bad_input(spark, cdnow_models):
+    _, bg, gg = cdnow_models
+    df = spark.createDataFrame([], SCHEMA)
+    with pytest.raises(SchemaError, match="column 'monetary'"):
+        customer_lifetime_value(
+            df, transaction_model=bg, spend_model=gg, monetary_value_col="monetary"
+        )
+    with pytest.raises(SchemaError, match="months= must be an int >= 1"):
+        customer_lifetime_value(df, transaction_model=bg, spend_model=gg, months=0)
+    with pytest.raises(SchemaError, match="discount_rate= must be >= 0"):
+        customer_lifetime_value(df, transaction_model=bg, spend_model=gg, discount_rate=-0.1)
+    with pytest.raises(SchemaError, match="freq= must be one of"):
+        customer_lifetime_value(df, transaction_model=bg, spend_model=gg, freq="Y")
+    with pytest.raises(SchemaError, match="transaction_model= must be a fitted kamlib CLV model"):
+        customer_lifetime_value(df, transaction_model=gg, spend_model=gg)
+    with pytest.raises(NotFittedError):
+        customer_lifetime_value(df, transaction_model=BetaGeo(), spend_model=gg)
