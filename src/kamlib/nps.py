@@ -176,8 +176,8 @@ def nps(
         F.count_if(detractor).alias("detractors"),
         F.sum(F.when(valid, weight)).alias("_sw"),
         F.sum(F.when(valid, weight * weight)).alias("_sw2"),
-        F.sum(F.when(promoter, weight)).alias("_swp"),
-        F.sum(F.when(detractor, weight)).alias("_swd"),
+        F.sum(F.when(promoter, weight).otherwise(0.0)).alias("_swp"),
+        F.sum(F.when(detractor, weight).otherwise(0.0)).alias("_swd"),
     )
     p_p = F.try_divide(F.col("_swp"), F.col("_sw"))
     p_d = F.try_divide(F.col("_swd"), F.col("_sw"))

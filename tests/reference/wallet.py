@@ -20,6 +20,6 @@ def war(rank: float | None, n: float | None) -> float | None:
     """Keiningham et al. (2011): (1 - r / (n + 1)) * 2 / n for whole 1 <= r <= n."""
     if not (_ok(rank) and _ok(n)):
         return None
-    if rank != int(rank) or n != int(n) or n < 1 or rank < 1 or rank > n:
+    if not float(rank).is_integer() or not float(n).is_integer() or n < 1 or rank < 1 or rank > n:
         return None
     return (1.0 - rank / (n + 1.0)) * 2.0 / n
