@@ -94,3 +94,31 @@ def lifetimes_clv(
         clv += value * expected / (1 + discount_rate) ** (i / factor)
     assert math.isfinite(clv)
     return clv
+
+
+def bg_pmf(r: float, alpha: float, a: float, b: float, x: int, t: float) -> float:
+    """BG/NBD P(X(t) = x) of a new customer (Fader, Hardie and Lee 2005, eq. 8), scalar."""
+    from scipy.special import betaln, gammaln
+
+    base = betaln(a, b)
+    log_nbd = (
+        gammaln(r + x)
+        - gammaln(r)
+        - gammaln(x + 1)
+        + r * math.log(alpha / (alpha + t))
+        + x * math.log(t / (alpha + t))
+    )
+    value = math.exp(betaln(a, b + x) - base + log_nbd)
+    if x > 0:
+        partial = sum(
+            math.exp(
+                gammaln(r + j)
+                - gammaln(r)
+                - gammaln(j + 1)
+                + r * math.log(alpha / (alpha + t))
+                + j * math.log(t / (alpha + t))
+            )
+            for j in range(x)
+        )
+        value += math.exp(betaln(a + 1, b + x - 1) - base) * (1 - partial)
+    return value
