@@ -447,33 +447,41 @@ class PairIndex:
 
 
 def pnbd_loglik_total(params: Params, d: BGData, pairs: PairIndex | None = None) -> float:
-    """Count-weighted Pareto/NBD log-likelihood, special functions per distinct (x, t_x), (x, T)."""
-    return float(d.n @ _pnbd_pairs(params, d, pairs or PairIndex.build(d)))
+    """Count-weighted Pareto/NBD log-likelihood.
 
-
-def _pnbd_pairs(params: Params, d: BGData, pairs: PairIndex) -> FloatArray:
+    Hypergeometric terms are evaluated once per distinct ``(x, t_x)`` and ``(x, T)`` pair, the
+    "alive" term once per distinct ``(x, T)`` pair, the gamma functions once per distinct x.
+    """
+    pairs = pairs or PairIndex.build(d)
     r, alpha, s, beta = params
-    rsx = r + s + d.x
     if alpha >= beta:
         big, diff_ = alpha, alpha - beta
     else:
         big, diff_ = beta, beta - alpha
 
-    def side(ux: FloatArray, ut: FloatArray, inv: FloatArray) -> FloatArray:
+    def log_term(ux: FloatArray, ut: FloatArray) -> FloatArray:
         second = np.full_like(ux, s + 1.0) if alpha >= beta else r + ux
-        val = log_hyp2f1_c_eq_a_plus_1(r + s + ux, second, diff_ / (big + ut)) - (
-            r + s + ux
-        ) * np.log(big + ut)
-        return np.asarray(val[inv])
+        return np.asarray(
+            log_hyp2f1_c_eq_a_plus_1(r + s + ux, second, diff_ / (big + ut))
+            - (r + s + ux) * np.log(big + ut)
+        )
 
-    l1 = side(pairs.x1, pairs.t1, pairs.inv1)
-    l2 = side(pairs.x2, pairs.t2, pairs.inv2)
+    l1 = log_term(pairs.x1, pairs.t1)[pairs.inv1]
+    x2, t2 = pairs.x2, pairs.t2
+    l2 = log_term(x2, t2)
+    alive2 = -(r + x2) * np.log(alpha + t2) - s * np.log(beta + t2)
+    const2 = np.log(s) - np.log(r + s + x2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_a0 = np.where(d.tx < d.T, l1 + np.log(-np.expm1(np.minimum(l2 - l1, 0.0))), -np.inf)
-    a1 = gammaln(r + d.x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    alive = -(r + d.x) * np.log(alpha + d.T) - s * np.log(beta + d.T)
-    dead = np.log(s) - np.log(rsx) + log_a0
-    return np.asarray(a1 + np.logaddexp(alive, dead))
+        # log A_0 = l1 + log(1 - exp(l2 - l1)); -inf when T == t_x (then l1 == l2 exactly)
+        log_a0 = l1 + np.log(-np.expm1(np.minimum(l2[pairs.inv2] - l1, 0.0)))
+        alive = alive2[pairs.inv2]
+        dead = const2[pairs.inv2] + log_a0
+        gap = alive - dead
+        mix = np.where(gap > 0, alive, dead) + np.log1p(np.exp(-np.abs(gap)))
+    ll = float(np.dot(d.n, mix))
+    ll += float(d.Nx @ (gammaln(r + d.ux) - gammaln(r)))
+    ll += d.total * (r * np.log(alpha) + s * np.log(beta))
+    return ll
 
 
 def pnbd_probability_alive(params: Params, x: Any, tx: Any, T: Any) -> FloatArray:

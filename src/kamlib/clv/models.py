@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from scipy.optimize import minimize
@@ -240,7 +240,7 @@ class _TransactionModel(FittedModel):
         T_col: str = "T",
         maxiter: int = 1000,
         tol: float = 1e-12,
-    ) -> Any:
+    ) -> Self:
         """Fit by maximum likelihood on a summary DataFrame (one row per account).
 
         Spark reduces the rows to distinct ``(frequency, recency, T)`` tuples with counts; only
@@ -300,7 +300,7 @@ class _TransactionModel(FittedModel):
         *,
         maxiter: int = 1000,
         tol: float = 1e-12,
-    ) -> Any:
+    ) -> Self:
         """Fit on numpy arrays (optionally count-weighted distinct tuples); returns self.
 
         The objective is ``-LL / N + penalizer * sum(p ** 2)``, with ``N`` the total weight and
