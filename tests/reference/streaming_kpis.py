@@ -111,7 +111,7 @@ def sessionize(
     """{(account, user, session_start): {session_end, duration_seconds, events, closes_at}}.
 
     Events of one user belong to the same session while the time since the previous event is
-    strictly less than the gap; ``closes_at`` = last event + gap.
+    at most the gap (Spark merges session windows that touch); ``closes_at`` = last event + gap.
     """
     per_user: dict[tuple[Any, Any], list[dt.datetime]] = defaultdict(list)
     for row in rows:
@@ -122,7 +122,7 @@ def sessionize(
         times.sort()
         sessions: list[list[dt.datetime]] = []
         for t in times:
-            if sessions and t - sessions[-1][-1] < gap:
+            if sessions and t - sessions[-1][-1] <= gap:
                 sessions[-1].append(t)
             else:
                 sessions.append([t])
