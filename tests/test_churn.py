@@ -79,7 +79,7 @@ def at_midnight(d):
 # ------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=5)
+@settings(max_examples=4)
 @given(rows=logs(), as_of=as_of_days)
 def test_features_match_reference(spark, rows, as_of):
     df = to_dataframe(spark, rows, TX)
@@ -98,7 +98,7 @@ def test_labels_match_reference(spark, rows, as_of, horizon, purchases_only):
     assert_approx_rows(actual, expected)
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(
     rows=logs(max_cases=8),
     days=st.lists(st.integers(0, 130), min_size=1, max_size=4, unique=True),
@@ -137,7 +137,7 @@ def _split(result):
     return full, cut
 
 
-@settings(max_examples=5)
+@settings(max_examples=4)
 @given(rows=logs(), as_of=as_of_days, horizon=st.integers(1, 60))
 def test_no_leakage(spark, rows, as_of, horizon):
     """Features on the full log == features on the log without rows at or after as_of, and

@@ -51,6 +51,7 @@ __all__ = [
     "feature_columns",
     "training_frame",
     "usage_features",
+    "vector_slots",
 ]
 
 # Internal column names (prefixed so they never collide with user columns).
