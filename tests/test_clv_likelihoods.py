@@ -425,3 +425,24 @@ def test_gamma_gamma_round_trip(tmp_path, cdnow):
     np.testing.assert_array_equal(back.expected_spend_np(x, m), model.expected_spend_np(x, m))
     with pytest.raises(KamlibError):
         BetaGeo.load(tmp_path / "gg.json")
+
+
+@pytest.mark.parametrize("cls", [BetaGeo, ModifiedBetaGeo])
+def test_removable_singularity_at_a_equal_one(cls):
+    args = ([0.5, 5.0, 50.0], [0, 3, 40], [0.0, 2.0, 30.0], [1.0, 3.0, 40.0])
+    at_one = _fitted(cls, (1.0, 1.0, 1.0, 1.0)).conditional_expected_purchases_np(*args)
+    below = _fitted(cls, (1.0, 1.0, 1.0 - 1e-3, 1.0)).conditional_expected_purchases_np(*args)
+    above = _fitted(cls, (1.0, 1.0, 1.0 + 1e-3, 1.0)).conditional_expected_purchases_np(*args)
+    assert np.all(np.isfinite(at_one))
+    assert at_one == pytest.approx(0.5 * (below + above), rel=1e-5)
+
+
+def test_scipy_hyp2f1_inf_is_rescued():
+    # scipy returns inf for 2F1(2, 1; 101; 0.96) (integer c - a - b near z = 1)
+    z = np.array([50.0 / 52.0, 0.5])
+    got = L._euler_hyp(2.0, 1.0, np.array([101.0, 101.0]), z)
+    assert got[0] == pytest.approx(1.0195999287742277, rel=1e-12)
+    model = _fitted(ModifiedBetaGeo, (1.0, 1.0, 2.0, 1.0))
+    value = model.conditional_expected_purchases_np([50.0, 500.0], 98, 0.0, 1.0)
+    assert np.all(np.isfinite(value))
+    assert np.all(value >= 0)

@@ -251,15 +251,29 @@ def bg_loglik_grad(params: Params, d: BGData, modified: bool = False) -> FloatAr
     return _bg_like_core(params, d, modified)[1]
 
 
+_A_ONE = 1e-6
+_A_STEP = 1e-4
+
+
+def _average_around_one(func: Callable[..., FloatArray], params: Params, *args: Any) -> FloatArray:
+    r, alpha, _, b = params
+    lo = func((r, alpha, 1.0 - _A_STEP, b), *args)
+    hi = func((r, alpha, 1.0 + _A_STEP, b), *args)
+    return np.asarray(0.5 * (lo + hi))
+
+
 def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
     r"""E[X(T, T + t) | x, t_x, T] of the BG/NBD model (FHL 2005 eq. 10), NaN-free.
 
     Uses Euler's transformation ``(1-z)^{r+x} 2F1(r+x, b+x; c; z) =
     (1-z)^{a-1} 2F1(a+b-1-r, a-1; c; z)`` with ``c = a+b+x-1`` and ``z = t/(alpha+T+t)``, which
     stays well conditioned for large x, and never takes the log of the hypergeometric term
-    (lifetimes #442: ``x = 0`` with ``a + b < 1`` makes it negative).
+    (lifetimes #442: ``x = 0`` with ``a + b < 1`` makes it negative). At the removable
+    singularity ``a = 1`` the value is the mean of ``a = 1 -+ 1e-4`` (error ~1e-8).
     """
     r, alpha, a, b = params
+    if abs(a - 1.0) < _A_ONE:
+        return _average_around_one(bg_conditional_expected, params, t, x, tx, T)
     t, x, tx, T = np.broadcast_arrays(_f(t), _f(x), _f(tx), _f(T))
     z = t / (alpha + T + t)
     c = a + b + x - 1.0
@@ -282,9 +296,34 @@ def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> 
 
 
 def _euler_hyp(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
+    """``2F1(A, B; C; z)`` for ``0 <= z < 1``; scipy first, the power series where it fails.
+
+    scipy returns ``inf`` for some integer ``C - A - B`` near ``z = 1`` (e.g. ``2F1(2, 1; 101;
+    0.96)``); the series converges there (``z < 1``) and is summed directly.
+    """
     Cs = np.where(np.abs(C) < 1e-9, 1.0, C)
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(hyp2f1(A, B, Cs, z))
+        out = np.asarray(hyp2f1(A, B, Cs, z), dtype=np.float64)
+    bad = ~np.isfinite(out) & (z < 1.0)
+    if np.any(bad):
+        out = np.array(out, copy=True)
+        out[bad] = _hyp2f1_series(A, B, np.broadcast_to(Cs, out.shape)[bad], z[bad])
+    return out
+
+
+def _hyp2f1_series(
+    A: float, B: float, C: FloatArray, z: FloatArray, max_terms: int = 200_000
+) -> FloatArray:
+    total = np.ones_like(z)
+    term = np.ones_like(z)
+    active = np.ones(z.shape, dtype=bool)
+    for k in range(max_terms):
+        term = np.where(active, term * (A + k) * (B + k) / ((C + k) * (k + 1.0)) * z, 0.0)
+        total = total + term
+        active = np.abs(term) > 1e-17 * np.abs(total)
+        if not active.any():
+            break
+    return total
 
 
 def bg_probability_alive(params: Params, x: Any, tx: Any, T: Any) -> FloatArray:
@@ -355,6 +394,8 @@ def mbg_probability_alive(params: Params, x: Any, tx: Any, T: Any) -> FloatArray
 def mbg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
     """E[X(T, T + t) | x, t_x, T] of the MBG/NBD model (Euler-transformed as for BG/NBD)."""
     r, alpha, a, b = params
+    if abs(a - 1.0) < _A_ONE:
+        return _average_around_one(mbg_conditional_expected, params, t, x, tx, T)
     t, x, tx, T = np.broadcast_arrays(_f(t), _f(x), _f(tx), _f(T))
     z = t / (alpha + T + t)
     c = a + b + x
@@ -480,7 +521,7 @@ def pnbd_loglik_total(params: Params, d: BGData, pairs: PairIndex | None = None)
         mix = np.where(gap > 0, alive, dead) + np.log1p(np.exp(-np.abs(gap)))
     ll = float(np.dot(d.n, mix))
     ll += float(d.Nx @ (gammaln(r + d.ux) - gammaln(r)))
-    ll += d.total * (r * np.log(alpha) + s * np.log(beta))
+    ll += d.total * float(r * np.log(alpha) + s * np.log(beta))
     return ll
 
 

@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -40,6 +40,7 @@ from kamlib.errors import ConvergenceError, SchemaError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from typing_extensions import Self
 
     from kamlib.clv._likelihoods import FloatArray
 
