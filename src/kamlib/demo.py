@@ -170,10 +170,14 @@ def run_demo(
     as_of = (_dt.date(end.year, end.month, 1) + _dt.timedelta(days=32)).replace(day=1)
     print(f"kamlib demo: {n_accounts:,} synthetic accounts, scored as of {as_of}", file=out)
     progress = _Progress(5, out)
+    from pyspark.sql import SparkSession
+
     with progress.step("starting local Spark"):
-        spark = local_spark_session(
-            app_name="kamlib-demo", conf={"spark.sql.shuffle.partitions": "4"}
-        )
+        # Reuse a session the caller already has (a notebook, a test); otherwise own one.
+        spark = SparkSession.getActiveSession()
+        owns_session = spark is None
+        if spark is None:
+            spark = local_spark_session(app_name="kamlib-demo")
     try:
         with progress.step("generating synthetic data"):
             tx = synthetic_transactions(spark, n_accounts, seed=seed).persist()
@@ -209,7 +213,8 @@ def run_demo(
         tx.unpersist()
         surveys.unpersist()
     finally:
-        spark.stop()
+        if owns_session:
+            spark.stop()
     print(f"\nTop {len(rows)} key accounts by trailing revenue:", file=out)
     print(_format_table(["account_id", *columns], [list(r) for r in rows]), file=out)
     result = DemoResult(report_path.resolve(), progress.timings, [r.asDict() for r in rows])

@@ -72,6 +72,20 @@ SCORECARD_COLUMNS: tuple[str, ...] = (
 
 _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
 
+_CLV_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "expected_spend",
+    "revenue_forecast_90d",
+    "revenue_forecast_365d",
+    "clv",
+)
+
 
 def _type_of(df: DataFrame, column: str) -> str:
     return str(df.schema[column].dataType.simpleString())
@@ -304,7 +318,10 @@ def account_scorecard(
     if targets is not None:
         inputs.append(("targets", targets, {"target_col": (target_col, "numeric")}))
     for name, frame, cols in inputs:
-        require_columns(frame, f"{func}({name}=)", account_col=(account_col, "any"), **cols)
+        try:
+            require_columns(frame, func, account_col=(account_col, "any"), **cols)
+        except SchemaError as exc:
+            raise SchemaError(str(exc).replace(f"{func}(): ", f"{func}(): {name}=: ", 1)) from None
         found = _type_of(frame, account_col)
         if found != account_type:
             raise SchemaError(
@@ -371,6 +388,23 @@ def account_scorecard(
             )
         )
 
+    # Every output column is known now (the CLV columns are fixed): check the health weights
+    # before the only eager step.
+    present = set(base.columns) | set(classified.columns) | set(_CLV_COLUMNS)
+    for frame in extra:
+        present |= set(frame.columns)
+    if wallets is not None:
+        present |= {"share_of_wallet", "wallet_headroom"}
+    if targets is not None:
+        present.add("target_attainment")
+    used = {k: w for k, w in weights.items() if k in present}
+    if health_weights is not None and len(used) != len(weights):
+        missing = sorted(set(weights) - present)
+        raise SchemaError(
+            f"{func}(): health_weights= names columns the scorecard does not have: {missing}; "
+            f"available: {sorted(present)}"
+        )
+
     # ---- CLV: the only eager step (model fits) ----------------------------------------------
     clv = _clv_frame(
         tx,
@@ -397,14 +431,6 @@ def account_scorecard(
     if targets is not None:
         card = card.withColumn("target_attainment", F.try_divide(F.col("revenue"), F.col("target")))
 
-    present = set(card.columns)
-    used = {k: w for k, w in weights.items() if k in present}
-    if health_weights is not None and len(used) != len(weights):
-        missing = sorted(set(weights) - present)
-        raise SchemaError(
-            f"{func}(): health_weights= names columns the scorecard does not have: {missing}; "
-            f"available: {sorted(present)}"
-        )
     card = health_score(
         card,
         weights=used,
