@@ -226,7 +226,8 @@ def concentration(
 
     * ``n_accounts``: accounts with a value (accounts whose rows are all null are excluded and
       counted in the extra column ``null_accounts``).
-    * ``total_value``: the sum of account values, negatives included.
+    * ``total_value``: the sum of account values, negatives included (null when
+      ``n_accounts`` is 0).
     * ``hhi`` :math:`= \sum_i (100\, s_i)^2 \in [0, 10000]`; :math:`10000/n` for equal shares.
     * ``top_share_value``: the share of positive value held by the top
       :math:`k = \max(\lceil \text{top\_share}\cdot n - 10^{-9}\rceil, 1)` accounts
