@@ -146,5 +146,7 @@ def test_bad_input(spark):
         account_profitability(df, by="region")
     with pytest.raises(SchemaError, match="must not contain the account column"):
         account_profitability(df, by="account_id")
+    with pytest.raises(SchemaError, match="'cost_to_serve' clashes with an output column"):
+        account_profitability(df.withColumnRenamed("cts", "cost_to_serve"), by="cost_to_serve")
     with pytest.raises(SchemaError, match=r"argument cost_to_serve_col="):
         account_profitability(df, cost_to_serve_col="nope")

@@ -428,6 +428,8 @@ def test_bad_input(spark, func):
         func(df, product_col="prod")
     with pytest.raises(SchemaError, match="by= must not repeat"):
         func(df, by="account_id")
+    with pytest.raises(SchemaError, match="'period' clashes with an output column"):
+        func(df.withColumn("period", df["amount"]), by="period")
 
 
 def test_does_not_mutate_by_argument(spark):

@@ -20,6 +20,22 @@ if TYPE_CHECKING:
 
 __all__ = ["account_profitability"]
 
+_OUTPUT_NAMES = frozenset(
+    {
+        "revenue",
+        "cost",
+        "cost_to_serve",
+        "gross_profit",
+        "gross_margin",
+        "net_contribution",
+        "net_margin",
+        "excluded_rows",
+        "profit_rank",
+        "margin_percentile",
+        "cumulative_contribution_share",
+    }
+)
+
 
 def account_profitability(
     df: DataFrame,
@@ -124,6 +140,12 @@ def account_profitability(
             raise SchemaError(f"{func}(): by= must not contain the account column {key!r}")
     if len(set(keys)) != len(keys):
         raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
+    for key in [*keys, account_col]:
+        if key in _OUTPUT_NAMES:
+            arg = "account_col=" if key == account_col else "by="
+            raise SchemaError(
+                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
+            )
 
     from pyspark.sql import Window
     from pyspark.sql import functions as F

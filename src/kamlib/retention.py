@@ -38,6 +38,33 @@ _CS = "__kam_cross"
 _FIRST = "__kam_first"
 _LAST = "__kam_last"
 _G = "__kam_g"
+_OUTPUT_NAMES = frozenset(
+    {
+        "period",
+        "previous_revenue",
+        "revenue",
+        "movement",
+        "cross_sell_revenue",
+        "upsell_revenue",
+        "starting_revenue",
+        "new_revenue",
+        "reactivated_revenue",
+        "expansion_revenue",
+        "contraction_revenue",
+        "churned_revenue",
+        "ending_revenue",
+        "grr",
+        "nrr",
+        "starting_accounts",
+        "retained_accounts",
+        "logo_retention",
+        "new_accounts",
+        "reactivated_accounts",
+        "churned_accounts",
+        "expansion_cross_sell_revenue",
+        "excluded_rows",
+    }
+)
 
 
 def _period_index(date: Column, period: str) -> Column:
@@ -102,6 +129,12 @@ def _validate(
             )
     if len(set(keys)) != len(keys):
         raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
+    for key in [*keys, account_col]:
+        if key in _OUTPUT_NAMES:
+            arg = "account_col=" if key == account_col and key not in keys else "by="
+            raise SchemaError(
+                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
+            )
     return keys
 
 
