@@ -377,14 +377,14 @@ def file_source(
         F.col("_metadata.file_path").alias("file"),
         F.col("_metadata.file_modification_time").alias("timestamp"),
     )
-    lines = files.select(
-        "file",
-        "timestamp",
-        F.posexplode(F.split(F.col("_text"), "\r?\n")).alias("_pos", "_line"),
-        F.size(F.split(F.col("_text"), "\n")).alias("_n"),
+    # Drop ONE final line break, then split: "a\nb\n" -> [a, b]; an empty file -> [].
+    text = F.col("_text")
+    body = F.regexp_replace(text, r"\r?\n\z", "")
+    lines_array = F.when(text == F.lit(""), F.array().cast("array<string>")).otherwise(
+        F.split(body, "\r?\n")
     )
-    last_empty = (F.col("_pos") == F.col("_n") - 1) & (F.col("_line") == F.lit(""))
-    return lines.filter(~last_empty).select(
+    lines = files.select("file", "timestamp", F.posexplode(lines_array).alias("_pos", "_line"))
+    return lines.select(
         F.col("file").cast("binary").alias("key"),
         F.col("_line").cast("binary").alias("value"),
         F.lit(topic).alias("topic"),
