@@ -161,7 +161,9 @@ def _bridge_frames(
         F.col(account_col),
         *([F.col(product_col)] if product_col else []),
         _period_index(date, period).alias(_P),
-        F.when(valid, F.col(value_col).cast("double")).alias(_V),
+        # Summed in the input type (exact for integers and decimals, so "flat" does not depend
+        # on summation order) and cast to double afterwards.
+        F.when(valid, F.col(value_col)).alias(_V),
         valid.alias("__kam_valid"),
     )
     detail_keys = [*keys, account_col, *([product_col] if product_col else []), _P]
@@ -186,7 +188,7 @@ def _bridge_frames(
         # Cross-sell: product revenue (floored at 0) in the first period the account bought
         # that product with positive revenue.
         wp = Window.partitionBy(*keys, account_col, product_col)
-        prod_rev = F.greatest(F.col(_V), F.lit(0.0))
+        prod_rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
         first_pos = F.min(F.when(prod_rev > 0, F.col(_P))).over(wp)
         per_product = valid_agg.select(
             *keys,
@@ -207,7 +209,7 @@ def _bridge_frames(
         *keys,
         account_col,
         _P,
-        F.greatest(F.col(_V), F.lit(0.0)).alias(_V),
+        F.greatest(F.col(_V).cast("double"), F.lit(0.0)).alias(_V),
         _CS,
     ).filter(F.col(_V) > 0)
 
@@ -362,8 +364,10 @@ def revenue_bridge(
     Notes
     -----
     Rows with a null account, date or value are excluded; :func:`retention_rates` reports
-    how many in ``excluded_rows``. Revenue columns are doubles (the value is cast before
-    summing). The work is one aggregation of the input, one window per account and a
+    how many in ``excluded_rows``. Revenue columns are doubles; sums are taken in the input
+    type first (exact for integer and decimal amounts, so ``flat`` is reliable there; with
+    floating point amounts, equal totals made of different parts may differ in the last
+    bit). The work is one shuffle of the input by account, one window per account and a
     broadcast join with the per-group first and last periods.
 
     References
