@@ -67,6 +67,15 @@ def clv_np(
     m0 = np.where(ok, m, 0.0)
     factor = MONTH_FACTOR[freq]
     spend = np.asarray(spend_model.expected_spend_np(x0, m0), dtype=np.float64)
+    if _factorises(transaction_model) and x0.size:
+        return np.where(
+            ok,
+            spend
+            * _discounted_purchases_factorised(
+                transaction_model, x0, tx0, t0, months, discount_rate, factor
+            ),
+            np.nan,
+        )
     previous = np.asarray(
         transaction_model.conditional_expected_purchases_np(0.0, x0, tx0, t0), dtype=np.float64
     )
@@ -79,6 +88,49 @@ def clv_np(
         total += spend * (current - previous) / (1.0 + discount_rate) ** i
         previous = current
     return np.where(ok, total, np.nan)
+
+
+def _factorises(model: Any) -> bool:
+    """Whether ``E[X(t) | x, t_x, T] = P(alive | x, t_x, T) * G(t; x, T)`` holds exactly.
+
+    True for kamlib's BG/NBD, MBG/NBD and Pareto/NBD: given that the account is alive, the
+    posterior of its purchase (and dropout) rates depends on ``x`` and ``T`` only.
+    """
+    from kamlib.clv.models import BetaGeo, ParetoNBD
+
+    return isinstance(model, (BetaGeo, ParetoNBD))
+
+
+def _discounted_purchases_factorised(
+    model: Any,
+    x: NDArray[np.float64],
+    tx: NDArray[np.float64],
+    t_age: NDArray[np.float64],
+    months: int,
+    discount_rate: float,
+    factor: float,
+) -> NDArray[np.float64]:
+    r""":math:`\sum_i (E[X(i f)] - E[X((i-1) f)]) / (1 + d)^i` through the factorisation.
+
+    The time-dependent part :math:`G(t; x, T) = E[X(t) \mid x, T, T] / P(\text{alive} \mid
+    x, T, T)` is evaluated once per distinct ``(x, T)`` pair of the batch (the expensive
+    hypergeometric terms), then multiplied by each account's :math:`P(\text{alive})`.
+    Mathematically identical to the direct sum (tested to 1e-10 relative).
+    """
+    pairs, inverse = np.unique(x + 1j * t_age, return_inverse=True)
+    ux = np.ascontiguousarray(pairs.real)
+    ut = np.ascontiguousarray(pairs.imag)
+    alive_at_t = np.asarray(model.probability_alive_np(ux, ut, ut), dtype=np.float64)
+    previous = np.asarray(model.conditional_expected_purchases_np(0.0, ux, ut, ut), dtype=float)
+    acc = np.zeros_like(ux)
+    for i in range(1, months + 1):
+        current = np.asarray(
+            model.conditional_expected_purchases_np(i * factor, ux, ut, ut), dtype=np.float64
+        )
+        acc += (current - previous) / (1.0 + discount_rate) ** i
+        previous = current
+    alive = np.asarray(model.probability_alive_np(x, tx, t_age), dtype=np.float64)
+    return np.asarray(alive * (acc / alive_at_t)[inverse.ravel()], dtype=np.float64)
 
 
 def _check_model(func: str, arg: str, model: Any, methods: tuple[str, ...]) -> None:
