@@ -69,7 +69,8 @@ def _args(paths: dict[str, str], output: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("input_format", "output_format"), [("parquet", "parquet"), ("csv", "csv")]
+    ("input_format", "output_format"),
+    [pytest.param("parquet", "parquet", marks=pytest.mark.connect), ("csv", "csv")],
 )
 def test_success_writes_one_row_per_account(spark, inputs, tmp_path, input_format, output_format):
     out = tmp_path / "card"
