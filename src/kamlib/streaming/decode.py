@@ -143,7 +143,7 @@ def decode_columns(
                 )
             )
     joined = F.concat_ws("; ", *problems)
-    error = F.when(m.isNull(), F.lit("invalid JSON")).otherwise(F.when(joined != F.lit(""), joined))
+    error = F.when(m.isNull(), F.lit("invalid JSON")).otherwise(F.nullif(joined, F.lit("")))
     parsed = df.select(
         raw.alias(_RAW_COL),
         F.from_json(raw, T.MapType(T.StringType(), T.StringType())).alias("_kamlib_map"),

@@ -121,20 +121,31 @@ def _progress_dict(progress: Any) -> dict[str, Any]:
     return dict(json.loads(str(progress)))  # pragma: no cover - older pyspark
 
 
-def _progress_of(query: StreamingQuery, progress: Mapping[str, Any]) -> BatchProgress:
-    observed = progress.get("observedMetrics") or {}
-    metrics = observed.get(_METRICS) or {}
+def _metrics(observed: Mapping[str, Any]) -> dict[str, Any]:
+    metrics: Any = observed.get(_METRICS) or {}
     if hasattr(metrics, "asDict"):  # a Row when the progress object was not JSON
         metrics = metrics.asDict()
+    if isinstance(metrics, Mapping) and "values" in metrics and "schema" in metrics:
+        # Spark Connect serialises a Row as {"values": [...], "schema": {...}}
+        names = [f["name"] for f in metrics["schema"].get("fields", [])]
+        metrics = dict(zip(names, metrics["values"], strict=False))
+    return dict(metrics) if isinstance(metrics, Mapping) else {}
+
+
+def _progress_of(query: StreamingQuery, progress: Mapping[str, Any]) -> BatchProgress:
+    metrics = _metrics(progress.get("observedMetrics") or {})
     late = 0
     duplicates = 0
     for op in progress.get("stateOperators") or []:
         late += int(op.get("numRowsDroppedByWatermark") or 0)
         duplicates += int((op.get("customMetrics") or {}).get("numDroppedDuplicateRows") or 0)
+    source_rows = progress.get("numInputRows")
+    if source_rows is None:  # not in Spark Connect's JSON: sum over the sources
+        source_rows = sum(int(s.get("numInputRows") or 0) for s in progress.get("sources") or [])
     return BatchProgress(
         query=str(progress.get("name") or query.name or query.id),
         batch_id=int(progress.get("batchId", -1)),
-        rows_in=int(metrics.get("rows_in", progress.get("numInputRows")) or 0),
+        rows_in=int(metrics.get("rows_in", source_rows) or 0),
         valid=int(metrics["valid"]) if "valid" in metrics else None,
         quarantined=int(metrics["quarantined"]) if "quarantined" in metrics else None,
         late=late,

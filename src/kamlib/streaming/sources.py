@@ -279,6 +279,7 @@ def kafka_source(
         for key, value in opts.items():
             reader = reader.option(key, value)
         raw = reader.load()
+        raw.schema  # noqa: B018 - Spark Connect resolves lazily: force the analysis here
     except Exception as exc:
         missing = _connector_missing(exc)
         failure = opts.scrub(f"{type(exc).__name__}: {exc}")
