@@ -92,6 +92,26 @@ def test_penalizer_matches_lifetimes_objective(cdnow):
     assert model.fit_info["objective"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_pareto_penalizer_matches_lifetimes_objective(cdnow):
+    # lifetimes' ParetoNBDFitter (one row per account): -sum(ll) + c * sum(params_scaled ** 2)
+    x, tx, T, _ = cdnow
+    model = ParetoNBD(penalizer=5.0).fit_arrays(x, tx, T)
+    p = model.params
+    scale = 1.0 / T.max()
+    scaled = np.array([p["r"], p["alpha"] * scale, p["s"], p["beta"] * scale])
+
+    def lifetimes_objective(q: np.ndarray) -> float:
+        ll = L.pnbd_loglik_terms(tuple(q), x, tx * scale, T * scale)
+        return float(-ll.sum() + 5.0 * (q**2).sum())
+
+    base = lifetimes_objective(scaled)
+    for i in range(4):  # a minimum of lifetimes' objective
+        for step in (1e-3, -1e-3):
+            moved = scaled.copy()
+            moved[i] *= 1 + step
+            assert lifetimes_objective(moved) > base
+
+
 # -- reference formulas ------------------------------------------------------------------------
 CASES = [(0, 0.0, 10.0), (1, 2.0, 10.0), (3, 7.5, 38.0), (7, 30.0, 30.0), (12, 1.0, 52.0)]
 

@@ -493,7 +493,9 @@ class BetaGeo(_TransactionModel):
     Parameters
     ----------
     penalizer : float
-        L2 penalty coefficient on the parameters (as lifetimes' ``penalizer_coef``).
+        L2 penalty as lifetimes' ``BetaGeoFitter``: ``penalizer * sum(p ** 2)`` is added to
+        the mean negative log-likelihood per account, with ``alpha`` in time units where the
+        largest ``T`` is 1.
 
     Notes
     -----
@@ -668,6 +670,13 @@ class ParetoNBD(_TransactionModel):
     :math:`\lambda \sim \mathrm{Gamma}(r, \alpha)`; its lifetime is exponential with rate
     :math:`\mu \sim \mathrm{Gamma}(s, \beta)`.
 
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty as lifetimes' ``ParetoNBDFitter`` applies it to one row per account:
+        ``penalizer * sum(p ** 2)`` is added to the *total* negative log-likelihood, with
+        ``alpha`` and ``beta`` in time units where the largest ``T`` is 1.
+
     Notes
     -----
     Likelihood (Fader & Hardie 2005, note 009, eq. 18):
@@ -712,8 +721,10 @@ class ParetoNBD(_TransactionModel):
     _analytic: ClassVar[bool] = False
 
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
-        penalizer = self.penalizer
+        # lifetimes' ParetoNBDFitter minimises -sum(ll) + c * sum(p ** 2) (one row per account);
+        # dividing everything by N keeps its minimiser and the objective's scale.
         total = data.total
+        penalizer = self.penalizer / total
         pairs = L.PairIndex.build(data)
 
         def value(log_params: np.ndarray) -> float:
@@ -791,6 +802,12 @@ class GammaGamma(FittedModel):
     :math:`\nu \sim \mathrm{Gamma}(q, v)` across accounts; fitted on the mean repeat spend
     :math:`m` of accounts with ``frequency > 0`` and ``monetary_value > 0`` (the others are
     counted in :attr:`excluded`).
+
+    Parameters
+    ----------
+    penalizer : float
+        L2 penalty as lifetimes' ``GammaGammaFitter``: ``penalizer * (p**2 + q**2 + v**2)``
+        added to the mean negative log-likelihood per account.
 
     Notes
     -----
