@@ -395,6 +395,10 @@ def test_convergence_errors(cdnow):
         ParetoNBD().fit_arrays([], [], [])
     with pytest.raises(ConvergenceError):
         GammaGamma().fit_arrays([0, 0], [0.0, 0.0])
+    with pytest.raises(ConvergenceError, match="no account has a repeat purchase"):
+        BetaGeo().fit_arrays(np.zeros(5), np.zeros(5), np.arange(1.0, 6.0))
+    with pytest.raises(ConvergenceError, match="same monetary_value"):
+        GammaGamma().fit_arrays([1, 2, 3], [5.0, 5.0, 5.0])
 
 
 def test_invalid_values():

@@ -324,6 +324,11 @@ class _TransactionModel(FittedModel):
         if x.size == 0:
             raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
         self._check_values(func, x, tx, t_age)
+        if not np.any(x > 0):
+            raise ConvergenceError(
+                f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
+                f"likelihood has no maximum (the purchase rate is not identified)"
+            )
         scale = 1.0 / float(t_age.max()) if t_age.max() > 0 else 1.0
         natural = L.BGData.build(x, tx, t_age, n)
         data = natural.rescaled(scale)
@@ -930,6 +935,11 @@ class GammaGamma(FittedModel):
         if x.size == 0:
             raise ConvergenceError(
                 f"{func}(): no accounts with frequency > 0 and monetary_value > 0 to fit"
+            )
+        if np.unique(m).size < 2:
+            raise ConvergenceError(
+                f"{func}(): all {x.size} fitted accounts have the same monetary_value, so the "
+                f"likelihood has no maximum (spend variation is not identified)"
             )
         penalizer = self.penalizer
 
