@@ -170,6 +170,7 @@ def test_evaluator_pickles():
     assert evaluator.load_history == ReadTable("/h")
 
 
+@pytest.mark.connect
 def test_streaming_alerts_each_batch(spark, tmp_path):
     """Daily revenue from a stream; alerts per micro-batch against the KPI table written so far."""
     src = tmp_path / "in"

@@ -134,6 +134,7 @@ def _land(directory: Path, name: str, rows):
     tmp.rename(directory / name)
 
 
+@pytest.mark.connect
 def test_streaming_reference_refreshed_per_micro_batch(spark, tmp_path):
     ref_path = str(tmp_path / "ref")
     spark.createDataFrame([("a", "A", True, "ann")], ACCOUNT_DDL).write.parquet(ref_path)

@@ -469,7 +469,9 @@ def new_alerts(
 def _load(load: Callable[[SparkSession], DataFrame], spark: SparkSession) -> DataFrame | None:
     """Run a history loader; a table that does not exist yet (first batch) gives ``None``."""
     try:
-        return load(spark)
+        table = load(spark)
+        _ = table.schema  # Spark Connect reads lazily: resolve now (no job runs)
+        return table
     except Exception as exc:
         if "PATH_NOT_FOUND" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
             return None
