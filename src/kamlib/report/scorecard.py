@@ -365,7 +365,8 @@ def _retention(
             label="logo retention",
         )
         ax.axhline(100, color=_GREY, lw=0.8)
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.tick_params(axis="x", labelrotation=30)
     ax.set_ylabel("% of starting revenue")
     ax.grid(alpha=0.3)
     trend = Section(
@@ -389,6 +390,7 @@ def _retention(
             ("churned", -sum(float(r["churned_revenue"] or 0) for r in last)),
         ]
         level = 0.0
+        peak = 0.0
         labels = []
         for i, (label, amount) in enumerate(steps):
             if i == 0:
@@ -398,6 +400,7 @@ def _retention(
                 color = _GREEN if amount >= 0 else _RED
                 ax2.bar(i, amount, bottom=level, color=color)
                 level += amount
+            peak = max(peak, level, level - amount)
             labels.append(label)
             ax2.text(i, max(level, 0), _money(amount), ha="center", va="bottom", fontsize=9)
         end = float(last[-1]["ending_revenue"])
@@ -405,10 +408,14 @@ def _retention(
         ax2.text(len(steps), end, _money(end), ha="center", va="bottom", fontsize=9)
         labels.append("end")
         ax2.set_xticks(range(len(labels)), labels)
+        ax2.set_ylim(0, max(peak, end, 1.0) * 1.12)
         first, final = last[0]["period"], last[-1]["period"]
         title = f"Revenue bridge, {period}ly movements {first} to {final}"
     else:
         title = "Revenue bridge"
+    from matplotlib.ticker import FuncFormatter
+
+    ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _money(v)))
     ax2.set_ylabel(f"{period}ly revenue")
     ax2.grid(alpha=0.3, axis="y")
     bridge = Section(
