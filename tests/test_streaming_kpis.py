@@ -254,3 +254,42 @@ def test_streaming_windowed_revenue_dedupe_and_late_rows(spark, tmp_path):
     # windows closed by the final watermark (T0 + 3 days) only
     closed = {k: v for k, v in expected.items() if v["window_end"] <= T0 + 3 * day}
     assert_approx_rows(actual, closed, columns=["revenue", "orders", "window_end"])
+
+
+def test_streaming_nps_per_account(spark, tmp_path):
+    from kamlib.schema import SURVEY_EVENT
+
+    day = dt.timedelta(days=1)
+    scores = [("a", 10), ("a", 9), ("a", 3), ("b", 7), ("b", 0), ("a", 10)]
+    first = [
+        {
+            "event_id": f"s{i}",
+            "account_id": acc,
+            "event_time": T0 + i * dt.timedelta(hours=1),
+            "score": s,
+        }
+        for i, (acc, s) in enumerate(scores)
+    ]
+    first.append(dict(first[0]))  # duplicate delivery
+    later = [{"event_id": "z", "account_id": "a", "event_time": T0 + 3 * day, "score": 8}]
+    _land(tmp_path / "in", [first, later])
+    stream = (
+        spark.readStream.schema(SURVEY_EVENT)
+        .option("maxFilesPerTrigger", 1)
+        .json(str(tmp_path / "in"))
+    )
+    query = (
+        streaming_nps(stream, by="account_id")
+        .writeStream.format("parquet")
+        .option("path", str(tmp_path / "out"))
+        .option("checkpointLocation", str(tmp_path / "chk"))
+        .outputMode("append")
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    out = spark.read.parquet(str(tmp_path / "out"))
+    actual = {(r.account_id, r.window_start): r.asDict() for r in out.collect()}
+    expected = ref.windowed_nps(ref.dedupe(first), by=["account_id"])
+    assert_approx_rows(actual, expected, columns=["n", "promoters", "detractors", "nps"])
+    assert actual[("a", T0)]["nps"] == 50.0
