@@ -339,13 +339,15 @@ def bg_probability_alive(params: Params, x: Any, tx: Any, T: Any) -> FloatArray:
 
 
 def _nbd_logpmf(r: float, alpha: float, n: FloatArray, t: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore"):
+    """Log NBD(n; t): log P(N(t) = n) with N(t) ~ Poisson(lambda t), lambda ~ Gamma(r, alpha)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_z = np.where(n > 0, n * (np.log(t) - np.log(alpha + t)), 0.0)
         return np.asarray(
             gammaln(r + n)
             - gammaln(r)
             - gammaln(n + 1.0)
             + r * (np.log(alpha) - np.log(alpha + t))
-            + n * (np.log(t) - np.log(alpha + t))
+            + log_z
         )
 
 
