@@ -107,9 +107,9 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
         F.max(F.when(is_purchase, day)).alias(f"{_PREFIX}last"),
         F.count(F.when(is_purchase, F.lit(1))).alias(f"{_PREFIX}days"),
         F.sum(F.when(is_purchase, value)).alias(f"{_PREFIX}total"),
-        # value of the first purchase day: min of (day, value) structs orders by day first
-        F.min(F.when(is_purchase, F.struct(day.alias("d"), value.alias("v")))).alias(
-            f"{_PREFIX}first_purchase"
+        # value of the first purchase day (min_by keeps a hash aggregate; null days skipped)
+        F.min_by(F.when(is_purchase, value), F.when(is_purchase, day)).alias(
+            f"{_PREFIX}first_value"
         ),
         F.sum(F.col(f"{_PREFIX}invalid")).alias("n_excluded"),
     )
@@ -121,7 +121,7 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
         end_col = F.lit(end)
     first = F.col(f"{_PREFIX}first")
     n_days = F.col(f"{_PREFIX}days")
-    repeat_total = F.col(f"{_PREFIX}total") - F.col(f"{_PREFIX}first_purchase.v")
+    repeat_total = F.col(f"{_PREFIX}total") - F.col(f"{_PREFIX}first_value")
     unit_lit = F.lit(unit)
     return per_account.where(n_days > 0).select(
         F.col(account_col),
