@@ -274,17 +274,26 @@ def synthetic_wallets(
 ) -> DataFrame:
     """Generate wallet estimates (total category spend per account per year).
 
-    One row per account: ``account_id``, ``wallet`` (double, lognormal, a few null),
-    ``region``, ``industry`` (segments for ``by=``), ``n_brands`` and ``brand_rank`` (int, for
-    the Wallet Allocation Rule).
+    One row per account: ``account_id``, ``wallet`` (double, a few null), ``region``,
+    ``industry`` (segments for ``by=``), ``n_brands`` and ``brand_rank`` (int, for the Wallet
+    Allocation Rule). The wallet is consistent with :func:`synthetic_transactions` for the same
+    ``seed`` and ``truth``: it is the account's latent expected annual spend (purchase rate x 365
+    x mean spend per purchase, from the same draws) divided by a share of wallet drawn from
+    Beta(2, 3), so an account's share of wallet is usually between 10% and 70%.
     """
     _check_args("synthetic_wallets", n_accounts, seed)
-    _ = truth
+    truth = truth or SyntheticTruth()
 
     def make(block: int) -> dict[str, Any]:
-        rng = _rng(seed, "wallets", block)
+        latent = _rng(seed, "transactions", block)  # replay the transaction draws of this block
         idx = _block_accounts(block, n_accounts)
-        wallet = np.round(rng.lognormal(8.0, 1.0, idx.size), 2)
+        lam = latent.gamma(truth.r, 1.0 / truth.alpha, idx.size)
+        latent.beta(truth.a, truth.b, idx.size)  # dropout probabilities: same draw order
+        nu = latent.gamma(truth.q, 1.0 / truth.v, idx.size)
+        annual_spend = (1.0 + lam * 365.0) * truth.p / nu
+        rng = _rng(seed, "wallets", block)
+        share = rng.beta(2.0, 3.0, idx.size)
+        wallet = np.round(annual_spend / np.clip(share, 0.02, 1.0), 2)
         wallet_list: list[float | None] = [
             None if u < 0.02 else w
             for w, u in zip(wallet.tolist(), rng.random(idx.size).tolist(), strict=True)
