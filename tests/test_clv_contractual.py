@@ -197,3 +197,12 @@ def test_degenerate_data_raises_convergence_error():
     # nobody ever churns: the MLE runs off to alpha -> 0 (a boundary), so no interior optimum
     with pytest.raises(ConvergenceError):
         ShiftedBetaGeo().fit_arrays([5, 5, 5], [False, False, False])
+
+
+def test_fit_lost_equals_fit_survivors():
+    lost = [HIGH_END[t - 1] - HIGH_END[t] for t in range(1, len(HIGH_END))]
+    a = ShiftedBetaGeo().fit_lost(lost, active=HIGH_END[-1])
+    b = ShiftedBetaGeo().fit_survivors(HIGH_END)
+    assert a.params == pytest.approx(b.params, rel=1e-12)
+    with pytest.raises(SchemaError, match="fit_lost"):
+        ShiftedBetaGeo().fit_lost([-1], active=3)

@@ -294,6 +294,30 @@ class ShiftedBetaGeo(FittedModel):
         weights = np.concatenate([-np.diff(s), [s[-1]]])
         return self.fit_arrays(periods, churned, weights=weights)
 
+    def fit_lost(self, lost: Sequence[float], active: float) -> ShiftedBetaGeo:
+        """Fit from the number of accounts lost at each period and those still active.
+
+        ``lost[t - 1]`` accounts churned at renewal opportunity ``t`` (t = 1..k) and
+        ``active`` accounts are still active after the k-th (right-censored at k).
+
+        Examples
+        --------
+        >>> sbg = ShiftedBetaGeo().fit_lost([369, 163, 86, 56, 37, 27, 21], active=241)
+        >>> {k: round(v, 3) for k, v in sbg.params.items()}
+        {'alpha': 0.704, 'beta': 1.182}
+        """
+        n_lost = np.asarray(lost, dtype=np.float64).ravel()
+        if n_lost.size < 1 or np.any(n_lost < 0) or not (np.isfinite(active) and active >= 0):
+            raise SchemaError(
+                "ShiftedBetaGeo.fit_lost(): lost must be at least one count >= 0 and active a "
+                f"count >= 0, found {list(n_lost)!r} and {active!r}"
+            )
+        k = n_lost.size
+        periods = np.concatenate([np.arange(1, k + 1, dtype=np.float64), [float(k)]])
+        churned = np.concatenate([np.ones(k, dtype=bool), [False]])
+        weights = np.concatenate([n_lost, [float(active)]])
+        return self.fit_arrays(periods, churned, weights=weights)
+
     def _fit_counts(
         self,
         periods: NDArray[np.float64],
