@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 
 import pytest
 from hypothesis import given, settings
@@ -26,12 +25,6 @@ def _prefixed(cases):
     """Stack cases into one log; account ids are prefixed by their case number."""
     rows = stack_cases(cases)
     return [{**r, "account_id": f"{r.pop('case')}:{r['account_id']}"} for r in rows]
-
-
-def _cdnow_id_map():
-    text = resources.files("kamlib.datasets").joinpath("data/CDNOW_sample.txt").read_text()
-    pairs = {tuple(line.split()[:2]) for line in text.splitlines() if line.strip()}
-    return [(master, int(sub)) for master, sub in sorted(pairs)]
 
 
 def _tx(spark, rows):
@@ -112,19 +105,16 @@ def test_cdnow_reproduces_published_summary(spark):
     """The key correctness check: the published 39-week CDNOW summary, to its 2 decimals."""
     ours = rfm_summary(load_cdnow(spark), observation_end="1997-09-30", freq="W")
     published = load_cdnow_summary(spark)
-    # The sample's ids are the master file's customer ids ("00004"); the published summary
-    # numbers customers by the sample's second column (1..2357), which is not monotone in
-    # them: join through that column, read from the shipped file.
-    ids = spark.createDataFrame(_cdnow_id_map(), "account_id string, id int")
-    joined = ours.join(ids, on="account_id", how="left").join(
+    # load_cdnow numbers customers like the published summary (the sample's second column).
+    joined = ours.join(
         published.select(
-            F.col("account_id").cast("int").alias("id"),
+            "account_id",
             F.col("frequency").alias("x"),
             F.col("recency").alias("t_x"),
             F.col("T").alias("T_pub"),
             F.col("monetary_value").alias("zbar"),
         ),
-        on="id",
+        on="account_id",
         how="full_outer",
     )
     stats = joined.agg(
@@ -143,7 +133,7 @@ def test_cdnow_reproduces_published_summary(spark):
     assert stats["dT"] <= 0.005 + 1e-9
     assert stats["dz"] <= 0.005 + 1e-9  # zbar is published with 2 decimals
     assert stats["excluded"] == 0
-    first = rows_by_key(ours.where(F.col("account_id") == "00004"), "account_id")
+    first = rows_by_key(ours.where(F.col("account_id") == "1"), "account_id")
     (row,) = first.values()
     assert (row["frequency"], round(row["recency"], 2), round(row["T"], 2)) == (2.0, 30.43, 38.86)
 

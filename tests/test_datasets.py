@@ -21,7 +21,7 @@ from kamlib.datasets import (
 @pytest.mark.connect
 def test_cdnow_sample_matches_published_shape(spark):
     tx = load_cdnow(spark)
-    assert tx.columns == ["account_id", "order_date", "quantity", "amount"]
+    assert tx.columns == ["account_id", "order_date", "quantity", "amount", "master_id"]
     stats = tx.agg(
         F.count("*").alias("rows"),
         F.countDistinct("account_id").alias("customers"),
@@ -32,6 +32,15 @@ def test_cdnow_sample_matches_published_shape(spark):
     assert stats["customers"] == 2357  # the 1/10 sample of Fader, Hardie and Lee (2005)
     assert stats["first"] == dt.date(1997, 1, 1)
     assert stats["last"] == dt.date(1998, 6, 30)
+
+
+def test_cdnow_ids_match_published_summary(spark):
+    tx = load_cdnow(spark)
+    first = tx.where("account_id = '1'").orderBy("order_date").first()
+    assert first["master_id"] == "00004"
+    assert first["order_date"] == dt.date(1997, 1, 1)
+    ids = {r[0] for r in tx.select("account_id").distinct().collect()}
+    assert ids == {str(i) for i in range(1, 2358)}
 
 
 def test_cdnow_summary(spark):

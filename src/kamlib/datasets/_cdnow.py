@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CDNOW_SCHEMA", "load_cdnow", "load_cdnow_summary"]
 
-CDNOW_SCHEMA = "account_id string, order_date date, quantity int, amount double"
+CDNOW_SCHEMA = "account_id string, order_date date, quantity int, amount double, master_id string"
 _SUMMARY_SCHEMA = (
     "account_id string, frequency double, recency double, T double, monetary_value double"
 )
@@ -29,23 +29,25 @@ def _read_text(name: str) -> str:
     )
 
 
-def _parse_cdnow(text: str) -> list[tuple[str, _dt.date, int, float]]:
+def _parse_cdnow(text: str) -> list[tuple[str, _dt.date, int, float, str]]:
     rows = []
     for line in text.splitlines():
         parts = line.split()
         if not parts:
             continue
-        customer, _sub, day, quantity, value = parts[:5]
+        master, sample_id, day, quantity, value = parts[:5]
         date = _dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
-        rows.append((customer, date, int(quantity), float(value)))
+        rows.append((str(int(sample_id)), date, int(quantity), float(value), master))
     return rows
 
 
 def load_cdnow(spark: SparkSession, sample: bool = True, *, path: str | None = None) -> DataFrame:
     """Load the CDNOW transaction log in kamlib's transactions shape.
 
-    Columns: ``account_id`` (string, zero-padded customer id), ``order_date`` (date),
-    ``quantity`` (number of CDs), ``amount`` (dollar value).
+    Columns: ``account_id`` (string, the sample's customer number ``"1"`` .. ``"2357"``, the
+    ``ID`` of the published summary :func:`load_cdnow_summary` and the id BTYD uses),
+    ``order_date`` (date), ``quantity`` (number of CDs), ``amount`` (dollar value) and
+    ``master_id`` (the zero-padded customer id of the full CDNOW master file).
 
     Parameters
     ----------
