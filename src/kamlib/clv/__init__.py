@@ -1,33 +1,37 @@
 """Customer lifetime value at Spark scale.
 
 RFM summaries, BG/NBD, Pareto/NBD, Modified BG/NBD, Gamma-Gamma, shifted-beta-geometric
-contractual retention and discounted CLV.
+contractual retention, discounted CLV and fit diagnostics. Spark reduces transactions to small
+summaries (distinct tuples with counts); the models are fitted on the driver with scipy and
+score DataFrames on the executors, so no per-account data passes through the driver.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from kamlib.clv._base import FittedModel, load_model, model_from_json
+from kamlib.clv.contractual import ShiftedBetaGeo
+from kamlib.clv.diagnostics import (
+    calibration_holdout_purchases,
+    period_transactions,
+    probability_of_purchases,
+)
+from kamlib.clv.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
+from kamlib.clv.summary import calibration_holdout, rfm_summary
+from kamlib.clv.value import customer_lifetime_value
 
-# Public names resolved lazily from the submodules that define them.
-_SUBMODULES = ("summary", "models", "contractual", "value", "diagnostics")
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("_"):
-        raise AttributeError(name)
-    for sub in _SUBMODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{sub}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{sub}":
-                continue
-            raise
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["FittedModel", "load_model", "model_from_json"]
+__all__ = [
+    "BetaGeo",
+    "FittedModel",
+    "GammaGamma",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "ShiftedBetaGeo",
+    "calibration_holdout",
+    "calibration_holdout_purchases",
+    "customer_lifetime_value",
+    "load_model",
+    "model_from_json",
+    "period_transactions",
+    "probability_of_purchases",
+    "rfm_summary",
+]
