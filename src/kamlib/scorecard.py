@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from kamlib._validation import (
     check_choice,
@@ -21,6 +21,7 @@ from kamlib._validation import (
     parse_timestamp,
     require_columns,
 )
+from kamlib.clv.summary import Freq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ __all__ = ["DEFAULT_HEALTH_WEIGHTS", "SCORECARD_COLUMNS", "account_scorecard"]
 
 log = logging.getLogger("kamlib.scorecard")
 
-Freq = Literal["D", "W"]
 
 #: Default health weights (renormalised over the columns that exist, e.g. without surveys
 #: ``nps`` is dropped). ``recency_days`` is "lower is better".
@@ -483,7 +483,7 @@ def _clv_frame(
     account_col: str,
     date_col: str,
     value_col: str,
-    freq: str,
+    freq: Freq,
     months: int,
     discount_rate: float,
     penalizer: float,
