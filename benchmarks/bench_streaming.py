@@ -7,7 +7,9 @@ JSON-lines order events (1% malformed) are written to 10 files before timing sta
   1-day watermark -> daily revenue per account (event-time windows) -> parquet, availableNow;
 * ``kamlib stream`` end to end (``run_order_stream``: orders + quarantine + revenue_daily).
 
-Each run uses fresh output and checkpoint directories. Target: pipeline >= 100k events/s.
+Each run uses fresh output and checkpoint directories, after a warm-up on a small separate
+input. Timings include query start-up and the final no-data batch that closes windows, a fixed
+cost that matters less at larger sizes. Target: pipeline >= 100k events/s.
 
     python benchmarks/bench_streaming.py --events 200000
 """
@@ -85,21 +87,30 @@ def run(spark: Any, events: int) -> dict[str, Any]:
         landing = work / "in"
         lines = write_events(landing, events)
 
-        def baseline() -> Any:
-            raw = spark.readStream.text(str(landing))
-            return parquet_sink(
-                raw, str(work / "base_out"), checkpoint=str(work / "base_chk"), available_now=True
-            )
+        warm = work / "warm"
+        write_events(warm, 20_000, seed=1)
 
-        def pipeline() -> Any:
-            valid, _ = decode_json(file_source(spark, str(landing)), ORDER_EVENT)
+        def baseline(src: Path = landing, tag: str = "base") -> Any:
+            raw = spark.readStream.text(str(src))
             return parquet_sink(
-                revenue_daily_stream(valid, watermark="1 day"),
-                str(work / "rev_out"),
-                checkpoint=str(work / "rev_chk"),
+                raw,
+                str(work / f"{tag}_out"),
+                checkpoint=str(work / f"{tag}_chk"),
                 available_now=True,
             )
 
+        def pipeline(src: Path = landing, tag: str = "rev") -> Any:
+            valid, _ = decode_json(file_source(spark, str(src)), ORDER_EVENT)
+            return parquet_sink(
+                revenue_daily_stream(valid, watermark="1 day"),
+                str(work / f"{tag}_out"),
+                checkpoint=str(work / f"{tag}_chk"),
+                available_now=True,
+            )
+
+        # Warm-up on a small separate input (JIT compilation, code generation caches).
+        _timed_query(lambda: baseline(warm, "warm_base"))
+        _timed_query(lambda: pipeline(warm, "warm_rev"))
         base_s = _timed_query(baseline)
         pipe_s = _timed_query(pipeline)
         began = time.perf_counter()

@@ -29,6 +29,7 @@ COORDINATES: tuple[str, ...] = ("topic", "partition", "offset", "timestamp")
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {"score": (0, 10)}
 
 _ERROR_COL = "error"
+_CORRUPT = "_kamlib_corrupt"
 _RAW_COL = "raw"
 
 
@@ -104,25 +105,29 @@ def decode_columns(
             f"schema fields are {schema.fieldNames()}"
         )
 
-    nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in schema.fields])
+    nullable = T.StructType(
+        [T.StructField(f.name, f.dataType, True) for f in schema.fields]
+        + [T.StructField(_CORRUPT, T.StringType(), True)]
+    )
     raw = F.col(value_col).cast("string")
-    m = F.col("_kamlib_map")
+    keys = F.col("_kamlib_keys")
     s = F.col("_kamlib_struct")
+    # Set (partial results) when some field could not be converted to its type.
+    type_error = s.getField(_CORRUPT).isNotNull()
 
     problems: list[Column] = []
     for field in schema.fields:
-        present = m.getItem(field.name).isNotNull()
+        present = F.array_contains(keys, F.lit(field.name))
         typed = s.getField(field.name)
+        wrong = present & typed.isNull() & type_error
         if not field.nullable:
             problems.append(
-                F.when(~present, F.lit(f"missing required field '{field.name}'")).when(
-                    typed.isNull(), F.lit(f"wrong type for '{field.name}'")
+                F.when(wrong, F.lit(f"wrong type for '{field.name}'")).when(
+                    typed.isNull(), F.lit(f"missing required field '{field.name}'")
                 )
             )
         else:
-            problems.append(
-                F.when(present & typed.isNull(), F.lit(f"wrong type for '{field.name}'"))
-            )
+            problems.append(F.when(wrong, F.lit(f"wrong type for '{field.name}'")))
         if isinstance(field.dataType, (T.DoubleType, T.FloatType)):
             problems.append(
                 F.when(
@@ -143,11 +148,23 @@ def decode_columns(
                 )
             )
     joined = F.concat_ws("; ", *problems)
-    error = F.when(m.isNull(), F.lit("invalid JSON")).otherwise(F.nullif(joined, F.lit("")))
+    error = F.when(keys.isNull(), F.lit("invalid JSON")).otherwise(F.nullif(joined, F.lit("")))
+    # The parse results come out of a one-row ``inline`` (a Generate node): filters on the
+    # outputs (e.g. ``error IS NULL`` for ``valid``) cannot be pushed below it, so the
+    # optimizer cannot inline ``from_json`` into a Filter, where it would be evaluated once
+    # per reference instead of once per record.
     parsed = df.select(
-        raw.alias(_RAW_COL),
-        F.from_json(raw, T.MapType(T.StringType(), T.StringType())).alias("_kamlib_map"),
-        F.from_json(raw, nullable).alias("_kamlib_struct"),
+        F.inline(
+            F.array(
+                F.struct(
+                    raw.alias(_RAW_COL),
+                    F.json_object_keys(raw).alias("_kamlib_keys"),
+                    F.from_json(raw, nullable, {"columnNameOfCorruptRecord": _CORRUPT}).alias(
+                        "_kamlib_struct"
+                    ),
+                )
+            )
+        ),
         *[F.col(c) for c in COORDINATES],
         *[F.col(c) for c in extra],
     )
@@ -198,9 +215,14 @@ def decode_json(
     * ``out of range: score 11 (expected 0..10)``.
 
     Several problems are joined with ``"; "``. Nothing is dropped: ``valid`` and
-    ``quarantine`` partition the input. Both parses (a ``map<string,string>`` to see which
-    keys are present and the typed struct, with Spark's per-field partial results) run in a
-    single projection, so a stream is read and parsed once per micro-batch.
+    ``quarantine`` partition the input. One projection computes ``json_object_keys`` (null
+    unless the value is a JSON object; which keys are present: a light token scan) and the
+    typed ``from_json`` with a corrupt-record column (set, with Spark's per-field partial
+    results, when a field could not be converted): a key that is present, typed ``null``
+    while the corrupt-record column is set has the wrong type; an absent key or a JSON
+    ``null`` is missing. A stream is therefore read and parsed once per micro-batch. (In a
+    record with several problems, a JSON ``null`` next to a wrongly typed field may be
+    reported as a wrong type; the record is quarantined either way.)
 
     Parameters
     ----------

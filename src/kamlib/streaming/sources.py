@@ -384,12 +384,19 @@ def file_source(
     lines_array = F.when(text == F.lit(""), F.array().cast("array<string>")).otherwise(
         F.split(body, "\r?\n")
     )
-    lines = files.select("file", "timestamp", F.posexplode(lines_array).alias("_pos", "_line"))
+    lines = files.select(
+        "file",
+        "timestamp",
+        # once per file, not per line
+        F.pmod(F.hash("file"), F.lit(2147483647)).cast("int").alias("_part"),
+        F.col("file").cast("binary").alias("_key"),
+        F.posexplode(lines_array).alias("_pos", "_line"),
+    )
     return lines.select(
-        F.col("file").cast("binary").alias("key"),
+        F.col("_key").alias("key"),
         F.col("_line").cast("binary").alias("value"),
         F.lit(topic).alias("topic"),
-        F.pmod(F.hash("file"), F.lit(2147483647)).cast("int").alias("partition"),
+        F.col("_part").alias("partition"),
         F.col("_pos").cast("long").alias("offset"),
         F.col("timestamp"),
         F.col("file"),
