@@ -1,38 +1,146 @@
 """Structured Streaming helpers for KAM dashboards.
 
 Sources that all return the Kafka record shape (``key``, ``value``, ``topic``, ``partition``,
-``offset``, ``timestamp``), JSON decoding that quarantines bad records, streaming KPIs with
-watermarks and de-duplication, enrichment, sessionization, alerts, and sinks with checkpoints.
+``offset``, ``timestamp``), JSON decoding that quarantines bad records instead of losing them,
+streaming KPIs with watermarks and de-duplication, enrichment with account reference data,
+sessionization, per-account alerts, sinks with checkpoints that survive restarts, and the query
+runner behind ``kamlib stream``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-# Submodules searched (in order) for a public name accessed as ``kamlib.streaming.<name>``.
-_SUBMODULES = (
-    "sources",
-    "decode",
-    "sinks",
-    "runner",
-    "kpis",
-    "enrich",
-    "sessions",
-    "alerts",
+from kamlib.streaming.alerts import (
+    ALERT_COLUMNS,
+    AlertBatchEvaluator,
+    DetractorBurstRule,
+    DropRule,
+    SpikeRule,
+    alerts_each_batch,
+    evaluate_alerts,
+    new_alerts,
+)
+from kamlib.streaming.decode import (
+    COORDINATES,
+    DEFAULT_RANGES,
+    Decoded,
+    decode_json,
+)
+from kamlib.streaming.enrich import (
+    ReadTable,
+    ReferenceRefresher,
+    enrich_with_accounts,
+    refreshing_reference,
+    unknown_accounts,
+)
+from kamlib.streaming.kpis import (
+    deduplicate_events,
+    flag_late,
+    late_rows,
+    progress_watermark,
+    streaming_nps,
+    windowed_revenue,
+)
+from kamlib.streaming.runner import (
+    BatchProgress,
+    StreamReport,
+    await_queries,
+    batch_progress,
+    pin_shuffle_partitions,
+    revenue_daily_stream,
+    run_order_stream,
+    start_decoded,
+)
+from kamlib.streaming.sessions import (
+    session_engagement,
+    sessionize,
+)
+from kamlib.streaming.sinks import (
+    DELTA_PACKAGE,
+    BatchWriter,
+    DeltaEngine,
+    OutputMode,
+    apply_trigger,
+    default_app_id,
+    delta_batch_writer,
+    delta_connector_available,
+    delta_sink,
+    idempotent_writer,
+    kafka_sink,
+    parquet_batch_writer,
+    parquet_sink,
+    require_checkpoint,
+    write_batch_files,
+)
+from kamlib.streaming.sources import (
+    FIXTURE_FORMAT,
+    RECORD_COLUMNS,
+    KafkaOptions,
+    file_source,
+    fixture_source,
+    is_secret_option,
+    kafka_options,
+    kafka_package,
+    kafka_source,
+    register_fixture_source,
 )
 
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("_"):
-        raise AttributeError(name)
-    for sub in _SUBMODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{sub}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{sub}":
-                continue
-            raise
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "ALERT_COLUMNS",
+    "COORDINATES",
+    "DEFAULT_RANGES",
+    "DELTA_PACKAGE",
+    "FIXTURE_FORMAT",
+    "RECORD_COLUMNS",
+    "AlertBatchEvaluator",
+    "BatchProgress",
+    "BatchWriter",
+    "Decoded",
+    "DeltaEngine",
+    "DetractorBurstRule",
+    "DropRule",
+    "KafkaOptions",
+    "OutputMode",
+    "ReadTable",
+    "ReferenceRefresher",
+    "SpikeRule",
+    "StreamReport",
+    "alerts_each_batch",
+    "apply_trigger",
+    "await_queries",
+    "batch_progress",
+    "decode_json",
+    "deduplicate_events",
+    "default_app_id",
+    "delta_batch_writer",
+    "delta_connector_available",
+    "delta_sink",
+    "enrich_with_accounts",
+    "evaluate_alerts",
+    "file_source",
+    "fixture_source",
+    "flag_late",
+    "idempotent_writer",
+    "is_secret_option",
+    "kafka_options",
+    "kafka_package",
+    "kafka_sink",
+    "kafka_source",
+    "late_rows",
+    "new_alerts",
+    "parquet_batch_writer",
+    "parquet_sink",
+    "pin_shuffle_partitions",
+    "progress_watermark",
+    "refreshing_reference",
+    "register_fixture_source",
+    "require_checkpoint",
+    "revenue_daily_stream",
+    "run_order_stream",
+    "session_engagement",
+    "sessionize",
+    "start_decoded",
+    "streaming_nps",
+    "unknown_accounts",
+    "windowed_revenue",
+    "write_batch_files",
+]
