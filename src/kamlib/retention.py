@@ -295,6 +295,138 @@ def _bridge_frames(
     return bridge, bounds
 
 
+def _period_rows(
+    df: DataFrame,
+    *,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    period: str,
+    product_col: str | None,
+    keys: list[str],
+) -> DataFrame:
+    """Bridge rows for :func:`retention_rates`, plus marker rows, in one pass over the input.
+
+    Columns: ``keys``, the period index, ``previous_revenue``, ``revenue``, ``movement``
+    (null on marker rows), ``cross_sell_revenue`` (with a product column), ``__kam_present``
+    (the row stands for valid input rows in its period: the grid bounds) and ``__kam_ex``
+    (excluded input rows). Rows are not yet restricted to the group's grid: the caller
+    aggregates per (group, period) and keeps the periods after the first, up to the last.
+    Invalid input rows are folded into one (group, null account, null period) row per group,
+    so bounds and excluded counts need no second scan of the input.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    date = F.to_date(F.col(date_col))
+    valid = (
+        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
+    )
+    base = df.select(
+        *[F.col(k) for k in keys],
+        F.when(valid, F.col(account_col)).alias(account_col),
+        *([F.when(valid, F.col(product_col)).alias(product_col)] if product_col else []),
+        F.when(valid, _period_index(date, period)).alias(_P),
+        # Summed in the input type (exact for integers and decimals, so "flat" does not depend
+        # on summation order) and cast to double afterwards.
+        F.when(valid, F.col(value_col)).alias(_V),
+        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias(_EX),
+    )
+    # One shuffle: hash-partition by account; the per-(account, [product,] period) sums and
+    # the per-account window below then need no further exchange.
+    parted = base.repartition(*keys, account_col)
+    if product_col is not None:
+        per_product = parted.groupBy(*keys, account_col, product_col, _P).agg(
+            F.sum(_V).alias(_V), F.sum(_EX).alias(_EX)
+        )
+        wp = Window.partitionBy(*keys, account_col, product_col)
+        prod_rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
+        first_pos = F.min(F.when(prod_rev > 0, F.col(_P))).over(wp)
+        cs = (
+            F.when((prod_rev > 0) & (F.col(_P) == first_pos), prod_rev)
+            .otherwise(F.lit(0.0))
+            .alias(_CS)
+        )
+        account_period = (
+            per_product.select(*keys, account_col, _P, _V, _EX, cs)
+            .groupBy(*keys, account_col, _P)
+            .agg(F.sum(_V).alias(_V), F.sum(_EX).alias(_EX), F.sum(_CS).alias(_CS))
+        )
+    else:
+        account_period = parted.groupBy(*keys, account_col, _P).agg(
+            F.sum(_V).alias(_V), F.sum(_EX).alias(_EX)
+        )
+    rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
+    # All of an account's periods (also those with revenue <= 0), in order: the neighbours are
+    # the adjacent rows; "new" is the account's first period with positive revenue.
+    w = Window.partitionBy(*keys, account_col).orderBy(_P)
+    w_all = w.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    rows = account_period.select(
+        *keys,
+        _P,
+        rev.alias(_V),
+        _EX,
+        *([F.col(_CS)] if product_col else []),
+        F.lag(_P).over(w).alias("__kam_prev_p"),
+        F.greatest(F.lag(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_prev_v"),
+        F.lead(_P).over(w).alias("__kam_next_p"),
+        F.greatest(F.lead(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_next_v"),
+        F.min(F.when(rev > 0, F.col(_P))).over(w_all).alias("__kam_first_pos"),
+    )
+    p = F.col(_P)
+    r = F.col(_V)
+    previous = F.when(F.col("__kam_prev_p") == p - F.lit(1), F.col("__kam_prev_v")).otherwise(
+        F.lit(0.0)
+    )
+    movement = (
+        F.when((previous == 0) & (p == F.col("__kam_first_pos")), F.lit("new"))
+        .when(previous == 0, F.lit("reactivated"))
+        .when(r > previous, F.lit("expansion"))
+        .when(r < previous, F.lit("contraction"))
+        .otherwise(F.lit("flat"))
+    )
+    is_valid = p.isNotNull()
+    # The row of the period itself: a bridge row when the account has revenue > 0 (a churn
+    # into this period is emitted by the previous period's row), else only a marker.
+    current = F.struct(
+        p.alias("p"),
+        F.when(r > 0, previous).otherwise(F.lit(0.0)).alias("previous"),
+        F.when(r > 0, r).otherwise(F.lit(0.0)).alias("revenue"),
+        F.when(r > 0, movement).alias("movement"),
+        F.when(r > 0, F.col(_CS) if product_col else F.lit(0.0))
+        .otherwise(F.lit(0.0))
+        .alias("cross"),
+        is_valid.alias("present"),
+        F.col(_EX).cast("long").alias("ex"),
+    )
+    next_positive = (F.col("__kam_next_p") == p + F.lit(1)) & (F.col("__kam_next_v") > 0)
+    churn = F.when(
+        is_valid & (r > 0) & ~F.coalesce(next_positive, F.lit(False)),
+        F.struct(
+            (p + F.lit(1)).alias("p"),
+            r.alias("previous"),
+            F.lit(0.0).alias("revenue"),
+            F.lit("churned").alias("movement"),
+            F.lit(0.0).alias("cross"),
+            F.lit(False).alias("present"),
+            F.lit(0).cast("long").alias("ex"),
+        ),
+    )
+    row = "__kam_row"
+    return rows.select(
+        *keys, F.explode(F.array_compact(F.array(current, churn))).alias(row)
+    ).select(
+        *keys,
+        F.col(f"{row}.p").alias(_P),
+        F.col(f"{row}.previous").alias("previous_revenue"),
+        F.col(f"{row}.revenue").alias("revenue"),
+        F.col(f"{row}.movement").alias("movement"),
+        *([F.col(f"{row}.cross").alias("cross_sell_revenue")] if product_col else []),
+        F.col(f"{row}.present").alias("__kam_present"),
+        F.col(f"{row}.ex").alias("__kam_ex"),
+    )
+
+
 def revenue_bridge(
     df: DataFrame,
     *,
@@ -515,13 +647,13 @@ def retention_rates(
     )
     from pyspark.sql import functions as F
 
-    bridge, bounds = _bridge_frames(
+    periods = _period_rows(
         df,
         account_col=account_col,
         date_col=date_col,
         value_col=value_col,
-        period=period,
         product_col=product_col,
+        period=period,
         keys=keys,
     )
     prev = F.col("previous_revenue")
@@ -571,16 +703,30 @@ def retention_rates(
             total(mv == "expansion", rev - prev - exp_cross).alias("upsell_revenue"),
         ]
         sums += ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
-    per_period = bridge.groupBy(*keys, _P).agg(*aggs)
-    per_period = per_period.select(
-        *[F.col(k).alias(f"{_G}{i}") for i, k in enumerate(keys)],
-        F.col(_P).alias(f"{_G}p"),
-        *sums,
-        *counts,
+    # Tiny from here on: one row per (group, period).
+    per_period = periods.groupBy(*keys, _P).agg(
+        *aggs,
+        F.count_if(F.col("__kam_present")).alias("__kam_present"),
+        F.sum("__kam_ex").alias(_EX),
     )
-
-    # Every period of each group's grid after the first, even without bridge rows.
-    grid = bounds.select(
+    # Per group: the grid bounds (periods with any valid row), the excluded-row count and a
+    # period -> totals map; then every period of the grid after the first, even without
+    # bridge rows (no join: a map lookup on one row per group).
+    present = F.col("__kam_present") > 0
+    per_group = per_period.groupBy(*keys).agg(
+        F.min(F.when(present, F.col(_P))).alias(_FIRST),
+        F.max(F.when(present, F.col(_P))).alias(_LAST),
+        F.sum(_EX).alias(_EX),
+        F.map_from_entries(
+            F.collect_list(
+                F.when(
+                    F.col(_P).isNotNull(),
+                    F.struct(F.col(_P), F.struct(*[F.col(c) for c in [*sums, *counts]])),
+                )
+            )
+        ).alias("__kam_map"),
+    )
+    grid = per_group.select(
         *keys,
         F.explode(
             F.when(
@@ -589,10 +735,16 @@ def retention_rates(
             )
         ).alias(_P),
         F.col(_EX).alias("excluded_rows"),
+        F.col("__kam_map"),
     )
-    cond = [F.col(k).eqNullSafe(F.col(f"{_G}{i}")) for i, k in enumerate(keys)]
-    cond.append(F.col(_P) == F.col(f"{_G}p"))
-    joined = grid.join(per_period, on=cond, how="left")
+    joined = grid.select(
+        *keys,
+        _P,
+        "excluded_rows",
+        F.try_element_at(F.col("__kam_map"), F.col(_P)).alias("__kam_t"),
+    ).select(
+        *keys, _P, "excluded_rows", *[F.col(f"__kam_t.{c}").alias(c) for c in [*sums, *counts]]
+    )
 
     filled = {c: F.coalesce(F.col(c), zero) for c in sums}
     filled_counts = {c: F.coalesce(F.col(c), F.lit(0)).cast("long") for c in counts}
