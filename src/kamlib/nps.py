@@ -160,25 +160,54 @@ def nps(
     z = _z(level)
 
     score, valid = _nps_score(df, score_col)
-    if weight_col is None:
-        weight: Column = F.lit(1.0)
-    else:
+    if weight_col is not None:
         weight = clean_numeric(df, weight_col).cast("double")
         valid = valid & F.coalesce((weight >= 0) & (weight < F.lit(math.inf)), F.lit(False))
-    promoter = valid & (score >= 9)
-    detractor = valid & (score <= 6)
-    passive = valid & (score >= 7) & (score <= 8)
-    aggregated = df.groupBy(*groups).agg(
-        F.count_if(valid).alias("n"),
-        F.count_if(~valid).alias("invalid"),
-        F.count_if(promoter).alias("promoters"),
-        F.count_if(passive).alias("passives"),
-        F.count_if(detractor).alias("detractors"),
-        F.sum(F.when(valid, weight)).alias("_sw"),
-        F.sum(F.when(valid, weight * weight)).alias("_sw2"),
-        F.sum(F.when(promoter, weight).otherwise(0.0)).alias("_swp"),
-        F.sum(F.when(detractor, weight).otherwise(0.0)).alias("_swd"),
-    )
+    if weight_col is None:
+        # Unweighted: one small integer code per response and four counts (everything else
+        # follows from them), so the aggregation is about as cheap as a plain count.
+        code = "__kam_nps_code"
+        coded = df.select(
+            *groups,
+            F.when(~valid, F.lit(-1))
+            .when(score >= 9, F.lit(2))
+            .when(score <= 6, F.lit(0))
+            .otherwise(F.lit(1))
+            .alias(code),
+        )
+        c = F.col(code)
+        counted = coded.groupBy(*groups).agg(
+            F.count(F.lit(1)).alias("_total"),
+            F.count_if(c >= 0).alias("n"),
+            F.count_if(c == 2).alias("promoters"),
+            F.count_if(c == 0).alias("detractors"),
+        )
+        aggregated = counted.select(
+            *groups,
+            "n",
+            (F.col("_total") - F.col("n")).alias("invalid"),
+            "promoters",
+            (F.col("n") - F.col("promoters") - F.col("detractors")).alias("passives"),
+            "detractors",
+            F.col("n").cast("double").alias("_sw"),
+            F.col("promoters").cast("double").alias("_swp"),
+            F.col("detractors").cast("double").alias("_swd"),
+        )
+    else:
+        promoter = valid & (score >= 9)
+        detractor = valid & (score <= 6)
+        passive = valid & (score >= 7) & (score <= 8)
+        aggregated = df.groupBy(*groups).agg(
+            F.count_if(valid).alias("n"),
+            F.count_if(~valid).alias("invalid"),
+            F.count_if(promoter).alias("promoters"),
+            F.count_if(passive).alias("passives"),
+            F.count_if(detractor).alias("detractors"),
+            F.sum(F.when(valid, weight)).alias("_sw"),
+            F.sum(F.when(valid, weight * weight)).alias("_sw2"),
+            F.sum(F.when(promoter, weight).otherwise(0.0)).alias("_swp"),
+            F.sum(F.when(detractor, weight).otherwise(0.0)).alias("_swd"),
+        )
     p_p = F.try_divide(F.col("_swp"), F.col("_sw"))
     p_d = F.try_divide(F.col("_swd"), F.col("_sw"))
     if weight_col is None:
