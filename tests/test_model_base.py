@@ -68,12 +68,13 @@ def test_wrong_type_and_newer_major(tmp_path):
         model_from_json("{")
 
 
-def _double(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"twice": 2 * cols["x"], "ratio": cols["x"] / cols["y"]}
-
-
 @pytest.mark.connect
 def test_with_numpy_columns(spark):
+    # Defined inside the test so cloudpickle ships it by value (the Connect server's Python
+    # workers cannot import the tests package).
+    def _double(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"twice": 2 * cols["x"], "ratio": cols["x"] / cols["y"]}
+
     df = spark.createDataFrame(
         [("a", 1, 2.0), ("b", None, 4.0), ("c", 3, 0.0)], "k string, x int, y double"
     )
