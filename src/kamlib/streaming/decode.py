@@ -109,17 +109,26 @@ def decode_columns(
         [T.StructField(f.name, f.dataType, True) for f in schema.fields]
         + [T.StructField(_CORRUPT, T.StringType(), True)]
     )
-    raw = F.col(value_col).cast("string")
-    keys = F.col("_kamlib_keys")
+    raw = F.col(_RAW_COL)
     s = F.col("_kamlib_struct")
+    corrupt = s.getField(_CORRUPT)
     # Set (partial results) when some field could not be converted to its type.
-    type_error = s.getField(_CORRUPT).isNotNull()
+    type_error = corrupt.isNotNull()
+    # The key scan (``json_object_keys``: null unless the value is a JSON object) is only
+    # needed to tell "absent" from "wrong type" and to recognise invalid JSON, i.e. for
+    # records that are rejected anyway: when ``from_json`` parsed every field cleanly and
+    # all required fields are set, the value was a JSON object (anything else sets the
+    # corrupt-record column or gives a null struct). ``CASE WHEN`` evaluates it lazily.
+    required = [f.name for f in schema.fields if not f.nullable]
+    suspect = s.isNull() | type_error
+    for name in required:
+        suspect = suspect | s.getField(name).isNull()
+    keys = F.when(suspect, F.json_object_keys(raw))
 
     problems: list[Column] = []
     for field in schema.fields:
-        present = F.array_contains(keys, F.lit(field.name))
         typed = s.getField(field.name)
-        wrong = present & typed.isNull() & type_error
+        wrong = type_error & typed.isNull() & F.array_contains(keys, F.lit(field.name))
         if not field.nullable:
             problems.append(
                 F.when(wrong, F.lit(f"wrong type for '{field.name}'")).when(
@@ -148,23 +157,24 @@ def decode_columns(
                 )
             )
     joined = F.concat_ws("; ", *problems)
-    error = F.when(keys.isNull(), F.lit("invalid JSON")).otherwise(F.nullif(joined, F.lit("")))
-    # The parse results come out of a one-row ``inline`` (a Generate node): filters on the
-    # outputs (e.g. ``error IS NULL`` for ``valid``) cannot be pushed below it, so the
-    # optimizer cannot inline ``from_json`` into a Filter, where it would be evaluated once
-    # per reference instead of once per record.
-    parsed = df.select(
-        F.inline(
-            F.array(
-                F.struct(
-                    raw.alias(_RAW_COL),
-                    F.json_object_keys(raw).alias("_kamlib_keys"),
-                    F.from_json(raw, nullable, {"columnNameOfCorruptRecord": _CORRUPT}).alias(
-                        "_kamlib_struct"
-                    ),
-                )
-            )
-        ),
+    error = F.when(suspect & keys.isNull(), F.lit("invalid JSON")).otherwise(
+        F.nullif(joined, F.lit(""))
+    )
+    # The parse result comes out of a one-element ``explode`` (a Generate node, compiled
+    # with whole-stage code generation): filters on it (e.g. ``error IS NULL`` for
+    # ``valid``) cannot be pushed below it, so the optimizer cannot inline ``from_json``
+    # into a Filter, where it would be evaluated once per reference instead of once per
+    # record. The text is cast once, below the Generate.
+    text = df.select(
+        F.col(value_col).cast("string").alias(_RAW_COL),
+        *[F.col(c) for c in COORDINATES],
+        *[F.col(c) for c in extra],
+    )
+    parsed = text.select(
+        F.col(_RAW_COL),
+        F.explode(
+            F.array(F.from_json(raw, nullable, {"columnNameOfCorruptRecord": _CORRUPT}))
+        ).alias("_kamlib_struct"),
         *[F.col(c) for c in COORDINATES],
         *[F.col(c) for c in extra],
     )

@@ -378,19 +378,39 @@ def file_source(
         F.col("_metadata.file_path").alias("file"),
         F.col("_metadata.file_modification_time").alias("timestamp"),
     )
-    # Drop ONE final line break, then split: "a\nb\n" -> [a, b]; an empty file -> [].
+    # Split on a literal "\n" (Java's single-character fast path, no regular expression
+    # over the whole file), drop the empty string after a final line break, and remove
+    # the "\r" of a "\r\n" (a line followed by a line break) per line: "a\r\nb\n" -> [a, b];
+    # an empty file -> [].
     text = F.col("_text")
-    body = F.regexp_replace(text, r"\r?\n\z", "")
-    lines_array = F.when(text == F.lit(""), F.array().cast("array<string>")).otherwise(
-        F.split(body, "\r?\n")
+    files = files.select(
+        "file",
+        "timestamp",
+        text.endswith("\n").alias("_ends"),
+        F.when(text == F.lit(""), F.array().cast("array<string>"))
+        .otherwise(F.split(text, "\n"))
+        .alias("_parts"),
     )
+    parts = F.col("_parts")
+    lines_array = F.when(F.col("_ends"), F.slice(parts, 1, F.size(parts) - 1)).otherwise(parts)
     lines = files.select(
         "file",
         "timestamp",
         # once per file, not per line
         F.pmod(F.hash("file"), F.lit(2147483647)).cast("int").alias("_part"),
         F.col("file").cast("binary").alias("_key"),
-        F.posexplode(lines_array).alias("_pos", "_line"),
+        "_ends",
+        F.size(parts).alias("_n"),
+        F.posexplode(lines_array).alias("_pos", "_raw"),
+    )
+    raw_line = F.col("_raw")
+    followed_by_break = F.col("_ends") | (F.col("_pos") < F.col("_n") - 1)
+    lines = lines.withColumn(
+        "_line",
+        F.when(
+            followed_by_break & raw_line.endswith("\r"),
+            F.expr("substring(_raw, 1, length(_raw) - 1)"),
+        ).otherwise(raw_line),
     )
     return lines.select(
         F.col("_key").alias("key"),
