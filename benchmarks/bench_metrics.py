@@ -45,6 +45,14 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
     def baseline() -> None:
         noop(tx.groupBy("account_id").agg(F.sum("amount").alias("value")))
 
+    def retention_floor() -> None:
+        # What any monthly bridge must do at least: one (account, month) aggregation.
+        noop(
+            tx.groupBy("account_id", F.trunc("order_date", "month").alias("month")).agg(
+                F.sum("amount").alias("value")
+            )
+        )
+
     def survey_baseline() -> None:
         noop(surveys.groupBy("account_id").agg(F.avg("score").alias("score")))
 
@@ -57,9 +65,15 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
     timed(baseline)  # warm-up (JIT, file listing caches)
     base = timed(baseline, repeat=2)
     survey_base = timed(survey_baseline, repeat=2)
+    floor = timed(retention_floor, repeat=2)
     rows: list[dict[str, Any]] = [
         {"step": "baseline: read + groupBy (transactions)", "seconds": base},
         {"step": "baseline: read + groupBy (surveys)", "seconds": survey_base},
+        {
+            "step": "floor: groupBy (account, month)",
+            "seconds": floor,
+            "ratio": floor / base,
+        },
     ]
     for name, fn in steps.items():
         seconds = timed(fn, repeat=2)
