@@ -616,6 +616,11 @@ def retention_rates(
     A group whose rows are all invalid has no grid and no output rows; a group with a single
     period has no rows either (there is no period after the first).
 
+    The work is one pass over the input: one shuffle by account (the per-account period sums
+    and one window per account need no further exchange), then aggregations over one row per
+    (group, period); grid bounds and excluded rows come from the same pass (no second scan,
+    no join).
+
     References
     ----------
     D. Skok, "SaaS Metrics 2.0" (forEntrepreneurs, 2013); KeyBanc Capital Markets & Sapphire
