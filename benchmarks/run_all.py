@@ -66,11 +66,13 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for row in _rows(result):
             value = row.get("seconds", row.get("value", ""))
             value_text = f"{value:,.2f}" if isinstance(value, (int, float)) else str(value)
+            step = str(row.get("step", ""))
+            if isinstance(row.get("events_per_s"), (int, float)):
+                step += f" ({row['events_per_s']:,.0f} events/s)"
             ratio = row.get("ratio")
             ratio_text = f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else ""
             lines.append(
-                f"| {name} | {row.get('step', '')} | {value_text} | {ratio_text} "
-                f"| {row.get('target', '')} |"
+                f"| {name} | {step} | {value_text} | {ratio_text} | {row.get('target', '')} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -78,7 +80,11 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10x smaller inputs")
-    parser.add_argument("--only", nargs="*", help="run only these scripts (e.g. bench_clv.py)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="run only these scripts (e.g. bench_clv.py); the others keep their latest results",
+    )
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
     failed = False
@@ -108,6 +114,21 @@ def main() -> int:
         "quick": bool(args.quick),
     }
     RESULTS.mkdir(exist_ok=True)
+    previous = RESULTS / "latest.json"
+    if args.only and previous.exists():
+        # A partial run keeps the other benchmarks' latest results (marked with their date).
+        ran = {r.get("script") for r in results}
+        old = json.loads(previous.read_text())
+        kept = [
+            {**r, "measured": r.get("measured", old.get("meta", {}).get("date"))}
+            for r in old.get("results", [])
+            if r.get("script") not in ran
+        ]
+        order = [name for name, _, _ in BENCHMARKS]
+        results = sorted(
+            kept + results,
+            key=lambda r: order.index(r["script"]) if r.get("script") in order else len(order),
+        )
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     table = _markdown(results, meta)
     (RESULTS / "latest.md").write_text(table)
