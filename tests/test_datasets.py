@@ -92,3 +92,27 @@ def test_synthetic_bad_arguments(spark):
         synthetic_transactions(spark, 0)
     with pytest.raises(SchemaError, match="seed= must be a non-negative int"):
         synthetic_transactions(spark, 10, seed=-1)
+
+
+def test_wallets_and_targets_follow_latent_spend(spark):
+    from kamlib.datasets import synthetic_targets
+
+    n = 4000
+    tx = synthetic_transactions(spark, n, seed=9)
+    spend = (
+        tx.filter("order_date >= '2025-01-01'")
+        .groupBy("account_id")
+        .agg(F.sum("amount").alias("revenue"))
+    )
+    joined = (
+        spend.join(synthetic_wallets(spark, n, seed=9), "account_id")
+        .join(synthetic_targets(spark, n, seed=9), "account_id")
+        .select(
+            F.median(F.col("revenue") / F.col("wallet")).alias("sow"),
+            F.median(F.col("revenue") / F.col("target")).alias("attainment"),
+        )
+        .first()
+    )
+    # Same latent draws as the transactions: a plausible share of wallet and target attainment.
+    assert 0.05 < joined["sow"] < 0.6
+    assert 0.2 < joined["attainment"] < 2.0

@@ -269,6 +269,15 @@ def synthetic_surveys(
     return _generate(spark, n_accounts, "account_id string, response_date date, score double", make)
 
 
+def _latent_annual_spend(block: int, n: int, seed: int, truth: SyntheticTruth) -> np.ndarray:
+    """Replay a block's transaction draws: expected annual spend = (1 + 365 lambda) p / nu."""
+    latent = _rng(seed, "transactions", block)
+    lam = latent.gamma(truth.r, 1.0 / truth.alpha, n)
+    latent.beta(truth.a, truth.b, n)  # dropout probabilities: keeps the draw order
+    nu = latent.gamma(truth.q, 1.0 / truth.v, n)
+    return np.asarray((1.0 + lam * 365.0) * truth.p / nu)
+
+
 def synthetic_wallets(
     spark: SparkSession, n_accounts: int, seed: int = 0, *, truth: SyntheticTruth | None = None
 ) -> DataFrame:
@@ -285,12 +294,8 @@ def synthetic_wallets(
     truth = truth or SyntheticTruth()
 
     def make(block: int) -> dict[str, Any]:
-        latent = _rng(seed, "transactions", block)  # replay the transaction draws of this block
         idx = _block_accounts(block, n_accounts)
-        lam = latent.gamma(truth.r, 1.0 / truth.alpha, idx.size)
-        latent.beta(truth.a, truth.b, idx.size)  # dropout probabilities: same draw order
-        nu = latent.gamma(truth.q, 1.0 / truth.v, idx.size)
-        annual_spend = (1.0 + lam * 365.0) * truth.p / nu
+        annual_spend = _latent_annual_spend(block, idx.size, seed, truth)
         rng = _rng(seed, "wallets", block)
         share = rng.beta(2.0, 3.0, idx.size)
         wallet = np.round(annual_spend / np.clip(share, 0.02, 1.0), 2)
@@ -361,16 +366,23 @@ def synthetic_usage(
 def synthetic_targets(
     spark: SparkSession, n_accounts: int, seed: int = 0, *, truth: SyntheticTruth | None = None
 ) -> DataFrame:
-    """Generate account-specific annual revenue targets: ``account_id``, ``target`` (double)."""
+    """Generate account-specific annual revenue targets: ``account_id``, ``target`` (double).
+
+    Targets are set like a KAM team would: from the account's latent expected annual spend (the
+    same draws as :func:`synthetic_transactions` for the same ``seed`` and ``truth``) times a
+    stretch factor drawn from LogNormal(0.1, 0.3), rounded to tens.
+    """
     _check_args("synthetic_targets", n_accounts, seed)
-    _ = truth
+    truth = truth or SyntheticTruth()
 
     def make(block: int) -> dict[str, Any]:
-        rng = _rng(seed, "targets", block)
         idx = _block_accounts(block, n_accounts)
+        annual_spend = _latent_annual_spend(block, idx.size, seed, truth)
+        rng = _rng(seed, "targets", block)
+        stretch = rng.lognormal(0.1, 0.3, idx.size)
         return {
             "account_id": _account_id(idx),
-            "target": np.round(rng.lognormal(6.0, 1.0, idx.size), -1),
+            "target": np.maximum(np.round(annual_spend * stretch, -1), 10.0),
         }
 
     return _generate(spark, n_accounts, "account_id string, target double", make)
