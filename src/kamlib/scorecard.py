@@ -43,6 +43,21 @@ DEFAULT_HEALTH_WEIGHTS: dict[str, float] = {
 }
 
 
+#: Columns produced by the CLV step (summary, BG/NBD + Gamma-Gamma scores, forecasts).
+_CLV_COLUMNS: tuple[str, ...] = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "expected_spend",
+    "revenue_forecast_90d",
+    "revenue_forecast_365d",
+    "clv",
+)
+
 #: Core output columns (always present; the churn windows add their own columns, and
 #: ``surveys=``, ``wallets=``, ``targets=`` add the NPS, wallet and target columns).
 SCORECARD_COLUMNS: tuple[str, ...] = (
@@ -55,36 +70,12 @@ SCORECARD_COLUMNS: tuple[str, ...] = (
     "is_key_account",
     "recency_days",
     "tenure_days",
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "p_alive",
-    "expected_purchases_90d",
-    "expected_purchases_365d",
-    "expected_spend",
-    "revenue_forecast_90d",
-    "revenue_forecast_365d",
-    "clv",
+    *_CLV_COLUMNS,
     "health_score",
     "health_band",
 )
 
 _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
-
-_CLV_COLUMNS = (
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "p_alive",
-    "expected_purchases_90d",
-    "expected_purchases_365d",
-    "expected_spend",
-    "revenue_forecast_90d",
-    "revenue_forecast_365d",
-    "clv",
-)
 
 
 def _type_of(df: DataFrame, column: str) -> str:
