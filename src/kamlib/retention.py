@@ -295,7 +295,7 @@ def _bridge_frames(
     return bridge, bounds
 
 
-def _period_rows(
+def _period_totals(
     df: DataFrame,
     *,
     account_col: str,
@@ -304,16 +304,17 @@ def _period_rows(
     period: str,
     product_col: str | None,
     keys: list[str],
-) -> DataFrame:
-    """Bridge rows for :func:`retention_rates`, plus marker rows, in one pass over the input.
+) -> tuple[DataFrame, list[str], list[str]]:
+    """Per-(group, period) bridge totals for :func:`retention_rates`, in one pass over the input.
 
-    Columns: ``keys``, the period index, ``previous_revenue``, ``revenue``, ``movement``
-    (null on marker rows), ``cross_sell_revenue`` (with a product column), ``__kam_present``
-    (the row stands for valid input rows in its period: the grid bounds) and ``__kam_ex``
-    (excluded input rows). Rows are not yet restricted to the group's grid: the caller
-    aggregates per (group, period) and keeps the periods after the first, up to the last.
-    Invalid input rows are folded into one (group, null account, null period) row per group,
-    so bounds and excluded counts need no second scan of the input.
+    Returns the totals (one row per ``keys`` and period index) and the names of the revenue
+    and count columns. Each (account, period) with revenue > 0 contributes to its own period
+    (``starting_revenue`` etc. without the churn part); an account whose revenue stops after
+    the period contributes its revenue to ``__kam_churn_next`` / ``__kam_churn_next_n`` of
+    that period, which the caller shifts to the next period (no exploded churn rows). The
+    columns ``__kam_present`` (valid input rows in the period: the grid bounds) and
+    ``__kam_excluded`` (excluded input rows; invalid rows are folded into one (group, null
+    period) row) come from the same pass, so bounds and excluded counts need no second scan.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -358,9 +359,8 @@ def _period_rows(
         )
     rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
     # All of an account's periods (also those with revenue <= 0), in order: the neighbours are
-    # the adjacent rows; "new" is the account's first period with positive revenue.
+    # the adjacent rows; "new" means no earlier period of the account with revenue > 0.
     w = Window.partitionBy(*keys, account_col).orderBy(_P)
-    w_all = w.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     rows = account_period.select(
         *keys,
         _P,
@@ -371,60 +371,62 @@ def _period_rows(
         F.greatest(F.lag(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_prev_v"),
         F.lead(_P).over(w).alias("__kam_next_p"),
         F.greatest(F.lead(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_next_v"),
-        F.min(F.when(rev > 0, F.col(_P))).over(w_all).alias("__kam_first_pos"),
+        F.max(rev).over(w.rowsBetween(Window.unboundedPreceding, -1)).alias("__kam_before"),
     )
     p = F.col(_P)
     r = F.col(_V)
-    previous = F.when(F.col("__kam_prev_p") == p - F.lit(1), F.col("__kam_prev_v")).otherwise(
-        F.lit(0.0)
-    )
-    movement = (
-        F.when((previous == 0) & (p == F.col("__kam_first_pos")), F.lit("new"))
-        .when(previous == 0, F.lit("reactivated"))
-        .when(r > previous, F.lit("expansion"))
-        .when(r < previous, F.lit("contraction"))
-        .otherwise(F.lit("flat"))
-    )
-    is_valid = p.isNotNull()
-    # The row of the period itself: a bridge row when the account has revenue > 0 (a churn
-    # into this period is emitted by the previous period's row), else only a marker.
-    current = F.struct(
-        p.alias("p"),
-        F.when(r > 0, previous).otherwise(F.lit(0.0)).alias("previous"),
-        F.when(r > 0, r).otherwise(F.lit(0.0)).alias("revenue"),
-        F.when(r > 0, movement).alias("movement"),
-        F.when(r > 0, F.col(_CS) if product_col else F.lit(0.0))
-        .otherwise(F.lit(0.0))
-        .alias("cross"),
-        is_valid.alias("present"),
-        F.col(_EX).cast("long").alias("ex"),
-    )
+    zero = F.lit(0.0)
+    prev = F.when(F.col("__kam_prev_p") == p - F.lit(1), F.col("__kam_prev_v")).otherwise(zero)
+    # Only periods with revenue > 0 have a row of their own; a churn into a period is
+    # counted by the account's last period with revenue (``churn_next``).
+    active = r > 0
+    retained = active & (prev > 0)
+    first_time = active & (prev == 0) & ~F.coalesce(F.col("__kam_before") > 0, F.lit(False))
+    reactivated = active & (prev == 0) & F.coalesce(F.col("__kam_before") > 0, F.lit(False))
+    expansion = retained & (r > prev)
+    contraction = retained & (r < prev)
     next_positive = (F.col("__kam_next_p") == p + F.lit(1)) & (F.col("__kam_next_v") > 0)
-    churn = F.when(
-        is_valid & (r > 0) & ~F.coalesce(next_positive, F.lit(False)),
-        F.struct(
-            (p + F.lit(1)).alias("p"),
-            r.alias("previous"),
-            F.lit(0.0).alias("revenue"),
-            F.lit("churned").alias("movement"),
-            F.lit(0.0).alias("cross"),
-            F.lit(False).alias("present"),
-            F.lit(0).cast("long").alias("ex"),
-        ),
-    )
-    row = "__kam_row"
-    return rows.select(
-        *keys, F.explode(F.array_compact(F.array(current, churn))).alias(row)
-    ).select(
-        *keys,
-        F.col(f"{row}.p").alias(_P),
-        F.col(f"{row}.previous").alias("previous_revenue"),
-        F.col(f"{row}.revenue").alias("revenue"),
-        F.col(f"{row}.movement").alias("movement"),
-        *([F.col(f"{row}.cross").alias("cross_sell_revenue")] if product_col else []),
-        F.col(f"{row}.present").alias("__kam_present"),
-        F.col(f"{row}.ex").alias("__kam_ex"),
-    )
+    churn_next = active & ~F.coalesce(next_positive, F.lit(False))
+
+    def total(condition: Column, value: Column) -> Column:
+        return F.sum(F.when(condition, value).otherwise(zero))
+
+    aggs = [
+        total(retained, prev).alias("starting_revenue"),
+        total(first_time, r).alias("new_revenue"),
+        total(reactivated, r).alias("reactivated_revenue"),
+        total(expansion, r - prev).alias("expansion_revenue"),
+        total(contraction, prev - r).alias("contraction_revenue"),
+        total(active, r).alias("ending_revenue"),
+    ]
+    sums = [
+        "starting_revenue",
+        "new_revenue",
+        "reactivated_revenue",
+        "expansion_revenue",
+        "contraction_revenue",
+        "ending_revenue",
+    ]
+    if product_col is not None:
+        cross = F.col(_CS)
+        exp_cross = F.least(cross, r - prev)
+        aggs += [
+            total(active, cross).alias("cross_sell_revenue"),
+            total(expansion, exp_cross).alias("expansion_cross_sell_revenue"),
+            total(expansion, r - prev - exp_cross).alias("upsell_revenue"),
+        ]
+        sums += ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
+    counts = ["retained_accounts", "new_accounts", "reactivated_accounts"]
+    aggs += [
+        F.count_if(retained).alias("retained_accounts"),
+        F.count_if(first_time).alias("new_accounts"),
+        F.count_if(reactivated).alias("reactivated_accounts"),
+        total(churn_next, r).alias("__kam_churn_next"),
+        F.count_if(churn_next).alias("__kam_churn_next_n"),
+        F.count_if(p.isNotNull()).alias("__kam_present"),
+        F.sum(_EX).alias(_EX),
+    ]
+    return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
 
 
 def revenue_bridge(
@@ -617,9 +619,11 @@ def retention_rates(
     period has no rows either (there is no period after the first).
 
     The work is one pass over the input: one shuffle by account (the per-account period sums
-    and one window per account need no further exchange), then aggregations over one row per
-    (group, period); grid bounds and excluded rows come from the same pass (no second scan,
-    no join).
+    and one window per account need no further exchange), then one aggregation of the
+    (account, period) rows into (group, period) totals, in which an account's churn is
+    counted in its last period with revenue and shifted to the next period afterwards (no
+    exploded churn rows); grid bounds and excluded rows come from the same pass (no second
+    scan, no join).
 
     References
     ----------
@@ -652,7 +656,7 @@ def retention_rates(
     )
     from pyspark.sql import functions as F
 
-    periods = _period_rows(
+    per_period, sums, counts = _period_totals(
         df,
         account_col=account_col,
         date_col=date_col,
@@ -661,62 +665,11 @@ def retention_rates(
         period=period,
         keys=keys,
     )
-    prev = F.col("previous_revenue")
-    rev = F.col("revenue")
-    mv = F.col("movement")
     zero = F.lit(0.0)
-
-    def total(condition: Column, value: Column) -> Column:
-        return F.sum(F.when(condition, value).otherwise(zero))
-
-    aggs = [
-        F.sum(prev).alias("starting_revenue"),
-        total(mv == "new", rev).alias("new_revenue"),
-        total(mv == "reactivated", rev).alias("reactivated_revenue"),
-        total(mv == "expansion", rev - prev).alias("expansion_revenue"),
-        total(mv == "contraction", prev - rev).alias("contraction_revenue"),
-        total(mv == "churned", prev).alias("churned_revenue"),
-        F.sum(rev).alias("ending_revenue"),
-        F.count_if(prev > 0).alias("starting_accounts"),
-        F.count_if((prev > 0) & (rev > 0)).alias("retained_accounts"),
-        F.count_if(mv == "new").alias("new_accounts"),
-        F.count_if(mv == "reactivated").alias("reactivated_accounts"),
-        F.count_if(mv == "churned").alias("churned_accounts"),
-    ]
-    sums = [
-        "starting_revenue",
-        "new_revenue",
-        "reactivated_revenue",
-        "expansion_revenue",
-        "contraction_revenue",
-        "churned_revenue",
-        "ending_revenue",
-    ]
-    counts = [
-        "starting_accounts",
-        "retained_accounts",
-        "new_accounts",
-        "reactivated_accounts",
-        "churned_accounts",
-    ]
-    if product_col is not None:
-        cross = F.col("cross_sell_revenue")
-        exp_cross = F.least(cross, rev - prev)
-        aggs += [
-            F.sum(cross).alias("cross_sell_revenue"),
-            total(mv == "expansion", exp_cross).alias("expansion_cross_sell_revenue"),
-            total(mv == "expansion", rev - prev - exp_cross).alias("upsell_revenue"),
-        ]
-        sums += ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
-    # Tiny from here on: one row per (group, period).
-    per_period = periods.groupBy(*keys, _P).agg(
-        *aggs,
-        F.count_if(F.col("__kam_present")).alias("__kam_present"),
-        F.sum("__kam_ex").alias(_EX),
-    )
     # Per group: the grid bounds (periods with any valid row), the excluded-row count and a
     # period -> totals map; then every period of the grid after the first, even without
     # bridge rows (no join: a map lookup on one row per group).
+    churn = ["__kam_churn_next", "__kam_churn_next_n"]
     present = F.col("__kam_present") > 0
     per_group = per_period.groupBy(*keys).agg(
         F.min(F.when(present, F.col(_P))).alias(_FIRST),
@@ -726,7 +679,7 @@ def retention_rates(
             F.collect_list(
                 F.when(
                     F.col(_P).isNotNull(),
-                    F.struct(F.col(_P), F.struct(*[F.col(c) for c in [*sums, *counts]])),
+                    F.struct(F.col(_P), F.struct(*[F.col(c) for c in [*sums, *counts, *churn]])),
                 )
             )
         ).alias("__kam_map"),
@@ -742,17 +695,22 @@ def retention_rates(
         F.col(_EX).alias("excluded_rows"),
         F.col("__kam_map"),
     )
-    joined = grid.select(
+    # The period's own totals, plus the churn out of the period before it.
+    looked_up = grid.select(
         *keys,
         _P,
         "excluded_rows",
         F.try_element_at(F.col("__kam_map"), F.col(_P)).alias("__kam_t"),
-    ).select(
-        *keys, _P, "excluded_rows", *[F.col(f"__kam_t.{c}").alias(c) for c in [*sums, *counts]]
+        F.try_element_at(F.col("__kam_map"), F.col(_P) - F.lit(1)).alias("__kam_t1"),
     )
-
-    filled = {c: F.coalesce(F.col(c), zero) for c in sums}
-    filled_counts = {c: F.coalesce(F.col(c), F.lit(0)).cast("long") for c in counts}
+    filled = {c: F.coalesce(F.col(f"__kam_t.{c}"), zero) for c in sums}
+    filled_counts = {c: F.coalesce(F.col(f"__kam_t.{c}"), F.lit(0)).cast("long") for c in counts}
+    churned = F.coalesce(F.col("__kam_t1.__kam_churn_next"), zero)
+    churned_n = F.coalesce(F.col("__kam_t1.__kam_churn_next_n"), F.lit(0)).cast("long")
+    filled["starting_revenue"] = filled["starting_revenue"] + churned
+    filled["churned_revenue"] = churned
+    filled_counts["starting_accounts"] = filled_counts["retained_accounts"] + churned_n
+    filled_counts["churned_accounts"] = churned_n
     start = filled["starting_revenue"]
     # Rates use the per-row totals so they stay consistent with the reported columns.
     grr = F.try_divide(
@@ -782,7 +740,7 @@ def retention_rates(
         if product_col is not None
         else []
     )
-    return joined.select(
+    return looked_up.select(
         *keys,
         _period_start(F.col(_P), period).alias("period"),
         *[
