@@ -942,9 +942,10 @@ class GammaGamma(FittedModel):
                 f"likelihood has no maximum (spend variation is not identified)"
             )
         penalizer = self.penalizer
+        data = L.GGData.build(x, m, n)
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            return L.gg_neg_loglik_grad(log_params, x, m, n, penalizer)
+            return L.gg_neg_loglik_grad_data(log_params, data, penalizer)
 
         mean_m = float(n @ m / n.sum())
         starts = [
