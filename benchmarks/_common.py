@@ -75,7 +75,7 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         ratio = row.get("ratio")
         target = row.get("target")
         print(
-            f"{row['step']:<42} {row['seconds']:>9.2f} "
+            f"{row['step']:<42} {row.get('seconds', row.get('value', float('nan'))):>9.2f} "
             f"{'' if ratio is None else f'{ratio:.2f}x':>7} {'' if target is None else target:>8}"
         )
 

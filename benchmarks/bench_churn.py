@@ -55,8 +55,8 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
         noop(training_frame(tx, as_of_dates=AS_OF_DATES, horizon_days=90))
 
     timed(baseline)  # warm-up (JIT, file listing caches)
-    base = timed(baseline, repeat=2)
-    seconds = timed(kamlib_frame, repeat=2)
+    base = timed(baseline, repeat=3)
+    seconds = timed(kamlib_frame, repeat=3)
     n_out = training_frame(tx, as_of_dates=AS_OF_DATES).count()
     ratio = seconds / base
     rows: list[dict[str, Any]] = [

@@ -79,9 +79,9 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
 
     try:
         timed(baseline)  # warm-up (JIT, file listing caches)
-        base = timed(baseline, repeat=2)
+        base = timed(baseline, repeat=3)
         tracemalloc.start()
-        seconds = timed(pipeline, repeat=2)
+        seconds = timed(pipeline, repeat=3)
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
 
