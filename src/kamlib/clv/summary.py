@@ -93,10 +93,14 @@ def _daily(
     # follows then need no second exchange. (A plain groupBy(account, day) would partially
     # aggregate first, which barely reduces transaction rows but costs a hash map over every
     # (account, day), and then shuffle again by account: about twice the time at 1M accounts.)
-    return base.repartition(account_col).groupBy(account_col, f"{_PREFIX}day").agg(
-        F.sum(F.when(valid, amount)).alias(f"{_PREFIX}value"),
-        F.count(F.when(valid, F.lit(1))).alias(f"{_PREFIX}valid"),
-        F.count(F.when(~valid, F.lit(1))).alias(f"{_PREFIX}invalid"),
+    return (
+        base.repartition(account_col)
+        .groupBy(account_col, f"{_PREFIX}day")
+        .agg(
+            F.sum(F.when(valid, amount)).alias(f"{_PREFIX}value"),
+            F.count(F.when(valid, F.lit(1))).alias(f"{_PREFIX}valid"),
+            F.count(F.when(~valid, F.lit(1))).alias(f"{_PREFIX}invalid"),
+        )
     )
 
 
