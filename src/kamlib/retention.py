@@ -381,8 +381,9 @@ def _period_totals(
     # counted by the account's last period with revenue (``churn_next``).
     active = r > 0
     retained = active & (prev > 0)
-    first_time = active & (prev == 0) & ~F.coalesce(F.col("__kam_before") > 0, F.lit(False))
-    reactivated = active & (prev == 0) & F.coalesce(F.col("__kam_before") > 0, F.lit(False))
+    earlier = F.coalesce(F.col("__kam_before") > 0, F.lit(False))
+    first_time = active & (prev == 0) & ~earlier
+    reactivated = active & (prev == 0) & earlier
     expansion = retained & (r > prev)
     contraction = retained & (r < prev)
     next_positive = (F.col("__kam_next_p") == p + F.lit(1)) & (F.col("__kam_next_v") > 0)
