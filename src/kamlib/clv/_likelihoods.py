@@ -632,7 +632,6 @@ class GGData:
     """
 
     x: FloatArray
-    m: FloatArray
     n: FloatArray
     xm: FloatArray
     nx: FloatArray
@@ -651,7 +650,6 @@ class GGData:
         log_m = np.log(m)
         return cls(
             x=x,
-            m=m,
             n=n,
             xm=x * m,
             nx=n * x,
