@@ -138,6 +138,40 @@ def _validate(
     return keys
 
 
+def _account_periods(
+    parted: DataFrame,
+    *,
+    account_col: str,
+    product_col: str | None,
+    keys: list[str],
+    sums: list[str],
+) -> DataFrame:
+    """Per-(``keys``, account, period) sums of the ``sums`` columns of account-partitioned rows.
+
+    With a product column also ``_CS``, the cross-sell revenue: product revenue (floored at 0)
+    in the first period the account bought that product with positive revenue. The input must
+    be hash-partitioned by ``keys`` and the account, so neither aggregation nor the product
+    window needs another exchange.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if product_col is None:
+        return parted.groupBy(*keys, account_col, _P).agg(*[F.sum(c).alias(c) for c in sums])
+    per_product = parted.groupBy(*keys, account_col, product_col, _P).agg(
+        *[F.sum(c).alias(c) for c in sums]
+    )
+    wp = Window.partitionBy(*keys, account_col, product_col)
+    prod_rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
+    first_pos = F.min(F.when(prod_rev > 0, F.col(_P))).over(wp)
+    cs = F.when((prod_rev > 0) & (F.col(_P) == first_pos), prod_rev).otherwise(F.lit(0.0))
+    return (
+        per_product.select(*keys, account_col, _P, *sums, cs.alias(_CS))
+        .groupBy(*keys, account_col, _P)
+        .agg(*[F.sum(c).alias(c) for c in [*sums, _CS]])
+    )
+
+
 def _bridge_frames(
     df: DataFrame,
     *,
@@ -166,7 +200,6 @@ def _bridge_frames(
         F.when(valid, F.col(value_col)).alias(_V),
         valid.alias("__kam_valid"),
     )
-    detail_keys = [*keys, account_col, *([product_col] if product_col else []), _P]
     # Per-group grid bounds and excluded-row counts: a cheap aggregation straight from the
     # input (partial aggregation leaves one row per group and task), not from the shuffled
     # per-account aggregate, so it adds no large shuffle.
@@ -178,32 +211,15 @@ def _bridge_frames(
     # One shuffle for the whole bridge: hash-partition the valid rows by account once; the
     # per-(account, [product,] period) sums and the per-account windows below then need no
     # further exchange (hash partitioning on the account satisfies all those clusterings).
-    valid_agg = (
-        base.filter(F.col("__kam_valid"))
-        .repartition(*keys, account_col)
-        .groupBy(*detail_keys)
-        .agg(F.sum(_V).alias(_V))
+    account_period = _account_periods(
+        base.filter(F.col("__kam_valid")).repartition(*keys, account_col),
+        account_col=account_col,
+        product_col=product_col,
+        keys=keys,
+        sums=[_V],
     )
-    if product_col is not None:
-        # Cross-sell: product revenue (floored at 0) in the first period the account bought
-        # that product with positive revenue.
-        wp = Window.partitionBy(*keys, account_col, product_col)
-        prod_rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
-        first_pos = F.min(F.when(prod_rev > 0, F.col(_P))).over(wp)
-        per_product = valid_agg.select(
-            *keys,
-            account_col,
-            _P,
-            _V,
-            F.when((prod_rev > 0) & (F.col(_P) == first_pos), prod_rev)
-            .otherwise(F.lit(0.0))
-            .alias(_CS),
-        )
-        account_period = per_product.groupBy(*keys, account_col, _P).agg(
-            F.sum(_V).alias(_V), F.sum(_CS).alias(_CS)
-        )
-    else:
-        account_period = valid_agg.select(*keys, account_col, _P, _V, F.lit(0.0).alias(_CS))
+    if product_col is None:
+        account_period = account_period.withColumn(_CS, F.lit(0.0))
 
     positive = account_period.select(
         *keys,
@@ -335,28 +351,13 @@ def _period_totals(
     )
     # One shuffle: hash-partition by account; the per-(account, [product,] period) sums and
     # the per-account window below then need no further exchange.
-    parted = base.repartition(*keys, account_col)
-    if product_col is not None:
-        per_product = parted.groupBy(*keys, account_col, product_col, _P).agg(
-            F.sum(_V).alias(_V), F.sum(_EX).alias(_EX)
-        )
-        wp = Window.partitionBy(*keys, account_col, product_col)
-        prod_rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
-        first_pos = F.min(F.when(prod_rev > 0, F.col(_P))).over(wp)
-        cs = (
-            F.when((prod_rev > 0) & (F.col(_P) == first_pos), prod_rev)
-            .otherwise(F.lit(0.0))
-            .alias(_CS)
-        )
-        account_period = (
-            per_product.select(*keys, account_col, _P, _V, _EX, cs)
-            .groupBy(*keys, account_col, _P)
-            .agg(F.sum(_V).alias(_V), F.sum(_EX).alias(_EX), F.sum(_CS).alias(_CS))
-        )
-    else:
-        account_period = parted.groupBy(*keys, account_col, _P).agg(
-            F.sum(_V).alias(_V), F.sum(_EX).alias(_EX)
-        )
+    account_period = _account_periods(
+        base.repartition(*keys, account_col),
+        account_col=account_col,
+        product_col=product_col,
+        keys=keys,
+        sums=[_V, _EX],
+    )
     rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
     # All of an account's periods (also those with revenue <= 0), in order: the neighbours are
     # the adjacent rows; "new" means no earlier period of the account with revenue > 0.
