@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 PYTEST := $(PY) -m pytest
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test lint types pytest pytest-connect notebooks docs bench build clean java
+.PHONY: help jars demo test lint types pytest pytest-connect notebooks docs bench build clean java
 
 help:
 	@echo "make demo   - create .venv if missing, install kamlib, run 'kamlib demo' on local Spark"
@@ -30,6 +30,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PIP) install -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
+# Connector jars (Kafka, Delta, s3a, Avro) and the Kafka broker, fetched once from Maven Central
+# into a cache folder named after jvm/pom.xml; the file records that folder for the tests.
+$(VENV)/.jars: jvm/pom.xml scripts/fetch-jars.sh | $(VENV)/.installed-dev
+	PY=$(PY) ./scripts/fetch-jars.sh > $@.tmp && mv $@.tmp $@
+
+jars: $(VENV)/.jars
+
 demo: java $(VENV)/.installed-run
 	$(VENV)/bin/kamlib demo $(DEMO_ARGS)
 
@@ -43,8 +50,8 @@ lint: $(VENV)/.installed-dev
 types: $(VENV)/.installed-dev
 	$(PY) -m mypy --strict src/kamlib
 
-pytest: java $(VENV)/.installed-dev
-	$(PYTEST) tests src/kamlib --doctest-modules $(PYTEST_ARGS)
+pytest: java $(VENV)/.installed-dev $(VENV)/.jars
+	KAMLIB_JARS=$$(cat $(VENV)/.jars) $(PYTEST) tests src/kamlib --doctest-modules $(PYTEST_ARGS)
 
 pytest-connect: java $(VENV)/.installed-dev
 	$(PYTEST) tests -m connect --kamlib-spark=connect $(PYTEST_ARGS)
