@@ -27,6 +27,8 @@ from kamlib.errors import SchemaError
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+    from kamlib.churn_model import ChurnModel
+
 __all__ = ["DEFAULT_HEALTH_WEIGHTS", "SCORECARD_COLUMNS", "account_scorecard"]
 
 log = logging.getLogger("kamlib.scorecard")
@@ -154,6 +156,7 @@ def account_scorecard(
     penalizer: float = 0.0,
     transaction_model: Any = None,
     spend_model: Any = None,
+    churn_model: ChurnModel | None = None,
     cache: bool = True,
 ) -> DataFrame:
     r"""Build the account scorecard: one row per account with a transaction before ``as_of``.
@@ -233,6 +236,10 @@ def account_scorecard(
         penalizer of the model fits.
     transaction_model, spend_model : fitted models, optional
         Pre-fitted BG/NBD-like and Gamma-Gamma models to score with instead of fitting.
+    churn_model : kamlib.churn_model.ChurnModel, optional
+        A fitted churn classifier (:func:`kamlib.churn_model.fit_churn_model`) whose features
+        the scorecard has (the churn features of ``churn_windows``, ``recency_days``, ...):
+        adds ``churn_probability``.
     cache : bool
         Persist the filtered transactions and the result (see above).
 
@@ -388,6 +395,13 @@ def account_scorecard(
         present |= {"share_of_wallet", "wallet_headroom"}
     if targets is not None:
         present.add("target_attainment")
+    if churn_model is not None:
+        lacking = sorted(set(churn_model.features) - present)
+        if lacking:
+            raise SchemaError(
+                f"{func}(): churn_model= reads features the scorecard does not have: {lacking}; "
+                f"train it on churn features with windows among churn_windows={windows}"
+            )
     used = {k: w for k, w in weights.items() if k in present}
     if health_weights is not None and len(used) != len(weights):
         missing = sorted(set(weights) - present)
@@ -431,6 +445,8 @@ def account_scorecard(
     ordered = [account_col] + [c for c in SCORECARD_COLUMNS if c in card.columns]
     rest = [c for c in card.columns if c not in ordered]
     card = card.select(*ordered, *rest)
+    if churn_model is not None:
+        card = churn_model.predict(card)
     if cache:
         card = card.persist(StorageLevel.MEMORY_AND_DISK)
         n = card.count()
