@@ -7,7 +7,9 @@ timing. Steps, all in one run:
     parquet;
 (b) pipeline: read -> ``rfm_summary`` -> ``BetaGeo`` + ``GammaGamma`` fit -> 12-month
     ``customer_lifetime_value`` for every account -> write parquet;
-(c) the BG/NBD fit alone on an existing (cached) summary.
+(c) the BG/NBD fit alone on an existing (cached) summary;
+(d) the anchor: lifetimes 0.11.3 (in its own throwaway venv: it needs numpy<2, pandas<2.2)
+    on the same staged log, summary -> BG/NBD -> Gamma-Gamma -> 12-month CLV, with its RSS.
 
 Targets: pipeline <= 1.5x baseline, BG/NBD fit <= 0.5 s; the driver's Python peak memory
 (``ru_maxrss`` of this process) is recorded.
@@ -18,7 +20,9 @@ Targets: pipeline <= 1.5x baseline, BG/NBD fit <= 0.5 s; the driver's Python pea
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +32,41 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import bench_session, emit_json, peak_rss_mib, print_table, stage_parquet, timed
+from _common import (
+    DATA_DIR,
+    bench_session,
+    emit_json,
+    peak_rss_mib,
+    print_table,
+    stage_parquet,
+    timed,
+)
 
 PIPELINE_TARGET = 1.5
 FIT_TARGET = 0.5
 MEMORY_TARGET_MIB = 2048.0
 
 
-def run(spark: Any, accounts: int) -> dict[str, Any]:
+LIFETIMES_PINS = ("lifetimes==0.11.3", "numpy<2", "pandas<2.2", "scipy<1.14", "pyarrow<21")
+
+
+def lifetimes_anchor(path: str, end: str) -> dict[str, Any]:
+    """Run lifetimes on the staged log in a throwaway venv (created once under DATA_DIR)."""
+    venv = DATA_DIR / "lifetimes-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *LIFETIMES_PINS], check=True, timeout=900
+        )
+    script = Path(__file__).parent / "_lifetimes_anchor.py"
+    out = subprocess.run(
+        [str(python), str(script), path, end], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def run(spark: Any, accounts: int, *, anchor: bool = True) -> dict[str, Any]:
     """Run the benchmark on ``accounts`` synthetic accounts; return times, ratio, memory."""
     from pyspark.sql import functions as F
 
@@ -93,10 +124,13 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
         model = BetaGeo().fit(summary)
         optimiser_seconds = float(model.fit_info.get("seconds", float("nan")))
         summary.unpersist()
-        clv_rows = spark.read.parquet(str(out_dir / "clv")).count()
+        clv_out = spark.read.parquet(str(out_dir / "clv"))
+        clv_rows = clv_out.count()
+        clv_sum = float(clv_out.agg(F.sum("clv")).first()[0])
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     ratio = seconds / base
+    lifetimes = lifetimes_anchor(path, end.isoformat()) if anchor else None
     rows: list[dict[str, Any]] = [
         {"step": "baseline: read + daily + per-account groupBy + write", "seconds": base},
         {
@@ -117,6 +151,20 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
             "step": "  BG/NBD + GG fits inside the pipeline (incl. summary + cache)",
             "seconds": fits.get("fits_in_pipeline", float("nan")),
         },
+        *(
+            []
+            if lifetimes is None
+            else [
+                {
+                    "step": "anchor: lifetimes 0.11.3 summary + BG/NBD + GG + 12m CLV",
+                    "seconds": lifetimes["total_seconds"],
+                    "ratio": lifetimes["total_seconds"] / seconds,
+                    "target": ">=2x",
+                    "ok": lifetimes["total_seconds"] / seconds >= 2.0,
+                },
+                {"step": "  lifetimes peak RSS (MiB)", "value": lifetimes["peak_rss_mib"]},
+            ]
+        ),
         {
             "step": "driver peak memory (RSS, MiB)",
             "value": peak_rss_mib(),
@@ -139,6 +187,8 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
         "fits_in_pipeline_seconds": fits.get("fits_in_pipeline", float("nan")),
         "driver_peak_rss_mib": peak_rss_mib(),
         "driver_python_traced_peak_mib": traced_peak / 2**20,
+        "clv_sum": clv_sum,
+        "lifetimes": lifetimes,
         "rows": rows,
     }
 
@@ -146,10 +196,13 @@ def run(spark: Any, accounts: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument(
+        "--no-lifetimes", action="store_true", help="skip the lifetimes 0.11.3 anchor row"
+    )
     args = parser.parse_args()
     spark = bench_session("kamlib-bench-clv")
     try:
-        result = run(spark, args.accounts)
+        result = run(spark, args.accounts, anchor=not args.no_lifetimes)
     finally:
         spark.stop()
     print_table(
@@ -161,6 +214,11 @@ def main() -> None:
         f"driver peak RSS {result['driver_peak_rss_mib']:.0f} MiB, "
         f"traced Python peak during the pipeline {result['driver_python_traced_peak_mib']:.1f} MiB"
     )
+    if result["lifetimes"] is not None:
+        print(
+            f"12-month CLV sum: kamlib {result['clv_sum']:,.0f}, "
+            f"lifetimes {result['lifetimes']['clv_sum']:,.0f}"
+        )
     emit_json(result)
 
 
