@@ -12,6 +12,7 @@ __all__ = [
     "ConnectorUnavailableError",
     "ConvergenceError",
     "KamlibError",
+    "ModelFormatError",
     "NotFittedError",
     "SchemaError",
 ]
@@ -42,3 +43,15 @@ class ConnectorUnavailableError(KamlibError, RuntimeError):
 
     The message names the package coordinate or Python package to add.
     """
+
+
+class ModelFormatError(KamlibError, ValueError):
+    """A model document (JSON) is malformed, too large or too deep, or has invalid values.
+
+    ``path`` names the bad field (``"params.q"``, ``"settings"``, ``"$"`` for the document).
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"model_from_json(): {path}: {problem}")

@@ -3,6 +3,12 @@
 Models persist as JSON only (never pickle): ``{"kamlib_model": <type>, "format_version": 1,
 "kamlib_version": ..., "settings": {...}, "params": {...}, "fit": {...}}``. Python floats
 round-trip exactly through JSON, so a loaded model predicts exactly like the saved one.
+
+Loading treats the document as untrusted: at most :data:`MAX_DOCUMENT_CHARS` characters and
+:data:`MAX_DEPTH` levels of nesting, every field of the expected JSON type, every parameter a
+finite number inside the model's domain (:attr:`FittedModel.param_lower_bounds`, default
+``> 0``; Gamma-Gamma's ``q > 1``, where its expected spend is finite). Every problem raises
+:class:`~kamlib.errors.ModelFormatError` naming the bad field.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from kamlib._version import __version__
-from kamlib.errors import KamlibError, NotFittedError
+from kamlib.errors import KamlibError, ModelFormatError, NotFittedError
 
 __all__ = ["FORMAT_VERSION", "FittedModel", "load_model", "model_from_json"]
 
 FORMAT_VERSION = 1
+#: Largest model document :func:`model_from_json` reads (characters).
+MAX_DOCUMENT_CHARS = 1_000_000
+#: Deepest nesting of objects/arrays it accepts.
+MAX_DEPTH = 16
 _REGISTRY: dict[str, type[FittedModel]] = {}
 M = TypeVar("M", bound="FittedModel")
 
@@ -39,6 +49,8 @@ class FittedModel:
 
     model_type: ClassVar[str] = ""
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: Exclusive lower bound of each parameter (default 0: every parameter positive).
+    param_lower_bounds: ClassVar[Mapping[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -150,7 +162,7 @@ class FittedModel:
     @classmethod
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
         """Load a model of this class saved with :meth:`save`."""
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        return cls.from_json(_read(path))
 
 
 def _jsonable(value: Any) -> Any:
@@ -168,14 +180,67 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
+def _read(path: str | os.PathLike[str]) -> str:
+    data = Path(path).read_bytes()[: MAX_DOCUMENT_CHARS * 4 + 1]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError("$", f"{os.fspath(path)} is not UTF-8 text ({exc.reason})") from None
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 def _parse(text: str) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise ModelFormatError("$", f"expected a JSON string, found {type(text).__name__}")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise ModelFormatError("$", f"document larger than {MAX_DOCUMENT_CHARS:,} characters")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KamlibError(f"model_from_json(): not a JSON document ({exc})") from None
+        raise ModelFormatError("$", f"not a JSON document ({exc})") from None
+    except RecursionError:
+        raise ModelFormatError("$", f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(document, dict):
-        raise KamlibError("model_from_json(): expected a JSON object describing a kamlib model")
+        raise ModelFormatError("$", "expected a JSON object describing a kamlib model")
+    if _depth(document) > MAX_DEPTH:
+        raise ModelFormatError("$", f"nested deeper than {MAX_DEPTH} levels")
     return document
+
+
+def _number(path: str, value: Any, lower: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelFormatError(path, f"expected a number, found {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ModelFormatError(path, f"expected a finite number, found {number!r}")
+    if not number > lower:
+        raise ModelFormatError(path, f"expected a number > {lower:g}, found {number!r}")
+    return number
+
+
+def _params(cls: type[FittedModel], params: Any) -> dict[str, float]:
+    if not isinstance(params, Mapping) or set(params) != set(cls.param_names):
+        raise ModelFormatError(
+            "params", f"a {cls.model_type} model needs params {list(cls.param_names)}"
+        )
+    return {
+        name: _number(f"params.{name}", params[name], cls.param_lower_bounds.get(name, 0.0))
+        for name in cls.param_names
+    }
+
+
+def _mapping(document: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ModelFormatError(key, f"expected an object, found {type(value).__name__}")
+    return dict(value)
 
 
 def _from_document(document: Mapping[str, Any]) -> FittedModel:
@@ -185,27 +250,27 @@ def _from_document(document: Mapping[str, Any]) -> FittedModel:
         raise KamlibError(
             f"model_from_json(): unknown model type {model_type!r}; known types: {known}"
         )
-    saved_with = str(document.get("kamlib_version", "0"))
+    saved_with = document.get("kamlib_version", "0")
+    if not isinstance(saved_with, str):
+        raise ModelFormatError("kamlib_version", "expected a string")
     if _major(saved_with) > _major(__version__):
         raise KamlibError(
             f"model_from_json(): the model was saved by kamlib {saved_with}, a newer major "
             f"version than this kamlib {__version__}; upgrade kamlib to load it"
         )
     fmt = document.get("format_version", FORMAT_VERSION)
-    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt > FORMAT_VERSION:
         raise KamlibError(
             f"model_from_json(): unsupported model format_version {fmt!r} "
             f"(this kamlib reads up to {FORMAT_VERSION})"
         )
     cls = _REGISTRY[str(model_type)]
-    model = cls(**dict(document.get("settings", {})))
-    params = document.get("params")
-    if not isinstance(params, Mapping) or set(params) != set(cls.param_names):
-        raise KamlibError(
-            f"model_from_json(): a {model_type} model needs params {list(cls.param_names)}, "
-            f"found {params!r}"
-        )
-    model._set_fitted(params, **dict(document.get("fit", {})))
+    settings = _mapping(document, "settings")
+    try:
+        model = cls(**settings)
+    except (TypeError, ValueError) as exc:  # unknown keyword, or a setting the class rejects
+        raise ModelFormatError("settings", str(exc)) from None
+    model._set_fitted(_params(cls, document.get("params")), **_mapping(document, "fit"))
     return model
 
 
@@ -216,4 +281,4 @@ def model_from_json(text: str) -> FittedModel:
 
 def load_model(path: str | os.PathLike[str]) -> FittedModel:
     """Load any kamlib model saved with ``model.save(path)``."""
-    return model_from_json(Path(path).read_text(encoding="utf-8"))
+    return model_from_json(_read(path))

@@ -838,6 +838,8 @@ class GammaGamma(FittedModel):
 
     model_type: ClassVar[str] = "GammaGamma"
     param_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
+    #: E[Z] = p v / (q - 1) needs q > 1 (a loaded model with q <= 1 would divide by zero).
+    param_lower_bounds: ClassVar[Mapping[str, float]] = {"q": 1.0}
 
     def __init__(self, penalizer: float = 0.0) -> None:
         super().__init__()
