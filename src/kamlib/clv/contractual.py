@@ -34,6 +34,28 @@ __all__ = ["ShiftedBetaGeo"]
 _LOG_BOUND = 20.0
 
 
+#: A fitted log-parameter beyond +-13 (alpha or beta outside [2e-6, 4e5]) means the optimiser
+#: ran towards a boundary the data do not rule out: reported as not identified.
+_IDENTIFIED_LOG = 13.0
+
+
+def _opportunities(method: str, t: Any, *, minimum: float) -> NDArray[np.float64]:
+    """``t`` as a float array; every value finite and >= ``minimum`` (else SchemaError)."""
+    try:
+        tt = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SchemaError(
+            f"ShiftedBetaGeo.{method}(): t= must be a number or an array of numbers, found {t!r}"
+        ) from None
+    bad = ~np.isfinite(tt) | (tt < minimum)
+    if np.any(bad):
+        raise SchemaError(
+            f"ShiftedBetaGeo.{method}(): t= must be finite and >= {minimum:g}, "
+            f"found {tt[bad].ravel()[:3].tolist()}"
+        )
+    return tt
+
+
 def _sbg_loglik_terms(
     log_params: NDArray[np.float64],
     periods: NDArray[np.float64],
@@ -327,6 +349,18 @@ class ShiftedBetaGeo(FittedModel):
         excluded: int,
     ) -> ShiftedBetaGeo:
         n = float(weights.sum())
+        lost = float(weights[churned].sum())
+        if lost == 0.0:
+            raise ConvergenceError(
+                "ShiftedBetaGeo.fit(): no account churned in the data, so the churn "
+                "probabilities (alpha, beta) are not identified; fit on a cohort observed long "
+                "enough for some accounts to leave"
+            )
+        if lost == n and bool(np.all(periods[churned] == 1.0)):
+            raise ConvergenceError(
+                "ShiftedBetaGeo.fit(): every account churned at the first renewal, so beta is "
+                "not identified (it runs to 0); fit on data with renewals"
+            )
 
         def objective(x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             ll, grad = _sbg_loglik_terms(x, periods, churned, weights)
@@ -344,7 +378,7 @@ class ShiftedBetaGeo(FittedModel):
             raise ConvergenceError(f"ShiftedBetaGeo.fit(): the optimiser failed ({result.message})")
         if not result.success:
             raise ConvergenceError(f"ShiftedBetaGeo.fit(): no convergence ({result.message})")
-        if np.any(np.abs(result.x) >= _LOG_BOUND - 1e-6):
+        if np.any(np.abs(result.x) >= _IDENTIFIED_LOG):
             raise ConvergenceError(
                 "ShiftedBetaGeo.fit(): a parameter ran to its bound (log value "
                 f"{result.x.tolist()}); the data do not identify alpha and beta (for example, "
@@ -386,7 +420,7 @@ class ShiftedBetaGeo(FittedModel):
         :math:`S(t) = B(\alpha, \beta + t) / B(\alpha, \beta)`; ``S(0) = 1``.
         """
         p = self._require_fitted("survival")
-        tt = np.asarray(t, dtype=np.float64)
+        tt = _opportunities("survival", t, minimum=0.0)
         out = np.exp(
             special.betaln(p["alpha"], p["beta"] + tt) - special.betaln(p["alpha"], p["beta"])
         )
@@ -402,7 +436,7 @@ class ShiftedBetaGeo(FittedModel):
         :math:`r(t) = (\beta + t - 1) / (\alpha + \beta + t - 1)`, increasing in ``t``.
         """
         p = self._require_fitted("retention_rate")
-        tt = np.asarray(t, dtype=np.float64)
+        tt = _opportunities("retention_rate", t, minimum=1.0)
         out = (p["beta"] + tt - 1.0) / (p["alpha"] + p["beta"] + tt - 1.0)
         return float(out) if out.ndim == 0 else out
 
@@ -413,7 +447,7 @@ class ShiftedBetaGeo(FittedModel):
     def churn_probability(self, t: Any) -> Any:
         r"""Probability of churning exactly at opportunity ``t`` (>= 1), :math:`P(T = t)`."""
         p = self._require_fitted("churn_probability")
-        tt = np.asarray(t, dtype=np.float64)
+        tt = _opportunities("churn_probability", t, minimum=1.0)
         out = np.exp(
             special.betaln(p["alpha"] + 1.0, p["beta"] + tt - 1.0)
             - special.betaln(p["alpha"], p["beta"])
