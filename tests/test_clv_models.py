@@ -102,7 +102,7 @@ def test_validation_and_not_fitted(summary):
         ModifiedBetaGeo().probability_alive(summary)
     with pytest.raises(NotFittedError):
         GammaGamma().expected_spend(summary)
-    fitted = BetaGeo().fit_arrays([0, 1, 2], [0.0, 1.0, 3.0], [4.0, 4.0, 5.0])
+    fitted = BetaGeo(penalizer=0.1).fit_arrays([0, 1, 2], [0.0, 1.0, 3.0], [4.0, 4.0, 5.0])
     with pytest.raises(SchemaError, match="t= must be"):
         fitted.expected_purchases(summary, -1.0)
 

@@ -142,6 +142,32 @@ def _collect_arrays(df: DataFrame, columns: list[str]) -> list[np.ndarray]:
     ]
 
 
+#: A fitted log-parameter (in the scaled units the optimiser sees) beyond +-16 (a value outside
+#: [1e-7, 9e6]) is a run towards a boundary of the parameter space, not an interior maximum.
+_IDENTIFIED_LOG = 16.0
+
+
+def _check_identified(
+    func: str, names: tuple[str, ...], log_params: np.ndarray, hess: np.ndarray
+) -> None:
+    """ConvergenceError unless the optimum is interior and the Hessian is negative definite."""
+    at_bound = [n for n, v in zip(names, log_params, strict=True) if abs(v) >= _IDENTIFIED_LOG]
+    if at_bound:
+        raise ConvergenceError(
+            f"{func}(): {', '.join(at_bound)} ran to the boundary of the parameter space "
+            f"(log values {np.round(log_params, 1).tolist()}): the data do not identify the model "
+            f"(typical causes: very few accounts, nearly identical accounts, or no sign of "
+            f"dropout); use more data or penalizer > 0"
+        )
+    eigen = np.linalg.eigvalsh(-(hess + hess.T) / 2) if np.all(np.isfinite(hess)) else None
+    if eigen is None or eigen.min() <= 1e-12 * max(abs(eigen.max()), 1.0):
+        raise ConvergenceError(
+            f"{func}(): the log-likelihood is flat or not concave at the optimum (singular "
+            f"Hessian), so the parameters are not identified by these data; use more varied "
+            f"accounts or penalizer > 0"
+        )
+
+
 def _minimize(
     func: str,
     objective: _Objective,
@@ -329,6 +355,12 @@ class _TransactionModel(FittedModel):
                 f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
                 f"likelihood has no maximum (the purchase rate is not identified)"
             )
+        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
+            raise ConvergenceError(
+                f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
+                f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
+                f"accounts that the model estimates is not identified; fit on more varied accounts"
+            )
         scale = 1.0 / float(t_age.max()) if t_age.max() > 0 else 1.0
         natural = L.BGData.build(x, tx, t_age, n)
         data = natural.rescaled(scale)
@@ -358,6 +390,8 @@ class _TransactionModel(FittedModel):
                             objective = -loglik / natural.total
             else:
                 hess = L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params)
+        if self.penalizer == 0:
+            _check_identified(func, self.param_names, log_params, hess)
         self._set_fitted(
             dict(zip(self.param_names, ptuple, strict=True)),
             log_likelihood=loglik,
