@@ -30,8 +30,14 @@ import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from kamlib._spark import check_pyspark
+
+try:
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+except ImportError:  # pragma: no cover - exercised in a subprocess without pyspark
+    check_pyspark()  # one clear ImportError naming the extras
+    raise
 
 from kamlib._validation import (
     check_fraction,
