@@ -22,7 +22,7 @@ from kamlib._scoring import (
     validate_weights,
     weighted_percent_rank_score,
 )
-from kamlib._validation import check_columns, normalize_by, require_columns
+from kamlib._validation import check_columns, check_group_keys, normalize_by, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -59,13 +59,6 @@ def _check_thresholds(func: str, thresholds: Sequence[float]) -> tuple[float, fl
             f"{func}(): abc_thresholds= must satisfy 0 < A < B <= 1, found {tuple(items)!r}"
         )
     return a, b
-
-
-def _check_by(func: str, by: list[str], account_col: str) -> None:
-    if account_col in by:
-        raise SchemaError(
-            f"{func}(): by= must not contain the account column {account_col!r}, found {by!r}"
-        )
 
 
 def _classified(
@@ -197,7 +190,7 @@ def classify_accounts(
     require_columns(df, func, account_col=(account_col, "any"), value_col=(value_col, "numeric"))
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
-    _check_by(func, groups, account_col)
+    check_group_keys(df, func, groups, account_col=account_col)
     share = check_top_share(func, top_share)
     thresholds = _check_thresholds(func, abc_thresholds)
     classified = _classified(
@@ -276,7 +269,7 @@ def concentration(
     require_columns(df, func, account_col=(account_col, "any"), value_col=(value_col, "numeric"))
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
-    _check_by(func, groups, account_col)
+    check_group_keys(df, func, groups, account_col=account_col)
     share = check_top_share(func, top_share)
     classified = _classified(
         df,

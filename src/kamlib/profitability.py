@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from kamlib._validation import column_names, normalize_by, require_columns
-from kamlib.errors import SchemaError
+from kamlib._validation import (
+    check_group_keys,
+    check_output_collisions,
+    check_unique_columns,
+    normalize_by,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -129,23 +134,11 @@ def account_profitability(
     if cost_to_serve_col is not None:
         cols["cost_to_serve_col"] = (cost_to_serve_col, "numeric")
     require_columns(df, func, **cols)
-    existing = column_names(df)
-    for key in keys:
-        if key not in existing:
-            raise SchemaError(
-                f"{func}(): column {key!r} (argument by=) not found; the DataFrame has "
-                + ", ".join(repr(c) for c in existing)
-            )
-        if key == account_col:
-            raise SchemaError(f"{func}(): by= must not contain the account column {key!r}")
-    if len(set(keys)) != len(keys):
-        raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
-    for key in [*keys, account_col]:
-        if key in _OUTPUT_NAMES:
-            arg = "account_col=" if key == account_col else "by="
-            raise SchemaError(
-                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
-            )
+    check_unique_columns(df, func)
+    check_group_keys(df, func, keys, account_col=account_col)
+    check_output_collisions(
+        func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
+    )
 
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -17,8 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from kamlib._validation import check_choice, column_names, normalize_by, require_columns
-from kamlib.errors import SchemaError
+from kamlib._validation import (
+    check_choice,
+    check_group_keys,
+    check_output_collisions,
+    check_unique_columns,
+    normalize_by,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -114,27 +120,12 @@ def _validate(
     if product_col is not None:
         cols["product_col"] = (product_col, "any")
     require_columns(df, func, **cols)
-    existing = column_names(df)
-    for key in keys:
-        if key not in existing:
-            raise SchemaError(
-                f"{func}(): column {key!r} (argument by=) not found; the DataFrame has "
-                + ", ".join(repr(c) for c in existing)
-            )
-    used = [account_col, date_col, value_col] + ([product_col] if product_col else [])
-    for key in keys:
-        if key in used:
-            raise SchemaError(
-                f"{func}(): by= must not repeat an input column of the bridge, found {key!r}"
-            )
-    if len(set(keys)) != len(keys):
-        raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
-    for key in [*keys, account_col]:
-        if key in _OUTPUT_NAMES:
-            arg = "account_col=" if key == account_col and key not in keys else "by="
-            raise SchemaError(
-                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
-            )
+    check_unique_columns(df, func)
+    inputs = [account_col, date_col, value_col] + ([product_col] if product_col else [])
+    check_group_keys(df, func, keys, account_col=None, inputs=inputs)
+    check_output_collisions(
+        func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
+    )
     return keys
 
 
