@@ -44,6 +44,7 @@ from kamlib._validation import (
     check_int,
     check_name,
     column_names,
+    finite,
     nps_classes,
     parse_timestamp,
     require_columns,
@@ -149,6 +150,7 @@ def _daily(df: DataFrame, account_col: str, value_col: str, day: Column) -> Data
     form one group per account with ``_NEXCL`` = their number.
     """
     amount = F.col(value_col).cast("double")
+    amount = F.when(finite(amount), amount)  # NaN and ±inf are invalid: excluded and counted
     return (
         df.select(F.col(account_col), day.alias(_DAY), amount.alias(_Y))
         .repartition(F.col(account_col))

@@ -145,7 +145,7 @@ def classify_accounts(
       still "A"); accounts with value <= 0 are always "C".
     * ``is_key_account``: the first :math:`k = \max(\lceil \text{top\_share}\cdot n - 10^{-9}
       \rceil, 1)` accounts by rank, with :math:`n` the accounts of the group that have a value.
-    * ``null_values`` (extra): rows of the account whose ``value_col`` is null (or NaN). Those
+    * ``null_values`` (extra): rows of the account whose ``value_col`` is null, NaN or ±inf. Those
       rows are excluded from the sum; an account with *only* such rows has a null ``value``,
       is ranked after every valued account, has null shares, tier "C", is never a key account
       and does not count in :math:`n`.

@@ -16,6 +16,7 @@ from kamlib._validation import (
     check_group_keys,
     check_output_collisions,
     check_unique_columns,
+    finite,
     normalize_by,
     require_columns,
 )
@@ -95,8 +96,8 @@ def account_profitability(
     pyspark.sql.DataFrame
         One row per (``by``..., account): ``revenue``, ``cost``, ``cost_to_serve``,
         ``gross_profit``, ``gross_margin``, ``net_contribution``, ``net_margin`` (doubles),
-        ``excluded_rows`` (input rows of the account with a null revenue, cost or cost to
-        serve: they are left out of all sums), ``profit_rank``, ``margin_percentile``,
+        ``excluded_rows`` (input rows of the account with a null, NaN or ±inf revenue, cost
+        or cost to serve: they are left out of all sums), ``profit_rank``, ``margin_percentile``,
         ``cumulative_contribution_share``. Rows with a null account form one row with a null
         account id, as in ``groupBy`` (nothing is dropped).
 
@@ -146,7 +147,7 @@ def account_profitability(
     value_cols = [revenue_col, cost_col, *([cost_to_serve_col] if cost_to_serve_col else [])]
     valid = F.lit(True)
     for c in value_cols:
-        valid = valid & F.col(c).isNotNull()
+        valid = valid & finite(F.col(c))
 
     def total(c: str) -> Column:
         return F.coalesce(F.sum(F.when(valid, F.col(c).cast("double"))), F.lit(0.0))

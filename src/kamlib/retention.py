@@ -22,6 +22,7 @@ from kamlib._validation import (
     check_group_keys,
     check_output_collisions,
     check_unique_columns,
+    finite,
     normalize_by,
     require_columns,
 )
@@ -178,9 +179,7 @@ def _bridge_frames(
     from pyspark.sql import functions as F
 
     date = F.to_date(F.col(date_col))
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *[F.col(k) for k in keys],
         F.col(account_col),
@@ -327,9 +326,7 @@ def _period_totals(
     from pyspark.sql import functions as F
 
     date = F.to_date(F.col(date_col))
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *[F.col(k) for k in keys],
         F.when(valid, F.col(account_col)).alias(account_col),
@@ -490,12 +487,13 @@ def revenue_bridge(
 
     Notes
     -----
-    Rows with a null account, date or value are excluded; :func:`retention_rates` reports
-    how many in ``excluded_rows``. Revenue columns are doubles; sums are taken in the input
-    type first (exact for integer and decimal amounts, so ``flat`` is reliable there; with
-    floating point amounts, equal totals made of different parts may differ in the last
-    bit). The work is one shuffle of the input by account, one window per account and a
-    broadcast join with the per-group first and last periods.
+    Rows with a null account, date or value, or a NaN/±inf value, are excluded;
+    :func:`retention_rates` reports how many in ``excluded_rows``. Revenue columns are
+    doubles; sums are taken in the input type first (exact for integer and decimal
+    amounts, so ``flat`` is reliable there; with floating point amounts, equal totals made
+    of different parts may differ in the last bit). The work is one shuffle of the input
+    by account, one window per account and a broadcast join with the per-group first and
+    last periods.
 
     References
     ----------

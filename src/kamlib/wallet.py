@@ -24,11 +24,11 @@ def share_of_wallet(
     r"""Add the observed share of wallet and the wallet headroom.
 
     * ``share_of_wallet`` :math:`= \text{spend} / \text{wallet}`; null where the wallet is
-      null, NaN or <= 0, or the spend is null or NaN. Spend above the wallet gives a share
-      above 1 and negative spend (net refunds) a negative share: both are kept, not clipped,
-      so data problems stay visible.
+      null, NaN, ±inf or <= 0, or the spend is null, NaN or ±inf. Spend above the wallet
+      gives a share above 1 and negative spend (net refunds) a negative share: both are
+      kept, not clipped, so data problems stay visible.
     * ``wallet_headroom`` :math:`= \max(\text{wallet} - \text{spend}, 0)`: spend still
-      available to win; null where spend or wallet is null (or NaN).
+      available to win; null where spend or wallet is null (or NaN, ±inf).
 
     Parameters
     ----------

@@ -37,14 +37,13 @@ def _as_day(func: str, arg: str, value: Any) -> _dt.date:
 
 
 def _clean_amount(df: DataFrame, value_col: str) -> Column:
-    """The amount as double, NaN turned into null."""
+    """The amount as double (so sums cannot overflow), NaN and ±inf turned into null."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T_
 
-    col = F.col(value_col)
-    if isinstance(df.schema[value_col].dataType, (T_.DoubleType, T_.FloatType)):
-        col = F.when(~F.isnan(col), col)
-    return col.cast("double")
+    from kamlib._validation import finite
+
+    col = F.col(value_col).cast("double")
+    return F.when(finite(col), col)
 
 
 def _validate(
@@ -191,7 +190,7 @@ def rfm_summary(
 
     Notes
     -----
-    Rows with a null account are ignored. Rows with a null date, or a null or NaN amount,
+    Rows with a null account are ignored. Rows with a null date, or a null, NaN or ±inf amount,
     are excluded from the summary and counted in ``n_excluded`` of their account (lifetimes
     would count a null amount as 0). ``n_excluded`` is an addition to lifetimes' columns.
 
