@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import functools
 import math
+import re
 import typing
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from kamlib.errors import SchemaError
 
@@ -24,6 +26,7 @@ __all__ = [
     "NPS_DETRACTOR_MAX",
     "NPS_PROMOTER_MIN",
     "ColumnKind",
+    "any_column_name",
     "check_choice",
     "check_columns",
     "check_fraction",
@@ -443,3 +446,70 @@ def nps_classes(score: Column) -> tuple[Column, Column, Column]:
     inside = score.isNotNull() & (score >= 0.0) & (score <= 10.0) & (score % 1.0 == 0.0)
     valid = F.coalesce(inside, F.lit(False))
     return valid, valid & (score >= NPS_PROMOTER_MIN), valid & (score <= NPS_DETRACTOR_MAX)
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SAFE_PREFIX = "__kamlib_col"
+
+P = ParamSpec("P")
+
+
+def any_column_name(func: str) -> Callable[[Callable[P, DataFrame]], Callable[P, DataFrame]]:
+    """Make a transformation work with any column name Spark allows, and reject duplicates.
+
+    The rule, in one place: the input's top-level names must be unique (case-insensitively,
+    as Spark resolves them: else :class:`SchemaError` before any job); columns whose names
+    need quoting (dots, backticks, spaces, unicode, ...) are renamed to private names for the
+    call (``toDF``: schema only) and renamed back in the result, so no name is ever parsed
+    as a path or pasted into SQL. Column arguments (``*_col=`` and ``by=``) are mapped
+    the same way, and :class:`SchemaError` messages name the user's columns.
+    """
+
+    def decorate(impl: Callable[P, DataFrame]) -> Callable[P, DataFrame]:
+        @functools.wraps(impl)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> DataFrame:
+            df = args[0] if args else kwargs.get("df")
+            if df is None or not hasattr(df, "schema"):
+                return impl(*args, **kwargs)
+            check_unique_columns(df, func)  # type: ignore[arg-type]
+            names = column_names(df)  # type: ignore[arg-type]
+            hostile = [n for n in names if not _SAFE_NAME.fullmatch(n)]
+            if not hostile:
+                return impl(*args, **kwargs)
+            to_safe = {n: f"{_SAFE_PREFIX}{i}__" for i, n in enumerate(hostile)}
+            back = {v: k for k, v in to_safe.items()}
+            renamed = df.toDF(*[to_safe.get(n, n) for n in names])  # type: ignore[union-attr]
+            mapped: dict[str, Any] = {}
+            for arg, value in kwargs.items():
+                if (arg.endswith("_col") and isinstance(value, str)) or (
+                    arg == "by" and isinstance(value, str)
+                ):
+                    mapped[arg] = to_safe.get(value, value)
+                elif arg == "by" and isinstance(value, (list, tuple)):
+                    mapped[arg] = [to_safe.get(v, v) if isinstance(v, str) else v for v in value]
+                else:
+                    mapped[arg] = value
+            rest = args[1:] if args else ()
+            call_args = (renamed, *rest) if args else ()
+            if not args:
+                mapped["df"] = renamed
+            try:
+                result = impl(*call_args, **mapped)  # type: ignore[arg-type]
+            except SchemaError as exc:
+                message = str(exc)
+                for safe, original in back.items():
+                    message = message.replace(repr(safe), repr(original)).replace(safe, original)
+                raise SchemaError(
+                    message,
+                    function=exc.function,
+                    argument=exc.argument,
+                    column=back.get(exc.column or "", exc.column),
+                    expected=exc.expected,
+                    found=exc.found,
+                ) from None
+            present = {k: v for k, v in back.items() if k in column_names(result)}
+            return result.withColumnsRenamed(present) if present else result
+
+        return wrapper
+
+    return decorate

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess without pysp
     raise
 
 from kamlib._validation import (
+    any_column_name,
     check_fraction,
     check_int,
     check_name,
@@ -245,6 +246,7 @@ def _feature_select(windows: Sequence[int]) -> list[Column]:
 # --------------------------------------------------------------------------------------------
 
 
+@any_column_name("churn_features")
 def churn_features(
     df: DataFrame,
     *,

@@ -22,7 +22,14 @@ from kamlib._scoring import (
     validate_weights,
     weighted_percent_rank_score,
 )
-from kamlib._validation import check_columns, check_group_keys, normalize_by, require_columns
+from kamlib._validation import (
+    any_column_name,
+    check_columns,
+    check_group_keys,
+    check_output_collisions,
+    normalize_by,
+    require_columns,
+)
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -121,6 +128,7 @@ def _classified(
     )
 
 
+@any_column_name("classify_accounts")
 def classify_accounts(
     df: DataFrame,
     *,
@@ -191,6 +199,9 @@ def classify_accounts(
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
     check_group_keys(df, func, groups, account_col=account_col)
+    check_output_collisions(
+        func, {**dict.fromkeys(groups, "by"), account_col: "account_col"}, _OUTPUTS
+    )
     share = check_top_share(func, top_share)
     thresholds = _check_thresholds(func, abc_thresholds)
     classified = _classified(
@@ -204,6 +215,7 @@ def classify_accounts(
     return classified.select(*groups, account_col, *_OUTPUTS)
 
 
+@any_column_name("concentration")
 def concentration(
     df: DataFrame,
     *,

@@ -19,6 +19,7 @@ from kamlib._scoring import clean_numeric, clip
 from kamlib._validation import (
     NPS_DETRACTOR_MAX,
     NPS_PROMOTER_MIN,
+    any_column_name,
     check_columns,
     check_fraction,
     check_int,
@@ -93,6 +94,7 @@ def nps_category(df: DataFrame, *, score_col: str = "score") -> DataFrame:
     return df.withColumn("nps_category", category)
 
 
+@any_column_name("nps")
 def nps(
     df: DataFrame,
     *,
@@ -246,6 +248,7 @@ def nps(
     )
 
 
+@any_column_name("csat")
 def csat(
     df: DataFrame,
     *,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
 from kamlib._validation import (
+    any_column_name,
     check_group_keys,
     check_output_collisions,
     check_unique_columns,
@@ -43,6 +44,7 @@ _OUTPUT_NAMES = frozenset(
 )
 
 
+@any_column_name("account_profitability")
 def account_profitability(
     df: DataFrame,
     *,

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
 from kamlib._validation import (
+    any_column_name,
     check_choice,
     check_group_keys,
     check_output_collisions,
@@ -419,6 +420,7 @@ def _period_totals(
     return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
 
 
+@any_column_name("revenue_bridge")
 def revenue_bridge(
     df: DataFrame,
     *,
@@ -549,6 +551,7 @@ def revenue_bridge(
     )
 
 
+@any_column_name("retention_rates")
 def retention_rates(
     df: DataFrame,
     *,

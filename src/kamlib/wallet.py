@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kamlib._scoring import clean_numeric, clip
-from kamlib._validation import require_columns
+from kamlib._validation import any_column_name, require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["share_of_wallet", "wallet_allocation_rule"]
 
 
+@any_column_name("share_of_wallet")
 def share_of_wallet(
     df: DataFrame, *, spend_col: str = "spend", wallet_col: str = "wallet"
 ) -> DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from kamlib._validation import check_choice, parse_timestamp, require_columns
+from kamlib._validation import any_column_name, check_choice, parse_timestamp, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
     )
 
 
+@any_column_name("rfm_summary")
 def rfm_summary(
     df: DataFrame,
     *,
