@@ -468,17 +468,18 @@ def any_column_name(func: str) -> Callable[[Callable[P, DataFrame]], Callable[P,
     def decorate(impl: Callable[P, DataFrame]) -> Callable[P, DataFrame]:
         @functools.wraps(impl)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> DataFrame:
-            df = args[0] if args else kwargs.get("df")
-            if df is None or not hasattr(df, "schema"):
+            given = args[0] if args else kwargs.get("df")
+            if given is None or not hasattr(given, "schema"):
                 return impl(*args, **kwargs)
-            check_unique_columns(df, func)  # type: ignore[arg-type]
-            names = column_names(df)  # type: ignore[arg-type]
+            df = typing.cast("DataFrame", given)
+            check_unique_columns(df, func)
+            names = column_names(df)
             hostile = [n for n in names if not _SAFE_NAME.fullmatch(n)]
             if not hostile:
                 return impl(*args, **kwargs)
             to_safe = {n: f"{_SAFE_PREFIX}{i}__" for i, n in enumerate(hostile)}
             back = {v: k for k, v in to_safe.items()}
-            renamed = df.toDF(*[to_safe.get(n, n) for n in names])  # type: ignore[union-attr]
+            renamed = df.toDF(*[to_safe.get(n, n) for n in names])
             mapped: dict[str, Any] = {}
             for arg, value in kwargs.items():
                 if (arg.endswith("_col") and isinstance(value, str)) or (
