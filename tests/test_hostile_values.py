@@ -249,3 +249,26 @@ def test_share_of_wallet_non_finite_gives_null(spark):
 def _report_tried():
     yield
     print(f"\nhostile values tried: {sum(TRIED.values())} {dict(TRIED)}")
+
+
+def test_bigint_and_decimal_sums_do_not_overflow(spark):
+    from decimal import Decimal
+
+    big = 2**62
+    huge = Decimal("9" * 38)
+    TRIED["overflow"] += 8
+    rows = [("a", dt.date(2024, 1, 1), big, huge), ("a", dt.date(2024, 1, 2), big, huge)]
+    rows += [("b", dt.date(2024, 1, 3), big, huge), ("b", dt.date(2024, 1, 4), big, huge)]
+    df = spark.createDataFrame(
+        rows, "account_id string, order_date date, n bigint, d decimal(38,0)"
+    )
+    for column in ("n", "d"):
+        expected = 2.0 * float(big if column == "n" else huge)
+        got = {r.account_id: r.value for r in classify_accounts(df, value_col=column).collect()}
+        assert got == {"a": pytest.approx(expected), "b": pytest.approx(expected)}
+        prof = account_profitability(df, revenue_col=column, cost_col=column).collect()
+        assert {r.account_id: r.revenue for r in prof} == got
+        rfm = rfm_summary(df, value_col=column, observation_end="2024-02-01").collect()
+        assert all(math.isfinite(r.monetary_value) for r in rfm)
+        feats = churn_features(df, value_col=column, as_of="2024-02-01").collect()
+        assert len(feats) == 2

@@ -81,7 +81,8 @@ def _classified(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    value = clean_numeric(df, value_col)
+    # Summed as double: bigint and decimal sums cannot overflow (ANSI would raise).
+    value = clean_numeric(df, value_col).cast("double")
     accounts = df.groupBy(*by, account_col).agg(
         F.sum(value).alias("value"),
         F.count_if(value.isNull()).alias("null_values"),
@@ -142,7 +143,8 @@ def classify_accounts(
 
     Returns one row per ``(by..., account)`` with:
 
-    * ``value``: the sum of ``value_col`` over the account's rows (refunds included).
+    * ``value``: the sum of ``value_col`` over the account's rows (refunds included), as a
+      double (cast before summing, so bigint and decimal sums cannot overflow).
     * ``value_rank``: 1 = largest value; ties broken by account id ascending
       (``row_number`` over value descending, account ascending).
     * ``value_share`` :math:`= \max(v, 0) / \sum_j \max(v_j, 0)`, null if that sum is 0.
