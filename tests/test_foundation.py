@@ -123,8 +123,9 @@ def test_import_without_pyspark_names_extras():
     code = """
     import sys
     sys.modules['pyspark'] = None  # simulate an environment without pyspark
+    import kamlib  # the package itself imports without pyspark
     try:
-        import kamlib
+        import kamlib.churn  # a module that needs Spark names the extras
     except ImportError as exc:
         print(exc)
     """
@@ -140,11 +141,12 @@ def test_import_with_old_pyspark_refused(tmp_path: Path):
     (fake / "__init__.py").write_text("__version__ = '3.5.1'\n")
     code = """
     try:
-        import kamlib
+        import kamlib.churn
     except ImportError as exc:
         print(exc)
     """
-    out = _run_python(code, extra_path=str(tmp_path))
+    src = Path(kamlib.__file__).resolve().parents[1]
+    out = _run_python(code, extra_path=os.pathsep.join([str(tmp_path), str(src)]))
     assert "found PySpark 3.5.1, which is too old" in out.stdout
 
 

@@ -242,3 +242,37 @@ def test_thin_connect_client_runs_transformations(thin_venv: Path, connect_serve
     assert result["key"] == 472  # ceil(0.2 * 2357)
     assert set(result["tiers"]) == {"A", "B", "C"}
     assert "Did you mean 'amount'" in result["error"]
+
+
+@pytest.fixture(scope="module")
+def bare_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the plain wheel (numpy, scipy, pyarrow pulled from PyPI): no pyspark."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    wheel = next(dist.glob("kamlib-*.whl"))
+    _run(
+        [
+            str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+            "--index-url", _default_index_url(), str(wheel),
+        ]
+    )  # fmt: skip
+    return venv
+
+
+def test_bare_install_without_pyspark(bare_venv: Path):
+    py = str(bare_venv / "bin" / "python")
+    probe = (
+        "import importlib.util, kamlib; "
+        "print(kamlib.__version__, importlib.util.find_spec('pyspark') is None)"
+    )
+    assert _run([py, "-c", probe]).stdout.split() == [kamlib.__version__, "True"]
+    out = _run([str(bare_venv / "bin" / "kamlib"), "--version"]).stdout
+    assert out.strip() == f"kamlib {kamlib.__version__}"
+    helped = _run([str(bare_venv / "bin" / "kamlib"), "--help"]).stdout
+    assert "usage: kamlib" in helped
+    failed = subprocess.run(
+        [str(bare_venv / "bin" / "kamlib"), "demo"], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
+    assert "kamlib[spark]" in failed.stderr

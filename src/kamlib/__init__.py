@@ -6,12 +6,13 @@ NPS and CSAT, retention, churn features, account health and the account scorecar
 Structured Streaming helpers. Works on classic PySpark and on Spark Connect.
 
 PySpark is an optional dependency; install ``kamlib[spark]`` or ``kamlib[connect]`` or use
-your platform's pyspark (>= 4.0).
+your platform's pyspark (>= 4.0). ``import kamlib``, the errors, the numpy model cores, model
+JSON loading and ``kamlib --version`` work without it; the first module that needs Spark raises
+one :class:`ImportError` naming the extras.
 """
 
 from __future__ import annotations
 
-from kamlib._spark import check_pyspark as _check_pyspark
 from kamlib._version import __version__
 from kamlib.errors import (
     ConnectorUnavailableError,
@@ -20,8 +21,6 @@ from kamlib.errors import (
     NotFittedError,
     SchemaError,
 )
-
-_check_pyspark()
 
 __all__ = [
     "ConnectorUnavailableError",

@@ -40,12 +40,19 @@ def _is_floating(df: DataFrame, column: str) -> bool:
 
 
 def clean_numeric(df: DataFrame, column: str) -> Column:
-    """Return ``column`` with NaN turned into null (floating point columns only)."""
-    from pyspark.sql import functions as F
+    """Return ``column`` with NaN and ±inf turned into null (floating point columns only).
 
-    col = F.col(column)
+    Non-finite numbers are invalid values (:func:`kamlib._validation.finite`): callers count
+    them with the nulls. The name is quoted, so dots, backticks and spaces are literal.
+    """
+    from kamlib._validation import col as _col
+    from kamlib._validation import finite
+
+    col = _col(column)
     if _is_floating(df, column):
-        return F.when(~F.isnan(col), col)
+        from pyspark.sql import functions as F
+
+        return F.when(finite(col), col)
     return col
 
 

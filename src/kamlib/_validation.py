@@ -9,26 +9,40 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import functools
 import math
+import re
 import typing
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import DataType
 
 __all__ = [
+    "NPS_DETRACTOR_MAX",
+    "NPS_PROMOTER_MIN",
     "ColumnKind",
+    "any_column_name",
     "check_choice",
     "check_columns",
     "check_fraction",
+    "check_group_keys",
+    "check_int",
+    "check_name",
+    "check_output_collisions",
     "check_positive",
+    "check_unique_columns",
+    "col",
     "column_names",
+    "finite",
     "normalize_by",
+    "nps_classes",
     "parse_timestamp",
+    "quote",
     "require_columns",
 ]
 
@@ -49,6 +63,8 @@ _KIND_TEXT: dict[str, str] = {
 }
 
 T = TypeVar("T")
+
+_TIMESTAMP_TEXT = "a date, a datetime or an ISO 8601 string"
 
 
 def _type_name(data_type: DataType) -> str:
@@ -128,12 +144,24 @@ def check_columns(
     arg_of = dict(args or {})
     for column, kind in columns.items():
         if column not in schema:
-            raise SchemaError(_missing_message(func, column, available, arg_of.get(column)))
+            raise SchemaError(
+                _missing_message(func, column, available, arg_of.get(column)),
+                function=func,
+                argument=arg_of.get(column),
+                column=column,
+                expected="an existing column",
+                found="no such column",
+            )
         data_type = schema[column]
         if not _matches(kind, data_type):
             raise SchemaError(
                 f"{func}(): column {column!r} must be {_KIND_TEXT[kind]}, "
-                f"found {_type_name(data_type)}"
+                f"found {_type_name(data_type)}",
+                function=func,
+                argument=arg_of.get(column),
+                column=column,
+                expected=_KIND_TEXT[kind],
+                found=_type_name(data_type),
             )
 
 
@@ -150,7 +178,11 @@ def require_columns(df: DataFrame, func: str, **columns: tuple[str, ColumnKind])
         if not isinstance(column, str):
             raise SchemaError(
                 f"{func}(): argument {arg}= must be a column name (str), "
-                f"found {type(column).__name__}"
+                f"found {type(column).__name__}",
+                function=func,
+                argument=arg,
+                expected="a column name (str)",
+                found=type(column).__name__,
             )
         expected[column] = kind
         args[column] = arg
@@ -168,7 +200,11 @@ def normalize_by(func: str, by: str | Iterable[str] | None) -> list[str]:
         if not isinstance(item, str):
             raise SchemaError(
                 f"{func}(): by= must be a column name or a sequence of column names, "
-                f"found an element of type {type(item).__name__}"
+                f"found an element of type {type(item).__name__}",
+                function=func,
+                argument="by",
+                expected="a column name or a sequence of column names",
+                found=f"an element of type {type(item).__name__}",
             )
     return result
 
@@ -182,7 +218,9 @@ def check_choice(func: str, arg: str, value: Any, choices: Any) -> Any:
     allowed = tuple(allowed)
     if value not in allowed:
         listed = ", ".join(repr(a) for a in allowed)
-        raise SchemaError(f"{func}(): {arg}= must be one of {listed}, found {value!r}")
+        raise SchemaError(
+            function=func, argument=arg, expected=f"one of {listed}", found=repr(value)
+        )
     return value
 
 
@@ -198,14 +236,17 @@ def check_fraction(
 ) -> float:
     """Check that a numeric option lies in an interval; return it as ``float``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SchemaError(f"{func}(): {arg}= must be a number, found {value!r}")
+        raise SchemaError(function=func, argument=arg, expected="a number", found=repr(value))
     ok_low = value >= low if low_inclusive else value > low
     ok_high = value <= high if high_inclusive else value < high
     if not (ok_low and ok_high):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise SchemaError(
-            f"{func}(): {arg}= must be in {left}{low}, {high}{right}, found {value!r}"
+            function=func,
+            argument=arg,
+            expected=f"in {left}{low}, {high}{right}",
+            found=repr(value),
         )
     return float(value)
 
@@ -213,10 +254,10 @@ def check_fraction(
 def check_positive(func: str, arg: str, value: float, *, allow_zero: bool = False) -> float:
     """Check that a numeric option is positive (or non-negative); return it as ``float``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SchemaError(f"{func}(): {arg}= must be a number, found {value!r}")
+        raise SchemaError(function=func, argument=arg, expected="a number", found=repr(value))
     if value < 0 or (value == 0 and not allow_zero):
         expected = ">= 0" if allow_zero else "> 0"
-        raise SchemaError(f"{func}(): {arg}= must be {expected}, found {value!r}")
+        raise SchemaError(function=func, argument=arg, expected=expected, found=repr(value))
     return float(value)
 
 
@@ -236,14 +277,240 @@ def parse_timestamp(func: str, arg: str, value: Any) -> _dt.datetime:
             parsed = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise SchemaError(
-                f"{func}(): {arg}= must be a date, a datetime or an ISO 8601 string, "
-                f"found {value!r}"
+                function=func, argument=arg, expected=_TIMESTAMP_TEXT, found=repr(value)
             ) from None
     else:
         raise SchemaError(
-            f"{func}(): {arg}= must be a date, a datetime or an ISO 8601 string, "
-            f"found {type(value).__name__}"
+            function=func, argument=arg, expected=_TIMESTAMP_TEXT, found=type(value).__name__
         )
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     return parsed
+
+
+def check_int(func: str, arg: str, value: Any, *, low: int = 1, unit: str | None = None) -> int:
+    """The one integer-option check: an ``int`` (not ``bool``) ``>= low``; returns it.
+
+    ``unit`` (e.g. ``"days"``) is named in the message.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if unit and low == 1:
+            expected = f"a positive int ({unit})"
+        else:
+            expected = f"an integer >= {low}" + (f" ({unit})" if unit else "")
+        raise SchemaError(function=func, argument=arg, expected=expected, found=repr(value))
+    return value
+
+
+def check_name(func: str, arg: str, value: Any) -> str:
+    """The one column-name check: a non-empty ``str``; returns it."""
+    if not isinstance(value, str) or not value:
+        found = repr(value) if isinstance(value, str) else type(value).__name__
+        raise SchemaError(
+            f"{func}(): argument {arg}= must be a column name (str), found {found}",
+            function=func,
+            argument=arg,
+            expected="a column name (non-empty str)",
+            found=found,
+        )
+    return value
+
+
+def check_unique_columns(df: DataFrame, func: str) -> None:
+    """Raise :class:`SchemaError` if ``df`` has two top-level columns with the same name.
+
+    Spark resolves names case-insensitively by default, so ``"a"`` and ``"A"`` also clash.
+    """
+    seen: dict[str, str] = {}
+    for name in column_names(df):
+        key = name.lower()
+        if key in seen:
+            raise SchemaError(
+                f"{func}(): the DataFrame has duplicate column names {seen[key]!r} and {name!r}; "
+                "rename one first",
+                function=func,
+                column=name,
+                expected="unique column names",
+                found=f"{seen[key]!r} and {name!r}",
+            )
+        seen[key] = name
+
+
+def check_group_keys(
+    df: DataFrame,
+    func: str,
+    keys: Sequence[str],
+    *,
+    account_col: str | None,
+    inputs: Sequence[str] = (),
+) -> None:
+    """The one ``by=`` rule: keys exist, are unique, and repeat neither the account nor an input."""
+    existing = column_names(df)
+    for key in keys:
+        if key not in existing:
+            raise SchemaError(
+                _missing_message(func, key, existing, "by"),
+                function=func,
+                argument="by",
+                column=key,
+                expected="an existing column",
+                found="no such column",
+            )
+        if account_col is not None and key == account_col:
+            raise SchemaError(
+                f"{func}(): by= must not contain the account column {key!r}, found {list(keys)!r}",
+                function=func,
+                argument="by",
+                column=key,
+                expected="columns other than the account column",
+                found=repr(list(keys)),
+            )
+        if key in inputs:
+            raise SchemaError(
+                f"{func}(): by= must not repeat an input column, found {key!r}",
+                function=func,
+                argument="by",
+                column=key,
+                expected="columns other than the inputs",
+                found=repr(key),
+            )
+    if len(set(keys)) != len(keys):
+        raise SchemaError(
+            f"{func}(): by= must not contain duplicates, found {list(keys)!r}",
+            function=func,
+            argument="by",
+            expected="distinct columns",
+            found=repr(list(keys)),
+        )
+
+
+def check_output_collisions(func: str, columns: Mapping[str, str], outputs: Iterable[str]) -> None:
+    """Raise :class:`SchemaError` if a kept input column is named like an output column.
+
+    ``columns`` maps each kept column to the argument that named it (``{"acct": "account_col"}``);
+    names compare case-insensitively, as Spark resolves them.
+    """
+    taken = {name.lower() for name in outputs}
+    for column, arg in columns.items():
+        if column.lower() in taken:
+            raise SchemaError(
+                f"{func}(): {arg}= column {column!r} clashes with an output column; "
+                "rename it first",
+                function=func,
+                argument=arg,
+                column=column,
+                expected="a name that is not an output column",
+                found=repr(column),
+            )
+
+
+def quote(name: str) -> str:
+    """``name`` as a Spark column reference that reads literally (dots, backticks, spaces)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def col(name: str) -> Column:
+    """``F.col`` of a column *name* (never parsed: ``"amt.usd"`` is one column, not a field)."""
+    from pyspark.sql import functions as F
+
+    return F.col(quote(name))
+
+
+def finite(column: Column) -> Column:
+    """True where a numeric column is not null, not NaN and not ±inf (never null itself).
+
+    The one rule for "invalid value": non-finite amounts are excluded and counted, never
+    propagated into sums.
+    """
+    from pyspark.sql import functions as F
+
+    as_double = column.cast("double")
+    ok = (
+        column.isNotNull()
+        & ~F.isnan(as_double)
+        & (as_double != F.lit(float("inf")))
+        & (as_double != F.lit(float("-inf")))
+    )
+    return F.coalesce(ok, F.lit(False))
+
+
+#: The one NPS rule: promoters score 9-10, detractors 0-6 (whole scores 0..10 only).
+NPS_PROMOTER_MIN = 9
+NPS_DETRACTOR_MAX = 6
+
+
+def nps_classes(score: Column) -> tuple[Column, Column, Column]:
+    """``(valid, promoter, detractor)`` for a NaN-free double 0..10 score (never null)."""
+    from pyspark.sql import functions as F
+
+    inside = score.isNotNull() & (score >= 0.0) & (score <= 10.0) & (score % 1.0 == 0.0)
+    valid = F.coalesce(inside, F.lit(False))
+    return valid, valid & (score >= NPS_PROMOTER_MIN), valid & (score <= NPS_DETRACTOR_MAX)
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SAFE_PREFIX = "__kamlib_col"
+
+P = ParamSpec("P")
+
+
+def any_column_name(func: str) -> Callable[[Callable[P, DataFrame]], Callable[P, DataFrame]]:
+    """Make a transformation work with any column name Spark allows, and reject duplicates.
+
+    The rule, in one place: the input's top-level names must be unique (case-insensitively,
+    as Spark resolves them: else :class:`SchemaError` before any job); columns whose names
+    need quoting (dots, backticks, spaces, unicode, ...) are renamed to private names for the
+    call (``toDF``: schema only) and renamed back in the result, so no name is ever parsed
+    as a path or pasted into SQL. Column arguments (``*_col=`` and ``by=``) are mapped
+    the same way, and :class:`SchemaError` messages name the user's columns.
+    """
+
+    def decorate(impl: Callable[P, DataFrame]) -> Callable[P, DataFrame]:
+        @functools.wraps(impl)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> DataFrame:
+            given = args[0] if args else kwargs.get("df")
+            if given is None or not hasattr(given, "schema"):
+                return impl(*args, **kwargs)
+            df = typing.cast("DataFrame", given)
+            check_unique_columns(df, func)
+            names = column_names(df)
+            hostile = [n for n in names if not _SAFE_NAME.fullmatch(n)]
+            if not hostile:
+                return impl(*args, **kwargs)
+            to_safe = {n: f"{_SAFE_PREFIX}{i}__" for i, n in enumerate(hostile)}
+            back = {v: k for k, v in to_safe.items()}
+            renamed = df.toDF(*[to_safe.get(n, n) for n in names])
+            mapped: dict[str, Any] = {}
+            for arg, value in kwargs.items():
+                if (arg.endswith("_col") and isinstance(value, str)) or (
+                    arg == "by" and isinstance(value, str)
+                ):
+                    mapped[arg] = to_safe.get(value, value)
+                elif arg == "by" and isinstance(value, (list, tuple)):
+                    mapped[arg] = [to_safe.get(v, v) if isinstance(v, str) else v for v in value]
+                else:
+                    mapped[arg] = value
+            rest = args[1:] if args else ()
+            call_args = (renamed, *rest) if args else ()
+            if not args:
+                mapped["df"] = renamed
+            try:
+                result = impl(*call_args, **mapped)  # type: ignore[arg-type]
+            except SchemaError as exc:
+                message = str(exc)
+                for safe, original in back.items():
+                    message = message.replace(repr(safe), repr(original)).replace(safe, original)
+                raise SchemaError(
+                    message,
+                    function=exc.function,
+                    argument=exc.argument,
+                    column=back.get(exc.column or "", exc.column),
+                    expected=exc.expected,
+                    found=exc.found,
+                ) from None
+            present = {k: v for k, v in back.items() if k in column_names(result)}
+            return result.withColumnsRenamed(present) if present else result
+
+        return wrapper
+
+    return decorate

@@ -30,12 +30,23 @@ import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from kamlib._spark import check_pyspark
+
+try:
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+except ImportError:  # pragma: no cover - exercised in a subprocess without pyspark
+    check_pyspark()  # one clear ImportError naming the extras
+    raise
 
 from kamlib._validation import (
+    any_column_name,
     check_fraction,
+    check_int,
+    check_name,
     column_names,
+    finite,
+    nps_classes,
     parse_timestamp,
     require_columns,
 )
@@ -99,20 +110,6 @@ def _check_windows(func: str, arg: str, windows: Any) -> tuple[int, ...]:
     return result
 
 
-def _check_days(func: str, arg: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SchemaError(f"{func}(): {arg}= must be a positive int (days), found {value!r}")
-    return value
-
-
-def _check_name(func: str, arg: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise SchemaError(
-            f"{func}(): argument {arg}= must be a column name (str), found {type(value).__name__}"
-        )
-    return value
-
-
 def _seconds_of_day(moment: _dt.datetime) -> float:
     return moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
 
@@ -154,6 +151,7 @@ def _daily(df: DataFrame, account_col: str, value_col: str, day: Column) -> Data
     form one group per account with ``_NEXCL`` = their number.
     """
     amount = F.col(value_col).cast("double")
+    amount = F.when(finite(amount), amount)  # NaN and ±inf are invalid: excluded and counted
     return (
         df.select(F.col(account_col), day.alias(_DAY), amount.alias(_Y))
         .repartition(F.col(account_col))
@@ -248,6 +246,7 @@ def _feature_select(windows: Sequence[int]) -> list[Column]:
 # --------------------------------------------------------------------------------------------
 
 
+@any_column_name("churn_features")
 def churn_features(
     df: DataFrame,
     *,
@@ -413,7 +412,7 @@ def usage_features(
     (150.0, 0.0, True)
     """
     func = "usage_features"
-    metric_col = _check_name(func, "metric_col", metric_col)
+    metric_col = check_name(func, "metric_col", metric_col)
     require_columns(
         df,
         func,
@@ -540,7 +539,7 @@ def churn_labels(
         columns["value_col"] = (value_col, "numeric")
     require_columns(df, func, **columns)
     moment = parse_timestamp(func, "as_of", as_of)
-    horizon = _check_days(func, "horizon_days", horizon_days)
+    horizon = check_int(func, "horizon_days", horizon_days, unit="days")
     if not isinstance(purchases_only, bool):
         raise SchemaError(f"{func}(): purchases_only= must be a bool, found {purchases_only!r}")
     if purchases_only and value_col is None:
@@ -712,10 +711,10 @@ def training_frame(
     if _AS_OF in (account_col, date_col, value_col):
         raise SchemaError(f"{func}(): input columns must not be named {_AS_OF!r}")
     days, shift, midnight = _parse_as_of_dates(func, as_of_dates)
-    horizon = _check_days(func, "horizon_days", horizon_days)
+    horizon = check_int(func, "horizon_days", horizon_days, unit="days")
     wins = _check_windows(func, "windows", windows)
     if usage is not None:
-        usage_metric_col = _check_name(func, "usage_metric_col", usage_metric_col)
+        usage_metric_col = check_name(func, "usage_metric_col", usage_metric_col)
         require_columns(
             usage,
             func,
@@ -733,13 +732,13 @@ def training_frame(
             survey_date_col=(survey_date_col, "temporal"),
             score_col=(score_col, "numeric"),
         )
-        nps_days = _check_days(func, "nps_window_days", nps_window_days)
+        nps_days = check_int(func, "nps_window_days", nps_window_days, unit="days")
     spend_days: int | None = None
     if wallets is not None:
         require_columns(
             wallets, func, account_col=(account_col, "any"), wallet_col=(wallet_col, "numeric")
         )
-        spend_days = _check_days(func, "wallet_spend_days", wallet_spend_days)
+        spend_days = check_int(func, "wallet_spend_days", wallet_spend_days, unit="days")
     if not isinstance(purchases_only, bool):
         raise SchemaError(f"{func}(): purchases_only= must be a bool, found {purchases_only!r}")
 
@@ -828,7 +827,7 @@ def _nps_features(
     shift: float,
 ) -> DataFrame:
     score = F.col("__kam_score")
-    valid = score.isNotNull() & (score >= 0) & (score <= 10) & (score == F.floor(score))
+    valid, promoter, detractor = nps_classes(score)
     src = surveys.select(
         F.col(account_col),
         _day_expr(date_col, shift).alias(_DAY),
@@ -840,8 +839,8 @@ def _nps_features(
     prev = (k > n) & (k <= 2 * n) & valid
 
     def _nps(mask: Column) -> Column:
-        promoters = F.count(F.when(mask & (score >= 9), True))
-        detractors = F.count(F.when(mask & (score <= 6), True))
+        promoters = F.count(F.when(mask & promoter, True))
+        detractors = F.count(F.when(mask & detractor, True))
         total = F.count(F.when(mask, True))
         return F.try_divide(F.lit(100.0) * (promoters - detractors), total)
 

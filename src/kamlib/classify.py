@@ -22,7 +22,14 @@ from kamlib._scoring import (
     validate_weights,
     weighted_percent_rank_score,
 )
-from kamlib._validation import check_columns, normalize_by, require_columns
+from kamlib._validation import (
+    any_column_name,
+    check_columns,
+    check_group_keys,
+    check_output_collisions,
+    normalize_by,
+    require_columns,
+)
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -61,13 +68,6 @@ def _check_thresholds(func: str, thresholds: Sequence[float]) -> tuple[float, fl
     return a, b
 
 
-def _check_by(func: str, by: list[str], account_col: str) -> None:
-    if account_col in by:
-        raise SchemaError(
-            f"{func}(): by= must not contain the account column {account_col!r}, found {by!r}"
-        )
-
-
 def _classified(
     df: DataFrame,
     *,
@@ -81,7 +81,8 @@ def _classified(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    value = clean_numeric(df, value_col)
+    # Summed as double: bigint and decimal sums cannot overflow (ANSI would raise).
+    value = clean_numeric(df, value_col).cast("double")
     accounts = df.groupBy(*by, account_col).agg(
         F.sum(value).alias("value"),
         F.count_if(value.isNull()).alias("null_values"),
@@ -128,6 +129,7 @@ def _classified(
     )
 
 
+@any_column_name("classify_accounts")
 def classify_accounts(
     df: DataFrame,
     *,
@@ -141,7 +143,8 @@ def classify_accounts(
 
     Returns one row per ``(by..., account)`` with:
 
-    * ``value``: the sum of ``value_col`` over the account's rows (refunds included).
+    * ``value``: the sum of ``value_col`` over the account's rows (refunds included), as a
+      double (cast before summing, so bigint and decimal sums cannot overflow).
     * ``value_rank``: 1 = largest value; ties broken by account id ascending
       (``row_number`` over value descending, account ascending).
     * ``value_share`` :math:`= \max(v, 0) / \sum_j \max(v_j, 0)`, null if that sum is 0.
@@ -152,7 +155,7 @@ def classify_accounts(
       still "A"); accounts with value <= 0 are always "C".
     * ``is_key_account``: the first :math:`k = \max(\lceil \text{top\_share}\cdot n - 10^{-9}
       \rceil, 1)` accounts by rank, with :math:`n` the accounts of the group that have a value.
-    * ``null_values`` (extra): rows of the account whose ``value_col`` is null (or NaN). Those
+    * ``null_values`` (extra): rows of the account whose ``value_col`` is null, NaN or ±inf. Those
       rows are excluded from the sum; an account with *only* such rows has a null ``value``,
       is ranked after every valued account, has null shares, tier "C", is never a key account
       and does not count in :math:`n`.
@@ -197,7 +200,10 @@ def classify_accounts(
     require_columns(df, func, account_col=(account_col, "any"), value_col=(value_col, "numeric"))
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
-    _check_by(func, groups, account_col)
+    check_group_keys(df, func, groups, account_col=account_col)
+    check_output_collisions(
+        func, {**dict.fromkeys(groups, "by"), account_col: "account_col"}, _OUTPUTS
+    )
     share = check_top_share(func, top_share)
     thresholds = _check_thresholds(func, abc_thresholds)
     classified = _classified(
@@ -211,6 +217,7 @@ def classify_accounts(
     return classified.select(*groups, account_col, *_OUTPUTS)
 
 
+@any_column_name("concentration")
 def concentration(
     df: DataFrame,
     *,
@@ -276,7 +283,7 @@ def concentration(
     require_columns(df, func, account_col=(account_col, "any"), value_col=(value_col, "numeric"))
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
-    _check_by(func, groups, account_col)
+    check_group_keys(df, func, groups, account_col=account_col)
     share = check_top_share(func, top_share)
     classified = _classified(
         df,

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from kamlib._spark import check_pyspark
 from kamlib._version import __version__
 from kamlib.errors import KamlibError, SchemaError
 
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    try:
+        check_pyspark()  # every sub-command runs Spark; --version and --help do not need it
+    except ImportError as exc:
+        print(f"kamlib {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         return int(handler(args))
     except SchemaError as exc:

@@ -16,7 +16,17 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from kamlib._scoring import clean_numeric, clip
-from kamlib._validation import check_columns, check_fraction, normalize_by, require_columns
+from kamlib._validation import (
+    NPS_DETRACTOR_MAX,
+    NPS_PROMOTER_MIN,
+    any_column_name,
+    check_columns,
+    check_fraction,
+    check_int,
+    normalize_by,
+    nps_classes,
+    require_columns,
+)
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -40,7 +50,8 @@ def _whole_in_range(score: Column, low: float, high: float) -> Column:
 
 def _nps_score(df: DataFrame, score_col: str) -> tuple[Column, Column]:
     score = clean_numeric(df, score_col).cast("double")
-    return score, _whole_in_range(score, 0.0, 10.0)
+    valid, _, _ = nps_classes(score)
+    return score, valid
 
 
 def nps_category(df: DataFrame, *, score_col: str = "score") -> DataFrame:
@@ -76,13 +87,14 @@ def nps_category(df: DataFrame, *, score_col: str = "score") -> DataFrame:
     score, valid = _nps_score(df, score_col)
     category = (
         F.when(~valid, F.lit(None).cast("string"))
-        .when(score >= 9, F.lit("promoter"))
+        .when(score >= NPS_PROMOTER_MIN, F.lit("promoter"))
         .when(score >= 7, F.lit("passive"))
         .otherwise(F.lit("detractor"))
     )
     return df.withColumn("nps_category", category)
 
 
+@any_column_name("nps")
 def nps(
     df: DataFrame,
     *,
@@ -170,8 +182,8 @@ def nps(
         coded = df.select(
             *groups,
             F.when(~valid, F.lit(-1))
-            .when(score >= 9, F.lit(2))
-            .when(score <= 6, F.lit(0))
+            .when(score >= NPS_PROMOTER_MIN, F.lit(2))
+            .when(score <= NPS_DETRACTOR_MAX, F.lit(0))
             .otherwise(F.lit(1))
             .alias(code),
         )
@@ -194,9 +206,9 @@ def nps(
             F.col("detractors").cast("double").alias("_swd"),
         )
     else:
-        promoter = valid & (score >= 9)
-        detractor = valid & (score <= 6)
-        passive = valid & (score >= 7) & (score <= 8)
+        promoter = valid & (score >= NPS_PROMOTER_MIN)
+        detractor = valid & (score <= NPS_DETRACTOR_MAX)
+        passive = valid & (score > NPS_DETRACTOR_MAX) & (score < NPS_PROMOTER_MIN)
         aggregated = df.groupBy(*groups).agg(
             F.count_if(valid).alias("n"),
             F.count_if(~valid).alias("invalid"),
@@ -236,12 +248,7 @@ def nps(
     )
 
 
-def _check_whole(func: str, arg: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SchemaError(f"{func}(): {arg}= must be an integer >= {low}, found {value!r}")
-    return value
-
-
+@any_column_name("csat")
 def csat(
     df: DataFrame,
     *,
@@ -307,8 +314,8 @@ def csat(
     require_columns(df, func, score_col=(score_col, "numeric"))
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
-    top = _check_whole(func, "scale_max", scale_max, 2)
-    threshold = _check_whole(func, "satisfied_min", satisfied_min, 1)
+    top = check_int(func, "scale_max", scale_max, low=2)
+    threshold = check_int(func, "satisfied_min", satisfied_min, low=1)
     if threshold > top:
         raise SchemaError(
             f"{func}(): satisfied_min= must be <= scale_max={top}, found {satisfied_min!r}"

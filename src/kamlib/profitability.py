@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from kamlib._validation import column_names, normalize_by, require_columns
-from kamlib.errors import SchemaError
+from kamlib._validation import (
+    any_column_name,
+    check_group_keys,
+    check_output_collisions,
+    check_unique_columns,
+    finite,
+    normalize_by,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -37,6 +44,7 @@ _OUTPUT_NAMES = frozenset(
 )
 
 
+@any_column_name("account_profitability")
 def account_profitability(
     df: DataFrame,
     *,
@@ -90,8 +98,8 @@ def account_profitability(
     pyspark.sql.DataFrame
         One row per (``by``..., account): ``revenue``, ``cost``, ``cost_to_serve``,
         ``gross_profit``, ``gross_margin``, ``net_contribution``, ``net_margin`` (doubles),
-        ``excluded_rows`` (input rows of the account with a null revenue, cost or cost to
-        serve: they are left out of all sums), ``profit_rank``, ``margin_percentile``,
+        ``excluded_rows`` (input rows of the account with a null, NaN or ±inf revenue, cost
+        or cost to serve: they are left out of all sums), ``profit_rank``, ``margin_percentile``,
         ``cumulative_contribution_share``. Rows with a null account form one row with a null
         account id, as in ``groupBy`` (nothing is dropped).
 
@@ -129,23 +137,11 @@ def account_profitability(
     if cost_to_serve_col is not None:
         cols["cost_to_serve_col"] = (cost_to_serve_col, "numeric")
     require_columns(df, func, **cols)
-    existing = column_names(df)
-    for key in keys:
-        if key not in existing:
-            raise SchemaError(
-                f"{func}(): column {key!r} (argument by=) not found; the DataFrame has "
-                + ", ".join(repr(c) for c in existing)
-            )
-        if key == account_col:
-            raise SchemaError(f"{func}(): by= must not contain the account column {key!r}")
-    if len(set(keys)) != len(keys):
-        raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
-    for key in [*keys, account_col]:
-        if key in _OUTPUT_NAMES:
-            arg = "account_col=" if key == account_col else "by="
-            raise SchemaError(
-                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
-            )
+    check_unique_columns(df, func)
+    check_group_keys(df, func, keys, account_col=account_col)
+    check_output_collisions(
+        func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
+    )
 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -153,7 +149,7 @@ def account_profitability(
     value_cols = [revenue_col, cost_col, *([cost_to_serve_col] if cost_to_serve_col else [])]
     valid = F.lit(True)
     for c in value_cols:
-        valid = valid & F.col(c).isNotNull()
+        valid = valid & finite(F.col(c))
 
     def total(c: str) -> Column:
         return F.coalesce(F.sum(F.when(valid, F.col(c).cast("double"))), F.lit(0.0))

@@ -17,8 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from kamlib._validation import check_choice, column_names, normalize_by, require_columns
-from kamlib.errors import SchemaError
+from kamlib._validation import (
+    any_column_name,
+    check_choice,
+    check_group_keys,
+    check_output_collisions,
+    check_unique_columns,
+    finite,
+    normalize_by,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -114,27 +122,12 @@ def _validate(
     if product_col is not None:
         cols["product_col"] = (product_col, "any")
     require_columns(df, func, **cols)
-    existing = column_names(df)
-    for key in keys:
-        if key not in existing:
-            raise SchemaError(
-                f"{func}(): column {key!r} (argument by=) not found; the DataFrame has "
-                + ", ".join(repr(c) for c in existing)
-            )
-    used = [account_col, date_col, value_col] + ([product_col] if product_col else [])
-    for key in keys:
-        if key in used:
-            raise SchemaError(
-                f"{func}(): by= must not repeat an input column of the bridge, found {key!r}"
-            )
-    if len(set(keys)) != len(keys):
-        raise SchemaError(f"{func}(): by= must not contain duplicates, found {keys!r}")
-    for key in [*keys, account_col]:
-        if key in _OUTPUT_NAMES:
-            arg = "account_col=" if key == account_col and key not in keys else "by="
-            raise SchemaError(
-                f"{func}(): {arg} column {key!r} clashes with an output column; rename it first"
-            )
+    check_unique_columns(df, func)
+    inputs = [account_col, date_col, value_col] + ([product_col] if product_col else [])
+    check_group_keys(df, func, keys, account_col=None, inputs=inputs)
+    check_output_collisions(
+        func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
+    )
     return keys
 
 
@@ -187,9 +180,7 @@ def _bridge_frames(
     from pyspark.sql import functions as F
 
     date = F.to_date(F.col(date_col))
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *[F.col(k) for k in keys],
         F.col(account_col),
@@ -336,9 +327,7 @@ def _period_totals(
     from pyspark.sql import functions as F
 
     date = F.to_date(F.col(date_col))
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *[F.col(k) for k in keys],
         F.when(valid, F.col(account_col)).alias(account_col),
@@ -431,6 +420,7 @@ def _period_totals(
     return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
 
 
+@any_column_name("revenue_bridge")
 def revenue_bridge(
     df: DataFrame,
     *,
@@ -499,12 +489,13 @@ def revenue_bridge(
 
     Notes
     -----
-    Rows with a null account, date or value are excluded; :func:`retention_rates` reports
-    how many in ``excluded_rows``. Revenue columns are doubles; sums are taken in the input
-    type first (exact for integer and decimal amounts, so ``flat`` is reliable there; with
-    floating point amounts, equal totals made of different parts may differ in the last
-    bit). The work is one shuffle of the input by account, one window per account and a
-    broadcast join with the per-group first and last periods.
+    Rows with a null account, date or value, or a NaN/±inf value, are excluded;
+    :func:`retention_rates` reports how many in ``excluded_rows``. Revenue columns are
+    doubles; sums are taken in the input type first (exact for integer and decimal
+    amounts, so ``flat`` is reliable there; with floating point amounts, equal totals made
+    of different parts may differ in the last bit). The work is one shuffle of the input
+    by account, one window per account and a broadcast join with the per-group first and
+    last periods.
 
     References
     ----------
@@ -560,6 +551,7 @@ def revenue_bridge(
     )
 
 
+@any_column_name("retention_rates")
 def retention_rates(
     df: DataFrame,
     *,

@@ -6,14 +6,20 @@ record that lacks one of them or carries it with the wrong type.
 
 from __future__ import annotations
 
-from pyspark.sql.types import (
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+from kamlib._spark import check_pyspark
+
+try:
+    from pyspark.sql.types import (
+        DoubleType,
+        IntegerType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+except ImportError:  # pragma: no cover - exercised in a subprocess without pyspark
+    check_pyspark()  # one clear ImportError naming the extras
+    raise
 
 __all__ = ["ORDER_EVENT", "SURVEY_EVENT", "USAGE_EVENT"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kamlib._scoring import clean_numeric, clip
-from kamlib._validation import require_columns
+from kamlib._validation import any_column_name, require_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -18,17 +18,18 @@ if TYPE_CHECKING:
 __all__ = ["share_of_wallet", "wallet_allocation_rule"]
 
 
+@any_column_name("share_of_wallet")
 def share_of_wallet(
     df: DataFrame, *, spend_col: str = "spend", wallet_col: str = "wallet"
 ) -> DataFrame:
     r"""Add the observed share of wallet and the wallet headroom.
 
     * ``share_of_wallet`` :math:`= \text{spend} / \text{wallet}`; null where the wallet is
-      null, NaN or <= 0, or the spend is null or NaN. Spend above the wallet gives a share
-      above 1 and negative spend (net refunds) a negative share: both are kept, not clipped,
-      so data problems stay visible.
+      null, NaN, ±inf or <= 0, or the spend is null, NaN or ±inf. Spend above the wallet
+      gives a share above 1 and negative spend (net refunds) a negative share: both are
+      kept, not clipped, so data problems stay visible.
     * ``wallet_headroom`` :math:`= \max(\text{wallet} - \text{spend}, 0)`: spend still
-      available to win; null where spend or wallet is null (or NaN).
+      available to win; null where spend or wallet is null (or NaN, ±inf).
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from kamlib._validation import check_choice, parse_timestamp, require_columns
+from kamlib._validation import any_column_name, check_choice, parse_timestamp, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -37,14 +37,13 @@ def _as_day(func: str, arg: str, value: Any) -> _dt.date:
 
 
 def _clean_amount(df: DataFrame, value_col: str) -> Column:
-    """The amount as double, NaN turned into null."""
+    """The amount as double (so sums cannot overflow), NaN and ±inf turned into null."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T_
 
-    col = F.col(value_col)
-    if isinstance(df.schema[value_col].dataType, (T_.DoubleType, T_.FloatType)):
-        col = F.when(~F.isnan(col), col)
-    return col.cast("double")
+    from kamlib._validation import finite
+
+    col = F.col(value_col).cast("double")
+    return F.when(finite(col), col)
 
 
 def _validate(
@@ -143,6 +142,7 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
     )
 
 
+@any_column_name("rfm_summary")
 def rfm_summary(
     df: DataFrame,
     *,
@@ -191,7 +191,7 @@ def rfm_summary(
 
     Notes
     -----
-    Rows with a null account are ignored. Rows with a null date, or a null or NaN amount,
+    Rows with a null account are ignored. Rows with a null date, or a null, NaN or ±inf amount,
     are excluded from the summary and counted in ``n_excluded`` of their account (lifetimes
     would count a null amount as 0). ``n_excluded`` is an addition to lifetimes' columns.
 
