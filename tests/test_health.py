@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kamlib import SchemaError
-from kamlib.health import health_score
+from kamlib.health import evaluate_health, health_score, health_trend
 from kamlib.testing import assert_approx_rows, rows_by_key, stack_cases, to_dataframe
 from tests.reference import health as ref
 
@@ -130,3 +130,136 @@ def test_health_schema_errors(spark):
     for bad in ((70, 40), (40,), (-1, 50), (40, 101), (40, 40), "xy", None):
         with pytest.raises(SchemaError, match="bands="):
             health_score(df, weights={"usage": 1}, bands=bad)
+
+
+@st.composite
+def threshold_case(draw):
+    n = draw(st.integers(1, 6))
+    return [
+        {
+            "account_id": f"a{j}",
+            "usage": draw(usage),
+            "nps": draw(nps_values),
+            "tickets": draw(tickets),
+        }
+        for j in range(n)
+    ]
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    cases=st.lists(threshold_case(), min_size=1, max_size=30),
+    usage_pair=st.sampled_from([(1.0, 4.0), (4.0, 1.0), (0.0, 5.0)]),
+    nps_pair=st.sampled_from([(-50.0, 50.0), (0.0, 30.0)]),
+    critical=st.sampled_from([None, {"tickets": 3}, {"usage": 1.0, "nps": -60.0}]),
+)
+def test_health_thresholds_match_reference(spark, cases, usage_pair, nps_pair, critical):
+    weights = {"usage": 2.0, "nps": 1.0}
+    thresholds = {"usage": usage_pair, "nps": nps_pair}
+    df = to_dataframe(spark, stack_cases(cases), SCHEMA)
+    out = health_score(
+        df, weights=weights, method="thresholds", thresholds=thresholds, critical=critical
+    )
+    assert out.columns == [*df.columns, "health_score", "health_band"]
+    actual = rows_by_key(out, ["case", "account_id"])
+    expected = {
+        (i, acct): row
+        for i, rows in enumerate(cases)
+        for acct, row in ref.threshold_health(
+            rows, weights=weights, thresholds=thresholds, critical=critical
+        ).items()
+    }
+    assert_approx_rows(
+        actual, expected, columns=["health_score", "health_band"], rtol=1e-9, atol=1e-9
+    )
+
+
+@pytest.mark.connect
+def test_health_thresholds_boundaries_and_critical(spark):
+    df = to_dataframe(
+        spark,
+        [{"account_id": f"a{i}", "usage": float(i), "tickets": 6 - i} for i in range(7)],
+        "account_id string, usage double, tickets int",
+    )
+    out = rows_by_key(
+        health_score(
+            df,
+            weights={"usage": 1.0, "tickets": 1.0},
+            method="thresholds",
+            thresholds={"usage": (1, 5), "tickets": (5, 1)},  # tickets: lower is better
+            critical={"tickets": 5},  # poor side of tickets = >= 5
+        ),
+        "account_id",
+    )
+    assert [out[f"a{i}"]["health_score"] for i in range(7)] == pytest.approx(
+        [0.0, 0.0, 25.0, 50.0, 75.0, 100.0, 100.0]
+    )
+    assert out["a1"]["health_band"] == "red"
+    assert out["a4"]["health_band"] == "green"
+
+
+def test_health_thresholds_schema_errors(spark):
+    df = to_dataframe(spark, [{"account_id": "a", "usage": 1.0}], "account_id string, usage double")
+    w = {"usage": 1.0}
+    with pytest.raises(SchemaError, match="poor != good"):
+        health_score(df, weights=w, method="thresholds", thresholds={"usage": (1, 1)})
+    with pytest.raises(SchemaError, match="finite"):
+        health_score(df, weights=w, method="thresholds", thresholds={"usage": (0, math.inf)})
+    with pytest.raises(SchemaError, match="needs a thresholds"):
+        health_score(df, weights=w, method="thresholds", thresholds={})
+    with pytest.raises(SchemaError, match="thresholds="):
+        health_score(df, weights=w, method="thresholds")
+    with pytest.raises(SchemaError, match="method="):
+        health_score(df, weights=w, method="absolute")
+    with pytest.raises(SchemaError, match="'tickets'"):
+        health_score(df, weights=w, critical={"tickets": 1})
+    with pytest.raises(SchemaError, match="finite"):
+        health_score(df, weights=w, critical={"usage": math.nan})
+
+
+def test_health_trend(spark):
+    import datetime as dt
+
+    d = [dt.date(2024, 1, 1), dt.date(2024, 1, 31), dt.date(2024, 3, 1)]
+    rows = [
+        ("a", d[0], 80.0, "green"),
+        ("a", d[1], None, None),
+        ("a", d[2], 50.0, "yellow"),
+        ("b", d[1], 30.0, "red"),
+    ]
+    df = spark.createDataFrame(
+        rows, "account_id string, as_of date, health_score double, health_band string"
+    )
+    out = rows_by_key(health_trend(df), "account_id")
+    assert out["a"]["n_snapshots"] == 3
+    assert out["a"]["health_slope_30d"] == pytest.approx(-15.0)  # (50 - 80) / 60 days * 30
+    assert out["a"]["health_change_last"] is None
+    assert out["a"]["band_changes"] == 2
+    assert out["a"]["health_band_last"] == "yellow"
+    assert out["b"]["health_slope_30d"] is None
+    assert out["b"]["band_changes"] == 0
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(0, 5).map(float), st.booleans()), min_size=1, max_size=40)
+)
+def test_evaluate_health_auc_matches_pairwise(spark, data):
+    scores = spark.createDataFrame(
+        [(f"a{i}", s, "red" if s < 2 else "green") for i, (s, _) in enumerate(data)],
+        "account_id string, health_score double, health_band string",
+    )
+    labels = spark.createDataFrame(
+        [(f"a{i}", y) for i, (_, y) in enumerate(data)], "account_id string, churned boolean"
+    )
+    out = evaluate_health(scores, labels).collect()
+    expected = ref.auc([s for s, _ in data], [y for _, y in data])
+    for r in out:
+        if expected is None:
+            assert r.auc is None
+        else:
+            assert r.auc == pytest.approx(expected)
+        members = [y for s, y in data if ("red" if s < 2 else "green") == r.health_band]
+        assert r.n_accounts == len(members)
+        assert r.churn_rate == pytest.approx(sum(members) / len(members))
+    assert sum(r.n_accounts for r in out) == len(data)
