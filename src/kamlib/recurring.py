@@ -149,7 +149,6 @@ def contract_mrr(
 
         obs = parse_timestamp(func, "observation_end", observation_end).date()
 
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     ids = [*keys, account_col] + ([product_col] if product_col else [])
@@ -182,16 +181,24 @@ def contract_mrr(
     # Exact duplicates collapse here; the extra copies are counted as excluded.
     distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kam_n"))
     ok = F.col("__kam_ok")
-    wg = Window.partitionBy(*keys) if keys else Window.partitionBy(F.lit(0))
-    excluded = F.sum(F.when(ok, F.col("__kam_n") - 1).otherwise(F.col("__kam_n"))).over(wg)
-    if obs is not None:
-        last = F.lit(obs)
+    # Per-group excluded counts and default observation end: one small aggregation (one row
+    # per group), broadcast back; no single-partition window over all contracts.
+    last_day = F.greatest(F.col("__kam_s"), F.coalesce("__kam_e", "__kam_s"))
+    per_group = distinct.groupBy(*keys).agg(
+        F.sum(F.when(ok, F.col("__kam_n") - 1).otherwise(F.col("__kam_n"))).alias("__kam_ex"),
+        _period_index(
+            F.lit(obs) if obs is not None else F.max(F.when(ok, last_day)), "month"
+        ).alias("__kam_last"),
+    )
+    renamed = per_group.select(
+        *[F.col(k).alias(f"__kam_g{i}") for i, k in enumerate(keys)], "__kam_ex", "__kam_last"
+    )
+    valid_rows = distinct.filter(ok)
+    if keys:
+        cond = [F.col(k).eqNullSafe(F.col(f"__kam_g{i}")) for i, k in enumerate(keys)]
+        with_group = valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
     else:
-        last = F.max(F.when(ok, F.greatest(F.col("__kam_s"), F.coalesce("__kam_e", "__kam_s"))))
-        last = last.over(wg)
-    with_group = distinct.select(
-        "*", excluded.alias("__kam_ex"), _period_index(last, "month").alias("__kam_last")
-    ).filter(ok)
+        with_group = valid_rows.crossJoin(F.broadcast(renamed))
     first_m = _period_index(F.col("__kam_s"), "month")
     # Active on the last day of month m  <=>  month(start) <= m < month(end).
     stop = F.least(
