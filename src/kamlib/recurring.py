@@ -1,0 +1,547 @@
+"""Recurring revenue: contract MRR, MRR movements, the MRR bridge and cohort retention.
+
+- :func:`contract_mrr`: contracts / subscriptions (start, end, amount, billing interval) ->
+  MRR per account (and product) per month; an invoice for ``interval_months`` months is spread
+  evenly over them, so an annual contract never shows as expansion then churn.
+- :func:`mrr_movements`: new, reactivated, expansion, contraction, churned, flat per
+  account-month (the rules of :func:`kamlib.retention.revenue_bridge`).
+- :func:`mrr_bridge`: per month starting / ending MRR, the movement totals, GRR, NRR, quick
+  ratio, ARR, paying accounts and ARPA.
+- :func:`cohort_retention`: logo and revenue retention by cohort and period number, on
+  transactions or on :func:`contract_mrr` output.
+
+Everything is native Spark (explode of month sequences, aggregations, one window per
+account); nothing is collected to the driver.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from kamlib._validation import check_choice, column_names, normalize_by, require_columns
+from kamlib.errors import SchemaError
+from kamlib.retention import _period_index, _period_start, retention_rates, revenue_bridge
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["Period", "cohort_retention", "contract_mrr", "mrr_bridge", "mrr_movements"]
+
+Period = Literal["month", "quarter", "year"]
+
+_M = "__kam_m"
+
+
+def _check_by(
+    func: str, df: DataFrame, by: str | Iterable[str] | None, used: list[str]
+) -> list[str]:
+    keys = normalize_by(func, by)
+    existing = column_names(df)
+    for key in keys:
+        if key not in existing:
+            raise SchemaError(
+                f"{func}(): column {key!r} (argument by=) not found; the DataFrame has "
+                + ", ".join(repr(c) for c in existing)
+            )
+        if key in used:
+            raise SchemaError(f"{func}(): by= must not repeat an input column, found {key!r}")
+    return keys
+
+
+def contract_mrr(
+    contracts: DataFrame,
+    *,
+    account_col: str = "account_id",
+    start_col: str = "start_date",
+    end_col: str = "end_date",
+    amount_col: str = "amount",
+    interval_months_col: str = "interval_months",
+    product_col: str | None = None,
+    observation_end: Any = None,
+    by: str | Iterable[str] | None = None,
+) -> DataFrame:
+    r"""Monthly recurring revenue per account (and product) per month from contracts.
+
+    .. math::
+
+        \text{MRR}_{a,m} = \sum_{c \text{ active on } \mathrm{last}(m)}
+        \frac{\text{amount}_c}{\text{interval\_months}_c}
+
+    where contract *c* is active on day *d* when :math:`\text{start}_c \le d` and
+    (:math:`\text{end}_c` is null or :math:`\text{end}_c > d`). ``amount`` is the invoice
+    for one billing interval (1 = monthly, 3 = quarterly, 12 = annual, any whole number of
+    months), so an annual invoice contributes amount / 12 to each month it covers.
+
+    Parameters
+    ----------
+    contracts : pyspark.sql.DataFrame
+        One row per contract (or subscription line).
+    account_col, start_col, end_col, amount_col, interval_months_col : str
+        Account id; start and end (date or timestamp; end null = open-ended); the invoice
+        amount per billing interval (numeric); the billing interval in months (numeric).
+    product_col : str, optional
+        Product column: one output row per (account, product, month).
+    observation_end : date, datetime or ISO string, optional
+        Last day of the month grid; default the latest start or end date in the data (per
+        ``by`` group).
+    by : str or sequence of str, optional
+        Segment columns (kept in the output; each group has its own default observation end).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per (``by``..., account[, product], month) with MRR > 0: ``month`` (date, first
+        day of the month), ``mrr`` (double), ``excluded_rows`` (contract rows of the group
+        excluded as invalid; the same on every row of the group, as in
+        :func:`kamlib.retention.retention_rates`).
+
+    Notes
+    -----
+    Excluded (and counted in ``excluded_rows``): a null account, start, amount or interval
+    (or product, with ``product_col``); an end before the start; an interval <= 0 or not a
+    whole number; a negative or non-finite amount; and every extra copy of an exactly
+    duplicated contract row (the first copy is kept). A wrongly typed column is a
+    :class:`~kamlib.SchemaError` before any job. A group whose contracts are all invalid has no
+    rows, so its count is not visible; count invalid rows yourself if you need that case.
+
+    References
+    ----------
+    D. Skok, "SaaS Metrics 2.0" (forEntrepreneurs, 2013): MRR as normalised monthly contract
+    value.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from kamlib.recurring import contract_mrr
+    >>> c = spark.createDataFrame(
+    ...     [("a", dt.date(2024, 1, 1), dt.date(2024, 4, 1), 1200.0, 12)],
+    ...     "account_id string, start_date date, end_date date, amount double, "
+    ...     "interval_months int")
+    >>> for r in contract_mrr(c).orderBy("month").collect():
+    ...     print(r.month, r.mrr, r.excluded_rows)
+    2024-01-01 100.0 0
+    2024-02-01 100.0 0
+    2024-03-01 100.0 0
+    """
+    func = "contract_mrr"
+    cols: dict[str, tuple[str, Literal["any", "temporal", "numeric"]]] = {
+        "account_col": (account_col, "any"),
+        "start_col": (start_col, "temporal"),
+        "end_col": (end_col, "temporal"),
+        "amount_col": (amount_col, "numeric"),
+        "interval_months_col": (interval_months_col, "numeric"),
+    }
+    if product_col is not None:
+        cols["product_col"] = (product_col, "any")
+    require_columns(contracts, func, **cols)
+    used = [account_col, start_col, end_col, amount_col, interval_months_col]
+    if product_col:
+        used.append(product_col)
+    keys = _check_by(func, contracts, by, used)
+    for name in [account_col, *keys] + ([product_col] if product_col else []):
+        if name in ("month", "mrr", "excluded_rows"):
+            raise SchemaError(f"{func}(): column {name!r} clashes with an output column")
+    obs: _dt.date | None = None
+    if observation_end is not None:
+        from kamlib._validation import parse_timestamp
+
+        obs = parse_timestamp(func, "observation_end", observation_end).date()
+
+    from pyspark.sql import functions as F
+
+    ids = [*keys, account_col] + ([product_col] if product_col else [])
+    start = F.to_date(F.col(start_col))
+    end = F.to_date(F.col(end_col))
+    amount = F.col(amount_col).cast("double")
+    interval = F.col(interval_months_col).cast("double")
+    valid = (
+        F.col(account_col).isNotNull()
+        & start.isNotNull()
+        & amount.isNotNull()
+        & interval.isNotNull()
+        & (end.isNull() | (end >= start))
+        & (interval > 0)
+        & (interval == F.floor(interval))
+        & ~F.isnan(amount)
+        & (F.abs(amount) != F.lit(float("inf")))
+        & (amount >= 0)
+    )
+    if product_col:
+        valid = valid & F.col(product_col).isNotNull()
+    base = contracts.select(
+        *[F.col(c) for c in ids],
+        start.alias("__kam_s"),
+        end.alias("__kam_e"),
+        amount.alias("__kam_a"),
+        interval.alias("__kam_i"),
+        F.coalesce(valid, F.lit(False)).alias("__kam_ok"),
+    )
+    # Exact duplicates collapse here; the extra copies are counted as excluded.
+    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kam_n"))
+    ok = F.col("__kam_ok")
+    # Per-group excluded counts and default observation end: one small aggregation (one row
+    # per group), broadcast back; no single-partition window over all contracts.
+    last_day = F.greatest(F.col("__kam_s"), F.coalesce("__kam_e", "__kam_s"))
+    per_group = distinct.groupBy(*keys).agg(
+        F.sum(F.when(ok, F.col("__kam_n") - 1).otherwise(F.col("__kam_n"))).alias("__kam_ex"),
+        _period_index(
+            F.lit(obs) if obs is not None else F.max(F.when(ok, last_day)), "month"
+        ).alias("__kam_last"),
+    )
+    renamed = per_group.select(
+        *[F.col(k).alias(f"__kam_g{i}") for i, k in enumerate(keys)], "__kam_ex", "__kam_last"
+    )
+    valid_rows = distinct.filter(ok)
+    if keys:
+        cond = [F.col(k).eqNullSafe(F.col(f"__kam_g{i}")) for i, k in enumerate(keys)]
+        with_group = valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
+    else:
+        with_group = valid_rows.crossJoin(F.broadcast(renamed))
+    first_m = _period_index(F.col("__kam_s"), "month")
+    # Active on the last day of month m  <=>  month(start) <= m < month(end).
+    stop = F.least(
+        F.coalesce(_period_index(F.col("__kam_e"), "month") - F.lit(1), F.col("__kam_last")),
+        F.col("__kam_last"),
+    )
+    exploded = with_group.select(
+        *ids,
+        "__kam_ex",
+        "__kam_a",
+        "__kam_i",
+        F.explode(
+            F.when(first_m <= stop, F.sequence(first_m, stop)).otherwise(
+                F.array().cast("array<int>")
+            )
+        ).alias(_M),
+    )
+    per_month = exploded.groupBy(*ids, _M).agg(
+        F.sum(F.col("__kam_a") / F.col("__kam_i")).alias("mrr"),
+        F.max("__kam_ex").alias("excluded_rows"),
+    )
+    return per_month.filter(F.col("mrr") > 0).select(
+        *ids,
+        _period_start(F.col(_M), "month").alias("month"),
+        F.col("mrr").cast("double").alias("mrr"),
+        F.col("excluded_rows").cast("long").alias("excluded_rows"),
+    )
+
+
+def mrr_movements(
+    mrr: DataFrame,
+    *,
+    account_col: str = "account_id",
+    month_col: str = "month",
+    mrr_col: str = "mrr",
+    by: str | Iterable[str] | None = None,
+) -> DataFrame:
+    r"""Classify each account's month-over-month MRR movement.
+
+    Monthly MRR per account :math:`M_{a,t} = \max(\sum \text{mrr}, 0)` (summed over the
+    account's rows in the month, e.g. over products; missing months are 0). For every month
+    after the first month of the data, each account with :math:`M_{a,t-1} > 0` or
+    :math:`M_{a,t} > 0` gets one row with ``movement``: ``new`` (first MRR ever),
+    ``reactivated`` (previous 0, MRR in an earlier month), ``expansion``
+    (:math:`M_t > M_{t-1} > 0`), ``contraction`` (:math:`0 < M_t < M_{t-1}`), ``churned``
+    (:math:`M_{t-1} > 0 = M_t`) or ``flat`` -- exactly the rules of
+    :func:`kamlib.retention.revenue_bridge` with ``period="month"``.
+
+    Parameters
+    ----------
+    mrr : pyspark.sql.DataFrame
+        MRR rows, e.g. the output of :func:`contract_mrr`.
+    account_col, month_col, mrr_col : str
+        Account id, month (date or timestamp; any day of the month) and MRR (numeric).
+    by : str or sequence of str, optional
+        Segment columns, as in :func:`~kamlib.retention.revenue_bridge`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per (``by``..., account, month): ``month`` (first day), ``previous_mrr``,
+        ``mrr``, ``delta`` = mrr - previous_mrr, ``movement``.
+
+    Notes
+    -----
+    Rows with a null account, month or MRR are excluded (:func:`mrr_bridge` counts them in
+    ``excluded_rows``).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from kamlib.recurring import mrr_movements
+    >>> m = spark.createDataFrame(
+    ...     [("a", dt.date(2024, 1, 1), 100.0), ("a", dt.date(2024, 2, 1), 80.0)],
+    ...     "account_id string, month date, mrr double")
+    >>> r = mrr_movements(m).first()
+    >>> r.month, r.previous_mrr, r.mrr, r.delta, r.movement
+    (datetime.date(2024, 2, 1), 100.0, 80.0, -20.0, 'contraction')
+    """
+    from pyspark.sql import functions as F
+
+    keys = normalize_by("mrr_movements", by)
+    _validate_mrr(mrr, "mrr_movements", account_col, month_col, mrr_col)
+    bridge = revenue_bridge(
+        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
+    )
+    return bridge.select(
+        *keys,
+        account_col,
+        F.col("period").alias("month"),
+        F.col("previous_revenue").alias("previous_mrr"),
+        F.col("revenue").alias("mrr"),
+        (F.col("revenue") - F.col("previous_revenue")).alias("delta"),
+        "movement",
+    )
+
+
+def _validate_mrr(df: DataFrame, func: str, account_col: str, month_col: str, mrr_col: str) -> None:
+    require_columns(
+        df,
+        func,
+        account_col=(account_col, "any"),
+        month_col=(month_col, "temporal"),
+        mrr_col=(mrr_col, "numeric"),
+    )
+
+
+def mrr_bridge(
+    mrr: DataFrame,
+    *,
+    account_col: str = "account_id",
+    month_col: str = "month",
+    mrr_col: str = "mrr",
+    by: str | Iterable[str] | None = None,
+) -> DataFrame:
+    r"""The MRR bridge per month: starting and ending MRR, movements, GRR, NRR, quick ratio.
+
+    Totals of the :func:`mrr_movements` rows of month *t*:
+
+    .. math::
+
+        \text{ending} &= \text{starting} + \text{new} + \text{reactivation} + \text{expansion}
+        - \text{contraction} - \text{churned} \\
+        \text{GRR} &= \frac{\text{starting} - \text{contraction} - \text{churned}}{\text{starting}},
+        \qquad
+        \text{NRR} = \frac{\text{starting} + \text{expansion} - \text{contraction}
+        - \text{churned}}{\text{starting}} \\
+        \text{quick ratio} &= \frac{\text{new} + \text{reactivation} + \text{expansion}}
+        {\text{contraction} + \text{churned}}
+
+    ``arr`` = 12 x ending MRR, ``paying_accounts`` = accounts with MRR > 0 in the month,
+    ``arpa`` = ending MRR / paying accounts.
+
+    Parameters
+    ----------
+    mrr : pyspark.sql.DataFrame
+        MRR rows, e.g. the output of :func:`contract_mrr`.
+    account_col, month_col, mrr_col, by
+        As in :func:`mrr_movements`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per (``by``..., ``month``) for every month of the grid after the first:
+        ``starting_mrr``, ``new_mrr``, ``reactivation_mrr``, ``expansion_mrr``,
+        ``contraction_mrr``, ``churned_mrr`` (both positive), ``ending_mrr``, ``grr``, ``nrr``
+        (null when starting MRR is 0), ``quick_ratio`` (null when contraction + churned is 0),
+        ``arr``, ``paying_accounts``, ``arpa`` (null with no paying accounts),
+        ``excluded_rows`` (input rows with a null account, month or MRR).
+
+    References
+    ----------
+    D. Skok, "SaaS Metrics 2.0" (forEntrepreneurs, 2013); the SaaS quick ratio (M. Mamoon,
+    Social Capital, 2015).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from kamlib.recurring import mrr_bridge
+    >>> m = spark.createDataFrame(
+    ...     [("a", dt.date(2024, 1, 1), 100.0), ("b", dt.date(2024, 1, 1), 50.0),
+    ...      ("a", dt.date(2024, 2, 1), 120.0), ("c", dt.date(2024, 2, 1), 30.0)],
+    ...     "account_id string, month date, mrr double")
+    >>> r = mrr_bridge(m).first()
+    >>> r.starting_mrr, r.new_mrr, r.expansion_mrr, r.churned_mrr, r.ending_mrr
+    (150.0, 30.0, 20.0, 50.0, 150.0)
+    >>> r.quick_ratio, r.arr, r.paying_accounts, r.arpa
+    (1.0, 1800.0, 2, 75.0)
+    """
+    from pyspark.sql import functions as F
+
+    keys = normalize_by("mrr_bridge", by)
+    _validate_mrr(mrr, "mrr_bridge", account_col, month_col, mrr_col)
+    rates = retention_rates(
+        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
+    )
+    gain = F.col("new_revenue") + F.col("reactivated_revenue") + F.col("expansion_revenue")
+    loss = F.col("contraction_revenue") + F.col("churned_revenue")
+    paying = (
+        F.col("retained_accounts") + F.col("new_accounts") + F.col("reactivated_accounts")
+    ).cast("long")
+    return rates.select(
+        *keys,
+        F.col("period").alias("month"),
+        F.col("starting_revenue").alias("starting_mrr"),
+        F.col("new_revenue").alias("new_mrr"),
+        F.col("reactivated_revenue").alias("reactivation_mrr"),
+        F.col("expansion_revenue").alias("expansion_mrr"),
+        F.col("contraction_revenue").alias("contraction_mrr"),
+        F.col("churned_revenue").alias("churned_mrr"),
+        F.col("ending_revenue").alias("ending_mrr"),
+        "grr",
+        "nrr",
+        F.try_divide(gain, F.when(loss > 0, loss)).alias("quick_ratio"),
+        (F.lit(12.0) * F.col("ending_revenue")).alias("arr"),
+        paying.alias("paying_accounts"),
+        F.try_divide(F.col("ending_revenue"), F.when(paying > 0, paying.cast("double"))).alias(
+            "arpa"
+        ),
+        "excluded_rows",
+    )
+
+
+def cohort_retention(
+    df: DataFrame,
+    *,
+    account_col: str = "account_id",
+    date_col: str = "order_date",
+    value_col: str = "amount",
+    period: Period = "month",
+    by: str | Iterable[str] | None = None,
+) -> DataFrame:
+    r"""Logo and revenue retention by acquisition cohort and period number.
+
+    Per account and period, value :math:`V_{a,t} = \max(\sum \text{value}, 0)`. An account's
+    cohort :math:`c_a` is its first period with :math:`V > 0`; for cohort *c* and period
+    number :math:`k = 0, 1, \ldots` up to the last period of the data (per ``by`` group):
+
+    .. math::
+
+        \text{active}_{c,k} = \#\{a : c_a = c,\ V_{a,c+k} > 0\}, \qquad
+        \text{revenue}_{c,k} = \sum_{a: c_a = c} V_{a,c+k}
+
+    ``logo_retention`` = active / cohort accounts, ``revenue_retention`` = revenue / the
+    cohort's period-0 revenue.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Transactions, or :func:`contract_mrr` output (``date_col="month", value_col="mrr"``).
+    account_col, date_col, value_col : str
+        Account id, date or timestamp, numeric value.
+    period : {"month", "quarter", "year"}
+        Calendar period of cohorts and period numbers.
+    by : str or sequence of str, optional
+        Segment columns; each group has its own last period.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per (``by``..., ``cohort``, ``period_number``): ``cohort`` (date, first day of
+        the period), ``period_number``, ``cohort_accounts``, ``active_accounts``, ``revenue``,
+        ``logo_retention``, ``revenue_retention``, ``excluded_rows`` (input rows of the group
+        with a null account, date or value).
+
+    References
+    ----------
+    Cohort analysis as in ChartMogul / Baremetrics; P. S. Fader and B. G. S. Hardie,
+    "Customer-base analysis" (cohort "C3" charts).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from kamlib.recurring import cohort_retention
+    >>> tx = spark.createDataFrame(
+    ...     [("a", dt.date(2024, 1, 5), 100.0), ("b", dt.date(2024, 1, 9), 50.0),
+    ...      ("a", dt.date(2024, 2, 9), 120.0)],
+    ...     "account_id string, order_date date, amount double")
+    >>> for r in cohort_retention(tx).orderBy("period_number").collect():
+    ...     print(r.cohort, r.period_number, r.active_accounts, r.logo_retention,
+    ...           r.revenue_retention)
+    2024-01-01 0 2 1.0 1.0
+    2024-01-01 1 1 0.5 0.8
+    """
+    func = "cohort_retention"
+    check_choice(func, "period", period, Period)
+    require_columns(
+        df,
+        func,
+        account_col=(account_col, "any"),
+        date_col=(date_col, "temporal"),
+        value_col=(value_col, "numeric"),
+    )
+    keys = _check_by(func, df, by, [account_col, date_col, value_col])
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    valid = (
+        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
+    )
+    base = df.select(
+        *keys,
+        F.col(account_col),
+        F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kam_p"),
+        F.when(valid, F.col(value_col)).alias("__kam_v"),
+        valid.alias("__kam_ok"),
+    )
+    bounds = base.groupBy(*keys).agg(
+        F.max(F.when(F.col("__kam_ok"), F.col("__kam_p"))).alias("__kam_last"),
+        F.count_if(~F.col("__kam_ok")).alias("excluded_rows"),
+    )
+    per = (
+        base.filter(F.col("__kam_ok"))
+        .repartition(*keys, account_col)
+        .groupBy(*keys, account_col, "__kam_p")
+        .agg(F.sum("__kam_v").alias("__kam_v"))
+        .select(
+            *keys,
+            account_col,
+            "__kam_p",
+            F.greatest(F.col("__kam_v").cast("double"), F.lit(0.0)).alias("__kam_v"),
+        )
+        .filter(F.col("__kam_v") > 0)
+    )
+    w = Window.partitionBy(*keys, account_col)
+    cells = (
+        per.select(*keys, "__kam_p", "__kam_v", F.min("__kam_p").over(w).alias("__kam_c"))
+        .groupBy(*keys, "__kam_c", (F.col("__kam_p") - F.col("__kam_c")).alias("period_number"))
+        .agg(
+            F.count(F.lit(1)).alias("active_accounts"),
+            F.sum("__kam_v").alias("revenue"),
+        )
+    )
+    base0 = cells.filter(F.col("period_number") == 0).select(
+        *keys,
+        "__kam_c",
+        F.col("active_accounts").alias("cohort_accounts"),
+        F.col("revenue").alias("__kam_r0"),
+    )
+    cohorts = base0.join(bounds, on=keys, how="inner") if keys else base0.crossJoin(bounds)
+    grid = cohorts.select(
+        *keys,
+        "__kam_c",
+        "cohort_accounts",
+        "__kam_r0",
+        "excluded_rows",
+        F.explode(F.sequence(F.lit(0), F.col("__kam_last") - F.col("__kam_c"))).alias(
+            "period_number"
+        ),
+    )
+    joined = grid.join(cells, on=[*keys, "__kam_c", "period_number"], how="left")
+    active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
+    revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
+    return joined.select(
+        *keys,
+        _period_start(F.col("__kam_c"), period).alias("cohort"),
+        F.col("period_number").cast("int").alias("period_number"),
+        F.col("cohort_accounts").cast("long").alias("cohort_accounts"),
+        active.alias("active_accounts"),
+        revenue.alias("revenue"),
+        F.try_divide(active.cast("double"), F.col("cohort_accounts").cast("double")).alias(
+            "logo_retention"
+        ),
+        F.try_divide(revenue, F.col("__kam_r0")).alias("revenue_retention"),
+        F.col("excluded_rows").cast("long").alias("excluded_rows"),
+    )
