@@ -91,8 +91,8 @@ def discrete_rfm_summary(
     pyspark.sql.DataFrame
         ``account_col, frequency, recency, n_periods`` (doubles).
 
-    Reference
-    ---------
+    References
+    ----------
     Fader, Hardie and Shang (2010), section 2.
 
     Examples
@@ -223,8 +223,8 @@ class BetaGeoBetaBinom(FittedModel):
     penalizer : float
         L2 penalty on the parameters (0 = plain maximum likelihood).
 
-    Reference
-    ---------
+    References
+    ----------
     Fader, P. S., Hardie, B. G. S. and Shang, J. (2010), *Marketing Science* 29(6), 1086-1108;
     on the donation data (11,104 donors, n = 6) alpha = 1.204, beta = 0.750, gamma = 0.657,
     delta = 2.783.
