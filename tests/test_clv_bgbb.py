@@ -161,3 +161,18 @@ def test_discrete_rfm_summary(spark):
     assert got == {"a": (3.0, 12.0, 13.0), "b": (0.0, 0.0, 9.0), "c": (0.0, 0.0, 1.0)}
     with pytest.raises(SchemaError):
         discrete_rfm_summary(log, account_col="account", date_col="day", period="week")  # type: ignore[arg-type]
+
+
+def test_betageo_weights_col_equals_repeated_rows(spark):
+    from kamlib.clv import BetaGeo
+
+    tuples = [(0.0, 0.0, 30.0, 3.0), (2.0, 10.0, 30.0, 2.0), (5.0, 25.0, 30.0, 1.0)]
+    tuples += [(1.0, 5.0, 20.0, 2.0), (3.0, 18.0, 25.0, 1.0)]
+    weighted = spark.createDataFrame(tuples, "frequency double, recency double, T double, w double")
+    rows = [t[:3] for t in tuples for _ in range(int(t[3]))]
+    plain = spark.createDataFrame(rows, "frequency double, recency double, T double")
+    a = BetaGeo().fit(weighted, weights_col="w")
+    b = BetaGeo().fit(plain)
+    for name in a.param_names:
+        assert a.params[name] == pytest.approx(b.params[name], rel=1e-6)
+    assert a.fit_info["n"] == 9.0
