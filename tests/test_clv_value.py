@@ -225,3 +225,30 @@ def test_factorised_kernel_equals_direct_sum(cls, params):
     ok = ~np.isnan(direct)
     assert np.all(np.isfinite(fast[ok]))
     np.testing.assert_allclose(fast[ok], direct[ok], rtol=1e-10, atol=1e-12)
+
+
+def test_multi_horizon_in_one_pass(spark, cdnow_models):
+    summary, bg, gg = cdnow_models
+    small = summary.orderBy("account_id").limit(60)
+    multi = customer_lifetime_value(
+        small, transaction_model=bg, spend_model=gg, freq="W", months=(3, 6, 12)
+    )
+    assert {"clv_3m", "clv_6m", "clv_12m"} <= set(multi.columns)
+    assert "clv" not in multi.columns
+    for months in (3, 6, 12):
+        multi = customer_lifetime_value(
+            multi,
+            transaction_model=bg,
+            spend_model=gg,
+            freq="W",
+            months=months,
+            output_col=f"single_{months}",
+        )
+    for r in multi.collect():
+        for months in (3, 6, 12):
+            assert r[f"clv_{months}m"] == pytest.approx(r[f"single_{months}"], rel=1e-12)
+        assert r.clv_3m <= r.clv_6m + 1e-12 <= r.clv_12m + 2e-12
+    with pytest.raises(SchemaError, match="repeated"):
+        customer_lifetime_value(small, transaction_model=bg, spend_model=gg, months=(3, 3))
+    with pytest.raises(SchemaError, match="months="):
+        customer_lifetime_value(small, transaction_model=bg, spend_model=gg, months=())

@@ -1,6 +1,6 @@
 """Customer lifetime value at Spark scale.
 
-RFM summaries, BG/NBD, Pareto/NBD, Modified BG/NBD, Gamma-Gamma, shifted-beta-geometric
+RFM summaries, BG/NBD, Pareto/NBD, Modified BG/NBD, BG/BB, Gamma-Gamma, shifted-beta-geometric
 contractual retention, discounted CLV and fit diagnostics. Spark reduces transactions to small
 summaries (distinct tuples with counts); the models are fitted on the driver with scipy and
 score DataFrames on the executors, so no per-account data passes through the driver.
@@ -15,12 +15,14 @@ from kamlib.clv.diagnostics import (
     period_transactions,
     probability_of_purchases,
 )
+from kamlib.clv.discrete import BetaGeoBetaBinom, discrete_rfm_summary
 from kamlib.clv.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from kamlib.clv.summary import calibration_holdout, rfm_summary
 from kamlib.clv.value import customer_lifetime_value
 
 __all__ = [
     "BetaGeo",
+    "BetaGeoBetaBinom",
     "FittedModel",
     "GammaGamma",
     "ModifiedBetaGeo",
@@ -29,6 +31,7 @@ __all__ = [
     "calibration_holdout",
     "calibration_holdout_purchases",
     "customer_lifetime_value",
+    "discrete_rfm_summary",
     "load_model",
     "model_from_json",
     "period_transactions",

@@ -95,6 +95,18 @@ class FittedModel:
         return float(self._fit_info.get("log_likelihood", math.nan))
 
     @property
+    def aic(self) -> float:
+        """Akaike information criterion ``2 k - 2 LL`` (``k`` = number of parameters)."""
+        return 2.0 * len(self.param_names) - 2.0 * self.log_likelihood
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion ``k ln(N) - 2 LL``, ``N`` = accounts (sum of weights)."""
+        loglik = self.log_likelihood
+        n = float(self._fit_info.get("n", math.nan))
+        return len(self.param_names) * math.log(n) - 2.0 * loglik if n > 0 else math.nan
+
+    @property
     def standard_errors(self) -> dict[str, float]:
         """Standard errors of the parameters from the inverse Hessian of the log-likelihood."""
         self._require_fitted("standard_errors")

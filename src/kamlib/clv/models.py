@@ -265,6 +265,7 @@ class _TransactionModel(FittedModel):
         frequency_col: str = "frequency",
         recency_col: str = "recency",
         T_col: str = "T",
+        weights_col: str | None = None,
         maxiter: int = 1000,
         tol: float = 1e-12,
     ) -> Self:
@@ -279,6 +280,8 @@ class _TransactionModel(FittedModel):
             Summary such as :func:`kamlib.clv.rfm_summary` output.
         frequency_col, recency_col, T_col : str
             Column names of ``x`` (repeat purchases), ``t_x`` (recency) and ``T`` (age).
+        weights_col : str, optional
+            Numeric column of row weights (a row stands for that many accounts).
         maxiter : int
             Maximum L-BFGS-B iterations per start.
         tol : float
@@ -306,14 +309,18 @@ class _TransactionModel(FittedModel):
             recency_col=(recency_col, "numeric"),
             T_col=(T_col, "numeric"),
         )
+        if weights_col is not None:
+            require_columns(df, func, weights_col=(weights_col, "numeric"))
+        weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
         distinct = (
             df.select(
                 F.col(frequency_col).cast("double").alias("x"),
                 F.col(recency_col).cast("double").alias("tx"),
                 F.col(T_col).cast("double").alias("T"),
+                weight.alias("w"),
             )
             .groupBy("x", "tx", "T")
-            .agg(F.count(F.lit(1)).cast("double").alias("n"))
+            .agg(F.sum("w").alias("n"))
         )
         arr = _collect_arrays(distinct, ["x", "tx", "T", "n"])
         return self.fit_arrays(arr[0], arr[1], arr[2], arr[3], maxiter=maxiter, tol=tol)

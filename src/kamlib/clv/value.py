@@ -16,7 +16,7 @@ monthly discount rate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
     from pyspark.sql import DataFrame
 
-__all__ = ["MONTH_FACTOR", "ClvFreq", "clv_np", "customer_lifetime_value"]
+__all__ = ["MONTH_FACTOR", "ClvFreq", "clv_multi_np", "clv_np", "customer_lifetime_value"]
 
 #: Time unit of the models' ``T`` and ``recency``: days, weeks, months or hours.
 ClvFreq = Literal["D", "W", "M", "H"]
@@ -54,6 +54,32 @@ def clv_np(
 
     Accounts with a non-finite input get NaN.
     """
+    return clv_multi_np(
+        transaction_model,
+        spend_model,
+        frequency,
+        recency,
+        T,
+        monetary_value,
+        months=(months,),
+        discount_rate=discount_rate,
+        freq=freq,
+    )[0]
+
+
+def clv_multi_np(
+    transaction_model: Any,
+    spend_model: Any,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    monetary_value: Any,
+    *,
+    months: Sequence[int] = (12,),
+    discount_rate: float = 0.01,
+    freq: str = "D",
+) -> list[NDArray[np.float64]]:
+    """:func:`clv_np` for several horizons in one pass (one array per entry of ``months``)."""
     x = np.asarray(frequency, dtype=np.float64)
     tx = np.asarray(recency, dtype=np.float64)
     t_age = np.asarray(T, dtype=np.float64)
@@ -66,28 +92,28 @@ def clv_np(
     t0 = np.where(ok, t_age, 1.0)
     m0 = np.where(ok, m, 0.0)
     factor = MONTH_FACTOR[freq]
+    horizons = [int(h) for h in months]
     spend = np.asarray(spend_model.expected_spend_np(x0, m0), dtype=np.float64)
     if _factorises(transaction_model) and x0.size:
-        return np.where(
-            ok,
-            spend
-            * _discounted_purchases_factorised(
-                transaction_model, x0, tx0, t0, months, discount_rate, factor
-            ),
-            np.nan,
+        parts = _discounted_purchases_factorised(
+            transaction_model, x0, tx0, t0, horizons, discount_rate, factor
         )
+        return [np.where(ok, spend * part, np.nan) for part in parts]
     previous = np.asarray(
         transaction_model.conditional_expected_purchases_np(0.0, x0, tx0, t0), dtype=np.float64
     )
     total = np.zeros_like(x0)
-    for i in range(1, months + 1):
+    at: dict[int, NDArray[np.float64]] = {0: np.where(ok, total, np.nan)}
+    for i in range(1, max(horizons, default=0) + 1):
         current = np.asarray(
             transaction_model.conditional_expected_purchases_np(i * factor, x0, tx0, t0),
             dtype=np.float64,
         )
         total += spend * (current - previous) / (1.0 + discount_rate) ** i
         previous = current
-    return np.where(ok, total, np.nan)
+        if i in horizons:
+            at[i] = np.where(ok, total, np.nan)
+    return [at[h] for h in horizons]
 
 
 def _factorises(model: Any) -> bool:
@@ -106,10 +132,10 @@ def _discounted_purchases_factorised(
     x: NDArray[np.float64],
     tx: NDArray[np.float64],
     t_age: NDArray[np.float64],
-    months: int,
+    months: list[int],
     discount_rate: float,
     factor: float,
-) -> NDArray[np.float64]:
+) -> list[NDArray[np.float64]]:
     r""":math:`\sum_i (E[X(i f)] - E[X((i-1) f)]) / (1 + d)^i` through the factorisation.
 
     The time-dependent part :math:`G(t; x, T) = E[X(t) \mid x, T, T] / P(\text{alive} \mid
@@ -123,14 +149,19 @@ def _discounted_purchases_factorised(
     alive_at_t = np.asarray(model.probability_alive_np(ux, ut, ut), dtype=np.float64)
     previous = np.asarray(model.conditional_expected_purchases_np(0.0, ux, ut, ut), dtype=float)
     acc = np.zeros_like(ux)
-    for i in range(1, months + 1):
+    at: dict[int, NDArray[np.float64]] = {0: acc.copy()}
+    for i in range(1, max(months, default=0) + 1):
         current = np.asarray(
             model.conditional_expected_purchases_np(i * factor, ux, ut, ut), dtype=np.float64
         )
         acc += (current - previous) / (1.0 + discount_rate) ** i
         previous = current
+        if i in months:
+            at[i] = acc.copy()
     alive = np.asarray(model.probability_alive_np(x, tx, t_age), dtype=np.float64)
-    return np.asarray(alive * (acc / alive_at_t)[inverse.ravel()], dtype=np.float64)
+    return [
+        np.asarray(alive * (at[h] / alive_at_t)[inverse.ravel()], dtype=np.float64) for h in months
+    ]
 
 
 def _check_model(func: str, arg: str, model: Any, methods: tuple[str, ...]) -> None:
@@ -149,7 +180,7 @@ def customer_lifetime_value(
     *,
     transaction_model: Any,
     spend_model: Any,
-    months: int = 12,
+    months: int | Sequence[int] = 12,
     discount_rate: float = 0.01,
     freq: ClvFreq = "D",
     output_col: str = "clv",
@@ -180,8 +211,10 @@ def customer_lifetime_value(
     spend_model : GammaGamma
         Fitted; its ``expected_spend_np(frequency, monetary_value)`` is used (accounts with
         frequency 0 get the population mean spend, as in lifetimes).
-    months : int
-        Horizon in months (>= 1).
+    months : int or sequence of int
+        Horizon in months (>= 1). A sequence such as ``(3, 6, 12)`` adds one column
+        ``{output_col}_{m}m`` per horizon (``clv_3m``, ``clv_6m``, ``clv_12m``), computed in
+        one pass; a single int adds ``output_col``.
     discount_rate : float
         Monthly discount rate (>= 0).
     freq : {"D", "W", "M", "H"}
@@ -222,8 +255,7 @@ def customer_lifetime_value(
         T_col=(T_col, "numeric"),
         monetary_value_col=(monetary_value_col, "numeric"),
     )
-    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
-        raise SchemaError(f"{func}(): months= must be an int >= 1, found {months!r}")
+    horizons = _check_months(func, months)
     rate = check_positive(func, "discount_rate", discount_rate, allow_zero=True)
     check_choice(func, "freq", freq, ClvFreq)
     _check_model(
@@ -231,20 +263,35 @@ def customer_lifetime_value(
     )
     _check_model(func, "spend_model", spend_model, ("expected_spend_np",))
     names = (frequency_col, recency_col, T_col, monetary_value_col)
-    horizon = int(months)
+    outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
 
     def score(cols: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
-        value = clv_np(
+        values = clv_multi_np(
             transaction_model,
             spend_model,
             cols[names[0]],
             cols[names[1]],
             cols[names[2]],
             cols[names[3]],
-            months=horizon,
+            months=horizons,
             discount_rate=rate,
             freq=freq,
         )
-        return {output_col: value}
+        return dict(zip(outputs, values, strict=True))
 
-    return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col])
+    return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
+
+
+def _check_months(func: str, months: Any) -> list[int]:
+    items = [months] if isinstance(months, int) and not isinstance(months, bool) else months
+    if isinstance(months, (str, bytes)) or not isinstance(items, (list, tuple)) or not items:
+        raise SchemaError(
+            f"{func}(): months= must be an int >= 1 or a non-empty sequence of them, "
+            f"found {months!r}"
+        )
+    for m in items:
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise SchemaError(f"{func}(): months= must be an int >= 1, found {months!r}")
+    if len(set(items)) != len(items):
+        raise SchemaError(f"{func}(): months= has repeated horizons: {months!r}")
+    return [int(m) for m in items]
