@@ -146,8 +146,9 @@ def _secret_forms(value: str) -> set[str]:
 def scrub_secrets(text: str, secrets: Sequence[str]) -> str:
     r"""Replace every secret in ``secrets`` (and its escaped/quoted forms) in ``text``.
 
-    >>> scrub_secrets('failed: {"pw": "p\\\\"x"}', ['p"x'])
-    'failed: {"pw": "*****(redacted)"}'
+    >>> import json
+    >>> scrub_secrets(json.dumps({"pw": 'p"x'}), ['p"x'])
+    '{"pw": "*****(redacted)"}'
     """
     forms: set[str] = set()
     for secret in secrets:
