@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +141,11 @@ def test_stream_kafka_bad_input_one_line_exit_2(
     assert "--starting-offsets" in err
     err = _bad(
         capsys,
-        [*base, "--bootstrap-servers", kafka_service.bootstrap, "--topic", "t"]
-        + ["--kafka-option", "SUBSCRIBE=other"],
+        [
+            *base,
+            *("--bootstrap-servers", kafka_service.bootstrap, "--topic", "t"),
+            *("--kafka-option", "SUBSCRIBE=other"),
+        ],
     )
     assert "SUBSCRIBE" in err
     err = _bad(capsys, [*base, "--topic", "t"])

@@ -93,7 +93,10 @@ def broker_classpath(jars_dir: str) -> str:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    while True:  # a leading "-" would be read as an option by the StorageTool
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster.startswith("-"):
+            return cluster
 
 
 class KafkaBroker:
