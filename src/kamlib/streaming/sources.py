@@ -25,7 +25,7 @@ from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql.streaming.query import StreamingQuery
 
 __all__ = [
     "FIXTURE_FORMAT",
