@@ -65,7 +65,6 @@ from kamlib.streaming.sinks import (
     delta_connector_available,
     delta_sink,
     idempotent_writer,
-    kafka_sink,
     parquet_batch_writer,
     parquet_sink,
     require_checkpoint,
@@ -80,6 +79,7 @@ from kamlib.streaming.sources import (
     is_secret_option,
     kafka_options,
     kafka_package,
+    kafka_sink,
     kafka_source,
     register_fixture_source,
 )

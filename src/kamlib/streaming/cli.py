@@ -29,7 +29,28 @@ def add_parser(sub: Any) -> None:
         "OUTPUT/orders, OUTPUT/quarantine and OUTPUT/revenue_daily as parquet. Restarts from "
         "--checkpoint lose and duplicate nothing.",
     )
-    p.add_argument("--input", required=True, help="directory where order files are landed")
+    p.add_argument(
+        "--source",
+        choices=("files", "kafka"),
+        default="files",
+        help="where order events come from: files landed in --input (default) or Kafka",
+    )
+    p.add_argument("--input", default=None, help="directory where order files are landed")
+    p.add_argument("--bootstrap-servers", default=None, help="Kafka host:port[,host:port]")
+    p.add_argument("--topic", default=None, help="Kafka topic(s) of order events (comma list)")
+    p.add_argument(
+        "--starting-offsets",
+        default="earliest",
+        help="where a fresh checkpoint starts reading Kafka (default: earliest)",
+    )
+    p.add_argument(
+        "--kafka-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Kafka source option, repeatable (e.g. kafka.security.protocol=SASL_SSL); "
+        "secret values are redacted in every message",
+    )
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument(
         "--checkpoint", required=True, help="checkpoint directory (keep it between runs)"
@@ -78,8 +99,80 @@ def _session(master: str) -> SparkSession:
     return local_spark_session(app_name="kamlib-stream", master=master)
 
 
+def _kafka_options(func: str, pairs: list[str]) -> dict[str, str]:
+    from kamlib.errors import SchemaError
+
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            name = key.strip() or "?"
+            raise SchemaError(
+                f"{func}: --kafka-option must be KEY=VALUE, found a value for {name!r}"
+            )
+        options[key.strip()] = value
+    return options
+
+
+def check_kafka(
+    func: str, bootstrap_servers: str, topics: str, options: dict[str, str], timeout: float = 5.0
+) -> None:
+    """Fail fast (one-line :class:`SchemaError`) on unreachable servers or a missing topic.
+
+    Reachability is a TCP connect to each ``host:port``; the topic check uses
+    ``confluent_kafka`` when it is installed and the connection is plaintext (with SASL/SSL
+    the Spark source reports it). Messages never contain option values.
+    """
+    import socket
+
+    from kamlib.errors import SchemaError
+
+    servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
+    if not servers:
+        raise SchemaError(f"{func}: --bootstrap-servers must be host:port[,host:port]")
+    reachable = False
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SchemaError(f"{func}: --bootstrap-servers entry {server!r} is not host:port")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                reachable = True
+                break
+        except OSError:
+            continue
+    if not reachable:
+        raise SchemaError(
+            f"{func}: cannot reach any Kafka bootstrap server ({', '.join(servers)}); "
+            "check --bootstrap-servers and the network"
+        )
+    protocol = options.get("kafka.security.protocol", "PLAINTEXT").upper()
+    try:
+        from confluent_kafka.admin import AdminClient
+    except ImportError:  # pragma: no cover - optional client
+        return
+    if protocol != "PLAINTEXT":
+        return
+    admin = AdminClient({"bootstrap.servers": ",".join(servers), "log_level": 0})
+    try:
+        known = set(admin.list_topics(timeout=timeout * 2).topics)
+    except Exception:
+        return  # reachable but no metadata: let the Spark source report it
+    missing = [t for t in topics.split(",") if t.strip() and t.strip() not in known]
+    if missing:
+        raise SchemaError(
+            f"{func}: Kafka topic(s) {', '.join(missing)} do not exist on {', '.join(servers)}; "
+            "create them or fix --topic"
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     return run_stream(
+        source=args.source,
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        starting_offsets=args.starting_offsets,
+        kafka_options=_kafka_options("kamlib stream", args.kafka_option),
         input=args.input,
         output=args.output,
         checkpoint=args.checkpoint,
@@ -94,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def run_stream(
     *,
-    input: str,
+    input: str | None = None,
     output: str,
     checkpoint: str,
     available_now: bool = False,
@@ -104,6 +197,11 @@ def run_stream(
     shuffle_partitions: int = 4,
     master: str = "local[2]",
     spark: SparkSession | None = None,
+    source: str = "files",
+    bootstrap_servers: str | None = None,
+    topic: str | None = None,
+    starting_offsets: str = "earliest",
+    kafka_options: dict[str, str] | None = None,
 ) -> int:
     """Run the ``kamlib stream`` pipeline and print a summary; return the exit code (0).
 
@@ -115,15 +213,56 @@ def run_stream(
     from kamlib.streaming.sinks import require_checkpoint
 
     require_checkpoint("kamlib stream", checkpoint)  # before any Spark session starts
-    for name, value in (("--input", input), ("--output", output)):
+    func = "kamlib stream"
+    if source not in ("files", "kafka"):
+        raise SchemaError(f"{func}: --source must be 'files' or 'kafka', found {source!r}")
+    if starting_offsets not in ("earliest", "latest"):
+        raise SchemaError(
+            f"{func}: --starting-offsets must be 'earliest' or 'latest', found {starting_offsets!r}"
+        )
+    paths = [("--output", output)] + ([("--input", input)] if source == "files" else [])
+    for name, value in paths:
         if not value:
-            raise SchemaError(f"kamlib stream: {name} must be a directory, found {value!r}")
+            raise SchemaError(f"{func}: {name} must be a directory, found {value!r}")
+    options = dict(kafka_options or {})
+    if source == "kafka":
+        if not bootstrap_servers or not topic:
+            raise SchemaError(f"{func}: --source kafka needs --bootstrap-servers and --topic")
+        from kamlib.streaming.sources import kafka_options as build_options
+
+        built = build_options(  # validates the option names (SchemaError) before Spark starts
+            bootstrap_servers=bootstrap_servers,
+            topics=topic.split(","),
+            starting_offsets=starting_offsets,
+            options=options,
+            func=func,
+        )
+        try:
+            check_kafka(func, bootstrap_servers, topic, options)
+        except SchemaError as exc:
+            message = built.scrub(str(exc))
+        else:
+            message = ""
+        if message:
+            raise SchemaError(message)
     own = spark is None
     session = spark if spark is not None else _session(master)
     try:
+        stream_source = None
+        if source == "kafka":
+            from kamlib.streaming.sources import kafka_source
+
+            stream_source = kafka_source(
+                session,
+                bootstrap_servers=bootstrap_servers or "",
+                topics=(topic or "").split(","),
+                starting_offsets=starting_offsets,
+                options=options,
+            )
         report = run_order_stream(
             session,
-            input=input,
+            source=stream_source,
+            input=input or "",
             output=output,
             checkpoint=checkpoint,
             available_now=available_now,

@@ -437,8 +437,12 @@ def run_order_stream(
     shuffle_partitions: int | None = None,
     timeout: float | None = None,
     handle_signals: bool = True,
+    source: DataFrame | None = None,
 ) -> StreamReport:
     """The ``kamlib stream`` pipeline: JSON-lines order files to orders, quarantine, revenue.
+
+    ``source`` replaces the file source with any streaming DataFrame in the Kafka record
+    shape (e.g. :func:`kamlib.streaming.kafka_source`); ``input`` is then ignored.
 
     Two queries, each with its own checkpoint under ``checkpoint``:
 
@@ -467,13 +471,15 @@ def run_order_stream(
     from kamlib.streaming.sources import file_source
 
     func = "run_order_stream"
-    for arg, value in (("input", input), ("output", output)):
+    paths = (("output", output),) if source is not None else (("input", input), ("output", output))
+    for arg, value in paths:
         if not isinstance(value, str) or not value:
             raise SchemaError(f"{func}(): {arg}= must be a directory path, found {value!r}")
     require_checkpoint(func, checkpoint)
     if shuffle_partitions is not None:
         pin_shuffle_partitions(spark, shuffle_partitions)
-    os.makedirs(_local_path(func, input), exist_ok=True)
+    if source is None:
+        os.makedirs(_local_path(func, input), exist_ok=True)
     orders_path = f"{output.rstrip('/')}/orders"
     quarantine_path = f"{output.rstrip('/')}/quarantine"
     revenue_path = f"{output.rstrip('/')}/revenue_daily"
@@ -481,7 +487,8 @@ def run_order_stream(
     trigger: dict[str, Any] = (
         {"available_now": True} if available_now else {"processing_time": processing_time}
     )
-    source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
+    if source is None:
+        source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
     ingest = start_decoded(
         source,
         ORDER_EVENT,

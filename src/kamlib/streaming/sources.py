@@ -16,6 +16,7 @@ import base64
 import calendar
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
 
 __all__ = [
     "FIXTURE_FORMAT",
@@ -34,8 +36,10 @@ __all__ = [
     "is_secret_option",
     "kafka_options",
     "kafka_package",
+    "kafka_sink",
     "kafka_source",
     "register_fixture_source",
+    "scrub_secrets",
 ]
 
 #: The Kafka record shape (column, Spark SQL type) every source returns, in order.
@@ -100,10 +104,14 @@ class KafkaOptions(Mapping[str, str]):
         return [v for k, v in self._items.items() if is_secret_option(k) and v]
 
     def scrub(self, text: str) -> str:
-        """Replace every secret value occurring in ``text`` by the redaction marker."""
-        for value in sorted(self.secret_values(), key=len, reverse=True):
-            text = text.replace(value, _REDACTED)
-        return text
+        """Replace every secret value occurring in ``text`` by the redaction marker.
+
+        Besides the exact value this removes its escaped and quoted echoes (JSON string
+        escaping, once and twice, Python ``repr`` escaping, URL encoding) and the quoted
+        ``password="..."``-style fields inside a JAAS config, so an error message that
+        quotes the option back in any of these forms keeps no secret.
+        """
+        return scrub_secrets(text, self.secret_values())
 
     def __repr__(self) -> str:
         return f"KafkaOptions({self.redacted()!r})"
@@ -112,6 +120,69 @@ class KafkaOptions(Mapping[str, str]):
 
     def __reduce__(self) -> Any:  # pragma: no cover - pickling keeps the real values
         return (KafkaOptions, (self._items,))
+
+
+_EMBEDDED_SECRET = re.compile(
+    r"(?:password|secret|token|credential)[\w.]*\s*=\s*\"([^\"]+)\"", re.IGNORECASE
+)
+
+
+def _secret_forms(value: str) -> set[str]:
+    forms = {value}
+    json_once = json.dumps(value)[1:-1]
+    forms.update(
+        {
+            json_once,
+            json.dumps(json_once)[1:-1],
+            repr(value)[1:-1],
+            value.replace('"', '\\"'),
+            urllib.parse.quote(value, safe=""),
+            urllib.parse.quote_plus(value),
+        }
+    )
+    return {form for form in forms if form}
+
+
+def scrub_secrets(text: str, secrets: Sequence[str]) -> str:
+    r"""Replace every secret in ``secrets`` (and its escaped/quoted forms) in ``text``.
+
+    >>> import json
+    >>> scrub_secrets(json.dumps({"pw": 'p"x'}), ['p"x'])
+    '{"pw": "*****(redacted)"}'
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        forms.update(_secret_forms(secret))
+        for embedded in _EMBEDDED_SECRET.findall(secret):
+            forms.update(_secret_forms(embedded))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, _REDACTED)
+    return text
+
+
+#: Options the builder sets itself; Spark reads option names case-insensitively, so a
+#: caller's ``{"SUBSCRIBE": ...}`` would silently redirect the subscription.
+_RESERVED_SOURCE_OPTIONS = frozenset(
+    {"kafka.bootstrap.servers", "subscribe", "subscribepattern", "assign", "startingoffsets"}
+)
+
+
+def _merge_options(
+    func: str, built: dict[str, str], options: Mapping[str, Any] | None, reserved: frozenset[str]
+) -> None:
+    seen = {key.lower() for key in built}
+    for key, value in dict(options or {}).items():
+        lowered = str(key).lower()
+        if lowered in reserved or lowered in seen:
+            raise SchemaError(
+                f"{func}(): options= must not set {str(key)!r} (option names are "
+                "case-insensitive); use the bootstrap_servers=, topics=/topic= and "
+                "starting_offsets= arguments"
+            )
+        seen.add(lowered)
+        built[str(key)] = str(value)
 
 
 def _names(func: str, arg: str, value: str | Sequence[str]) -> list[str]:
@@ -176,13 +247,7 @@ def kafka_options(
             f"{func}(): starting_offsets= must be 'latest', 'earliest' or a JSON offsets spec"
         )
     built["startingOffsets"] = starting_offsets
-    for key, value in dict(options or {}).items():
-        if key in built or key in ("subscribe", "subscribePattern", "assign"):
-            raise SchemaError(
-                f"{func}(): options= must not set {key!r}; use the bootstrap_servers=, "
-                "topics= and starting_offsets= arguments"
-            )
-        built[str(key)] = str(value)
+    _merge_options(func, built, options, _RESERVED_SOURCE_OPTIONS)
     return KafkaOptions(built)
 
 
@@ -561,3 +626,121 @@ def fixture_source(
         check_positive("fixture_source", "max_records_per_batch", max_records_per_batch)
         reader = reader.option("maxRecordsPerBatch", str(int(max_records_per_batch)))
     return reader.load()
+
+
+_RESERVED_SINK_OPTIONS = frozenset({"kafka.bootstrap.servers", "topic"})
+
+
+def kafka_sink(
+    df: DataFrame,
+    *,
+    bootstrap_servers: str | Sequence[str],
+    topic: str,
+    checkpoint: str,
+    key_col: str | None = "account_id",
+    options: Mapping[str, Any] | None = None,
+    available_now: bool = False,
+    processing_time: str | None = None,
+    query_name: str | None = None,
+) -> StreamingQuery:
+    """Start a query writing every row of ``df`` to a Kafka topic as one JSON value.
+
+    Each record's value is ``to_json(struct(*df.columns))`` (all columns, timestamps in
+    ISO 8601) and its key is ``key_col`` cast to a string, so all records of an account land
+    in one partition in order (``key_col=None``: no key).
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        A streaming DataFrame (alerts, KPIs, ...).
+    bootstrap_servers : str or sequence of str
+        ``host:port`` list.
+    topic : str
+        Target topic (it must exist unless the broker auto-creates topics).
+    checkpoint : str
+        Checkpoint location of the query.
+    key_col : str or None
+        Column used as the record key. Default ``"account_id"``.
+    options : Mapping, optional
+        Extra Kafka writer options (``kafka.security.protocol``, ``kafka.sasl.jaas.config``,
+        ...); secrets are redacted in every message. ``kafka.bootstrap.servers`` and
+        ``topic`` (any letter case) are refused: use the arguments.
+    available_now, processing_time, query_name
+        Trigger and name of the query, as for the other kamlib sinks.
+
+    Returns
+    -------
+    pyspark.sql.streaming.StreamingQuery
+
+    Raises
+    ------
+    SchemaError
+        A missing ``key_col``, an empty topic, a reserved option or no checkpoint.
+    ConnectorUnavailableError
+        When the Kafka connector is missing (the message names the package).
+
+    Notes
+    -----
+    **At-least-once**: if the query fails after Kafka acknowledged part of a micro-batch,
+    the batch is sent again on restart, so consumers de-duplicate (for example by
+    ``event_id`` or by the (account, window) of a KPI).
+
+    Examples
+    --------
+    >>> q = kafka_sink(alerts, bootstrap_servers="broker:9092", topic="alerts",
+    ...                checkpoint="/chk/alerts")  # doctest: +SKIP
+    """
+    from pyspark.sql import functions as F
+
+    from kamlib._validation import check_columns
+    from kamlib.streaming.sinks import apply_trigger
+
+    if not isinstance(checkpoint, str) or not checkpoint.strip():
+        raise SchemaError(
+            "kafka_sink(): checkpoint= is required (a directory that survives restarts); "
+            f"found {checkpoint!r}"
+        )
+    if not df.isStreaming:
+        raise SchemaError("kafka_sink(): df must be a streaming DataFrame (spark.readStream ...)")
+    if key_col is not None:
+        if not isinstance(key_col, str) or not key_col:
+            raise SchemaError("kafka_sink(): key_col= must be a column name or None")
+        check_columns(df, "kafka_sink", {key_col: "any"})
+    if not isinstance(topic, str) or not topic.strip():
+        raise SchemaError("kafka_sink(): topic= must be a non-empty string")
+    built = {
+        "kafka.bootstrap.servers": ",".join(
+            _names("kafka_sink", "bootstrap_servers", bootstrap_servers)
+        ),
+        "topic": topic,
+    }
+    _merge_options("kafka_sink", built, options, _RESERVED_SINK_OPTIONS)
+    opts = KafkaOptions(built)
+    value = F.to_json(F.struct(*[F.col(f"`{name}`") for name in df.columns]))
+    columns = [value.alias("value")]
+    if key_col is not None:
+        columns.insert(0, F.col(f"`{key_col}`").cast("string").alias("key"))
+    writer = (
+        df.select(*columns)
+        .writeStream.outputMode("append")
+        .option("checkpointLocation", checkpoint)
+    )
+    if query_name:
+        writer = writer.queryName(query_name)
+    writer = apply_trigger(
+        writer, available_now=available_now, processing_time=processing_time, func="kafka_sink"
+    )
+    failure: str | None = None
+    missing = False
+    try:
+        for key, option in opts.items():
+            writer = writer.option(key, option)
+        query = writer.format("kafka").start()
+    except Exception as exc:
+        missing = _connector_missing(exc)
+        failure = opts.scrub(f"{type(exc).__name__}: {exc}")
+    if missing:
+        raise connector_error("kafka_sink", "Kafka", kafka_package(df.sparkSession))
+    if failure is not None:
+        raise KamlibError(f"kafka_sink(): could not start the Kafka sink: {failure}")
+    return query

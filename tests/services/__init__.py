@@ -1,0 +1,1 @@
+"""Real services started by the tests (a KRaft Kafka broker, ...)."""
