@@ -105,8 +105,8 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     drop = adopt + rng.geometric(np.maximum(drop_p, 1e-9), (n, n_prod))
     drop[:, 0] = _TERMS + 1
 
-    a, p, k = np.meshgrid(acct, np.arange(n_prod), np.arange(_TERMS), indexing="ij")
-    a, p, k = a.ravel(), p.ravel(), k.ravel()
+    grid = np.meshgrid(acct, np.arange(n_prod), np.arange(_TERMS), indexing="ij")
+    a, p, k = grid[0].ravel(), grid[1].ravel(), grid[2].ravel()
     start_m = birth[a] + 12 * k
     active = (
         (k < survived[a])
@@ -197,7 +197,9 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     parent_of[child] = parents[rng.integers(0, n_parents, int(child.sum()))]
     hierarchy = {
         "account_id": _ids(acct),
-        "parent_id": np.where(parent_of >= 0, _ids(np.maximum(parent_of, 0)), None),
+        "parent_id": np.where(
+            parent_of >= 0, _ids(np.maximum(parent_of, 0)).astype(object), np.array(None)
+        ),
     }
     return {
         "contracts": contracts,
