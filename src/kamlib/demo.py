@@ -1,7 +1,8 @@
 """``kamlib demo``: synthetic data -> account scorecard on a local Spark -> HTML report.
 
-Generates a synthetic portfolio (:mod:`kamlib.datasets`: transactions from a known BG/NBD +
-Gamma-Gamma process, NPS surveys, wallet estimates and account targets), runs
+Generates a synthetic B2B key-account portfolio (:func:`kamlib.datasets.synthetic_portfolio`:
+contracts with monthly, quarterly and annual billing and renewals, their invoices, NPS surveys,
+wallet estimates and account targets; GRR ~90%, NRR ~110%, NPS ~+30), runs
 :func:`kamlib.scorecard.account_scorecard` on an embedded local Spark, prints the top key
 accounts, and writes a self-contained HTML report (:func:`kamlib.report.scorecard_report`).
 """
@@ -152,22 +153,15 @@ def run_demo(
     """
     from pyspark.sql import functions as F
 
-    from kamlib.datasets import (
-        SyntheticTruth,
-        synthetic_surveys,
-        synthetic_targets,
-        synthetic_transactions,
-        synthetic_wallets,
-    )
+    from kamlib.datasets import synthetic_portfolio
+    from kamlib.datasets._portfolio import PORTFOLIO_END
     from kamlib.report import scorecard_report, write_html
     from kamlib.scorecard import account_scorecard
     from kamlib.testing import local_spark_session
 
     out = stream or sys.stdout
-    truth = SyntheticTruth()
-    end = truth.observation_end()
-    # Score at the first day of the month after the data window: every month is complete.
-    as_of = (_dt.date(end.year, end.month, 1) + _dt.timedelta(days=32)).replace(day=1)
+    # Score at the first day after the data window: every month and year is complete.
+    as_of: _dt.date = PORTFOLIO_END
     print(f"kamlib demo: {n_accounts:,} synthetic accounts, scored as of {as_of}", file=out)
     progress = _Progress(5, out)
     from pyspark.sql import SparkSession
@@ -180,13 +174,14 @@ def run_demo(
             spark = local_spark_session(app_name="kamlib-demo")
     try:
         with progress.step("generating synthetic data"):
-            tx = synthetic_transactions(spark, n_accounts, seed=seed).persist()
-            surveys = synthetic_surveys(spark, n_accounts, seed=seed).persist()
-            wallets = synthetic_wallets(spark, n_accounts, seed=seed)
-            targets = synthetic_targets(spark, n_accounts, seed=seed)
+            portfolio = synthetic_portfolio(spark, n_accounts, seed=seed)
+            tx = portfolio.transactions.persist()
+            surveys = portfolio.surveys.persist()
+            wallets = portfolio.wallets
+            targets = portfolio.targets
             n_tx = tx.count()
             surveys.count()
-        print(f"      {n_tx:,} transactions", file=out)
+        print(f"      {n_tx:,} invoices", file=out)
         with progress.step("computing the account scorecard (CLV fits, NPS, wallet, health)"):
             card = account_scorecard(
                 tx, as_of=as_of, surveys=surveys, wallets=wallets, targets=targets
@@ -206,7 +201,11 @@ def run_demo(
                 transactions=tx,
                 surveys=surveys,
                 as_of=as_of,
-                subtitle=f"{n_accounts:,} synthetic accounts (seed {seed}), scored as of {as_of}",
+                retention_period="year",
+                bridge_periods=1,
+                title="kamlib key-account portfolio review",
+                subtitle=f"{n_accounts:,} synthetic B2B key accounts (seed {seed}), "
+                f"scored as of {as_of}",
             )
             report_path = write_html(html, Path(output) / "report.html")
         card.unpersist()

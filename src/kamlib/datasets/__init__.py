@@ -5,6 +5,8 @@
 - :func:`load_cdnow_summary`: the published calibration summary of that sample (39 weeks).
 - :func:`synthetic_transactions`: a transaction log drawn from a known BG/NBD + Gamma-Gamma
   process, generated inside Spark (scales to tens of millions of accounts), reproducible by seed.
+- :func:`synthetic_portfolio`: a B2B key-account portfolio (contracts, invoices, products,
+  surveys, wallets, targets, hierarchy) with documented GRR/NRR/NPS/Pareto truth.
 - :func:`synthetic_surveys`, :func:`synthetic_wallets`, :func:`synthetic_usage`,
   :func:`synthetic_targets`: companion tables for the other metric families.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 from kamlib.datasets._cdnow import load_cdnow, load_cdnow_summary
+from kamlib.datasets._portfolio import Portfolio, synthetic_portfolio
 from kamlib.datasets._synthetic import (
     SyntheticTruth,
     synthetic_surveys,
@@ -22,9 +25,11 @@ from kamlib.datasets._synthetic import (
 )
 
 __all__ = [
+    "Portfolio",
     "SyntheticTruth",
     "load_cdnow",
     "load_cdnow_summary",
+    "synthetic_portfolio",
     "synthetic_surveys",
     "synthetic_targets",
     "synthetic_transactions",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib.report._html import Section, html_table, image, kpi_tiles, render_html
@@ -71,7 +72,13 @@ def _money(x: float | None) -> str:
 # ---------------------------------------------------------------------------------------------
 # sections
 # ---------------------------------------------------------------------------------------------
-def _summary(card: DataFrame, account_col: str, top_share: float, as_of: _dt.datetime) -> Section:
+def _summary(
+    card: DataFrame,
+    account_col: str,
+    top_share: float,
+    as_of: _dt.datetime,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Section:
     from pyspark.sql import functions as F
 
     from kamlib.classify import concentration
@@ -105,6 +112,7 @@ def _summary(card: DataFrame, account_col: str, top_share: float, as_of: _dt.dat
         ("HHI", f"{conc['hhi']:,.0f}" if conc and conc["hhi"] is not None else "-"),
         ("Gini", f"{conc['gini']:.2f}" if conc and conc["gini"] is not None else "-"),
         ("red health accounts", f"{int(row['n_red'] or 0):,}"),
+        *extra,
     ]
     return Section(
         "summary",
@@ -320,7 +328,7 @@ def _retention(
     value_col: str,
     period: Literal["month", "quarter", "year"],
     bridge_periods: int,
-) -> tuple[Section, Section]:
+) -> tuple[Section, Section, list[Any]]:
     from pyspark.sql import functions as F
 
     from kamlib.retention import retention_rates
@@ -425,7 +433,7 @@ def _retention(
         note=f"Revenue of the first {period} -> sum of new, reactivated, expansion, contraction "
         f"and churned revenue over the last {len(last)} {period}s -> revenue of the last {period}.",
     )
-    return trend, bridge
+    return trend, bridge, rows
 
 
 def _at_risk(card: DataFrame, account_col: str, limit: int) -> tuple[Section, list[Any]]:
@@ -501,8 +509,32 @@ def scorecard_report(
     check_choice(
         "scorecard_report", "retention_period", retention_period, ("month", "quarter", "year")
     )
+    trend, bridge, retention_rows = _retention(
+        transactions,
+        as_of=as_of_ts,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        period=retention_period,
+        bridge_periods=max(1, int(bridge_periods)),
+    )
+    extra: list[tuple[str, str]] = []
+    if retention_rows:
+        last = retention_rows[-1]
+        label = f"{retention_period} {last['period']}"
+        for key in ("grr", "nrr"):
+            value = last[key]
+            extra.append(
+                (f"{key.upper()} ({label})", "-" if value is None else f"{100 * value:.1f}%")
+            )
+    if surveys is not None:
+        from kamlib.nps import nps
+
+        nps_row = nps(surveys, score_col=score_col).first()
+        if nps_row is not None and nps_row["nps"] is not None:
+            extra.append(("NPS (all responses)", f"{nps_row['nps']:+.0f}"))
     sections = [
-        _summary(card, account_col, top_share, as_of_ts),
+        _summary(card, account_col, top_share, as_of_ts, extra),
         _pareto(card, top_share),
         _tier_mix(card),
         _clv_distribution(card),
@@ -513,16 +545,6 @@ def scorecard_report(
         )
     else:
         sections.append(Section("nps-trend", "Net Promoter Score by month", "<p>No surveys.</p>"))
-    sections.extend(
-        _retention(
-            transactions,
-            as_of=as_of_ts,
-            account_col=account_col,
-            date_col=date_col,
-            value_col=value_col,
-            period=retention_period,
-            bridge_periods=max(1, int(bridge_periods)),
-        )
-    )
+    sections.extend([trend, bridge])
     sections.append(_at_risk(card, account_col, at_risk_limit)[0])
     return render_html(title, sections, subtitle=subtitle or f"Scored as of {as_of_ts.date()}")
