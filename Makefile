@@ -32,7 +32,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 
 # Connector jars (Kafka, Delta, s3a, Avro) and the Kafka broker, fetched once from Maven Central
 # into a cache folder named after jvm/pom.xml; the file records that folder for the tests.
-$(VENV)/.jars: jvm/pom.xml scripts/fetch-jars.sh | $(VENV)/.installed-dev
+$(VENV)/.jars: jvm/pom.xml jvm/broker/pom.xml scripts/fetch-jars.sh | $(VENV)/.installed-dev
 	PY=$(PY) ./scripts/fetch-jars.sh > $@.tmp && mv $@.tmp $@
 
 jars: $(VENV)/.jars

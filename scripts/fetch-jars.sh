@@ -14,19 +14,18 @@ if [ "$spark_version" != "$pom_spark" ]; then
   echo "error: jvm/pom.xml pins Spark $pom_spark but the venv has pyspark $spark_version; make them equal" >&2
   exit 1
 fi
-cache="${KAMLIB_JARS:-$HOME/.cache/kamlib/jars-$(sha256sum "$root/jvm/pom.xml" | cut -c1-12)}"
+cache="${KAMLIB_JARS:-$HOME/.cache/kamlib/jars-$(cat "$root/jvm/pom.xml" "$root/jvm/broker/pom.xml" | sha256sum | cut -c1-12)}"
 if [ -f "$cache/.complete" ]; then echo "$cache"; exit 0; fi
 rm -rf "$cache.tmp" && mkdir -p "$cache.tmp"
-fetch() {  # $1 = output folder, $2.. = extra mvn args
-  local out="$1"; shift
-  if ! mvn -q -B -f "$root/jvm/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$out" "$@" >"$cache.tmp/mvn.log" 2>&1; then
+fetch() {  # $1 = pom, $2 = output folder
+  if ! mvn -q -B -f "$1" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$2" >"$cache.tmp/mvn.log" 2>&1; then
     echo "error: could not fetch kamlib's JVM test artifacts from Maven Central (is it reachable? see $cache.tmp/mvn.log)" >&2
     exit 1
   fi
 }
-fetch "$cache.tmp/spark"
-fetch "$cache.tmp/broker" -Pbroker
+fetch "$root/jvm/pom.xml" "$cache.tmp/spark"
+fetch "$root/jvm/broker/pom.xml" "$cache.tmp/broker"
 # Drop what pyspark ships already (artifact name without its version).
 for jar in "$cache.tmp/spark"/*.jar; do
   base="$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[A-Za-z0-9.]+)?\.jar$//')"

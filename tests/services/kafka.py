@@ -18,7 +18,6 @@ import contextlib
 import glob
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -32,17 +31,6 @@ from typing import Any
 import pytest
 
 PARTITIONS = 3
-_JAR = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
-# Maven mediation in one shared pom pulls some broker dependencies down to Spark's versions;
-# these artifacts must match the version of the named "anchor" jar of the broker classpath.
-_ALIGN = {
-    "kafka-clients": ("kafka_2.13", "org/apache/kafka/kafka-clients"),
-    "jackson-core": ("jackson-databind", "com/fasterxml/jackson/core/jackson-core"),
-    "jackson-annotations": ("jackson-databind", "com/fasterxml/jackson/core/jackson-annotations"),
-    "slf4j-api": ("slf4j-simple", "org/slf4j/slf4j-api"),
-}
-# Two SLF4J providers on one classpath: keep slf4j-simple only.
-_DROP = ("log4j-slf4j2-impl",)
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -57,39 +45,12 @@ def free_port() -> int:
 
 
 def broker_classpath(jars_dir: str) -> str:
-    """The broker classpath from ``<jars_dir>/broker/*.jar`` with mediated versions realigned."""
+    """The broker classpath: every jar of ``<jars_dir>/broker`` (resolved by jvm/broker/pom.xml)."""
     folder = Path(jars_dir) / "broker"
     jars = sorted(glob.glob(str(folder / "*.jar")))
     if not jars:
         raise BrokerUnavailableError(f"no broker jars in {folder} (run `make jars`)")
-    versions: dict[str, tuple[str, str]] = {}
-    for jar in jars:
-        match = _JAR.match(os.path.basename(jar))
-        if match:
-            versions[match["artifact"]] = (match["version"], jar)
-    m2 = Path(os.environ.get("MAVEN_REPO", str(Path.home() / ".m2" / "repository")))
-    chosen: list[str] = []
-    for jar in jars:
-        match = _JAR.match(os.path.basename(jar))
-        artifact = match["artifact"] if match else ""
-        if artifact in _DROP:
-            continue
-        if artifact in _ALIGN and _ALIGN[artifact][0] in versions:
-            anchor, group_path = _ALIGN[artifact]
-            want = versions[anchor][0]
-            if match and match["version"] != want:
-                aligned = m2 / group_path / want / f"{artifact}-{want}.jar"
-                if not aligned.exists():
-                    group = group_path.rsplit("/", 1)[0].replace("/", ".")
-                    raise BrokerUnavailableError(
-                        f"the broker needs {artifact} {want} (found {match['version']} in "
-                        f"{folder}); fetch it: mvn dependency:get -Dtransitive=false "
-                        f"-Dartifact={group}:{artifact}:{want}"
-                    )
-                chosen.append(str(aligned))
-                continue
-        chosen.append(jar)
-    return os.pathsep.join(chosen)
+    return os.pathsep.join(jars)
 
 
 def _cluster_id() -> str:
