@@ -238,19 +238,12 @@ def write_atomic(
         raise SchemaError(
             f"kamlib scorecard: --output {path!r} already exists; pass --overwrite to replace it"
         )
+    if fmt == "delta" and _write_spark_delta(df, path, overwrite=overwrite):
+        return
     staging = _temporary_sibling(path, "tmp")
     cleanup = [staging]
     try:
-        writer_fmt = fmt
-        if fmt == "delta":
-            try:
-                df.write.format("delta").save(staging)
-            except Exception as exc:
-                if not _spark_delta_missing(exc):
-                    raise
-                fs.delete(staging)
-                writer_fmt = "delta-rs"
-                log.info("Spark Delta connector not available; using the deltalake package")
+        writer_fmt = "delta-rs" if fmt == "delta" else fmt
         if writer_fmt == "parquet":
             df.write.parquet(staging)
         elif writer_fmt == "csv":
@@ -269,6 +262,21 @@ def write_atomic(
         for leftover in cleanup:
             with contextlib.suppress(Exception):
                 fs.delete(leftover)
+
+
+def _write_spark_delta(df: DataFrame, path: str, *, overwrite: bool) -> bool:
+    """Write with Spark's Delta connector straight to ``path`` (one atomic Delta commit).
+
+    Returns ``False`` (nothing written) when the connector is not on the classpath.
+    """
+    try:
+        df.write.format("delta").mode("overwrite" if overwrite else "errorifexists").save(path)
+    except Exception as exc:
+        if not _spark_delta_missing(exc):
+            raise
+        log.info("Spark Delta connector not available; using the deltalake package")
+        return False
+    return True
 
 
 def _swap(fs: _FileSystem, staging: str, path: str) -> None:
