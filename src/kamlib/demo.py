@@ -183,8 +183,15 @@ def run_demo(
             surveys.count()
         print(f"      {n_tx:,} invoices", file=out)
         with progress.step("computing the account scorecard (CLV fits, NPS, wallet, health)"):
+            # Contract invoices recur on a schedule, so the unpenalised BG/NBD likelihood is
+            # flat across accounts (a ConvergenceError); a small L2 penalty identifies it.
             card = account_scorecard(
-                tx, as_of=as_of, surveys=surveys, wallets=wallets, targets=targets
+                tx,
+                as_of=as_of,
+                surveys=surveys,
+                wallets=wallets,
+                targets=targets,
+                penalizer=0.001,
             )
         with progress.step("selecting the top key accounts"):
             columns = [c for c in _TOP_COLUMNS if c in card.columns]
