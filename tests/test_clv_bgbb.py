@@ -164,6 +164,8 @@ def test_discrete_rfm_summary(spark):
 
 
 def test_betageo_weights_col_equals_repeated_rows(spark):
+    # Nine accounts do not identify BG/NBD unpenalised (a ConvergenceError); a small penalty
+    # keeps the comparison about the weights.
     from kamlib.clv import BetaGeo
 
     tuples = [(0.0, 0.0, 30.0, 3.0), (2.0, 10.0, 30.0, 2.0), (5.0, 25.0, 30.0, 1.0)]
@@ -171,8 +173,8 @@ def test_betageo_weights_col_equals_repeated_rows(spark):
     weighted = spark.createDataFrame(tuples, "frequency double, recency double, T double, w double")
     rows = [t[:3] for t in tuples for _ in range(int(t[3]))]
     plain = spark.createDataFrame(rows, "frequency double, recency double, T double")
-    a = BetaGeo().fit(weighted, weights_col="w")
-    b = BetaGeo().fit(plain)
+    a = BetaGeo(penalizer=0.01).fit(weighted, weights_col="w")
+    b = BetaGeo(penalizer=0.01).fit(plain)
     for name in a.param_names:
         assert a.params[name] == pytest.approx(b.params[name], rel=1e-6)
     assert a.fit_info["n"] == 9.0
