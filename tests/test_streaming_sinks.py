@@ -11,7 +11,7 @@ import pytest
 
 from kamlib.errors import ConnectorUnavailableError, SchemaError
 from kamlib.schema import ORDER_EVENT
-from kamlib.streaming import fixture_source
+from kamlib.streaming import fixture_source, kafka_sink
 from kamlib.streaming.sinks import (
     DELTA_PACKAGE,
     default_app_id,
@@ -19,7 +19,6 @@ from kamlib.streaming.sinks import (
     delta_connector_available,
     delta_sink,
     idempotent_writer,
-    kafka_sink,
     parquet_batch_writer,
     parquet_sink,
 )
@@ -133,6 +132,7 @@ def test_kafka_sink_missing_connector(spark: Any, tmp_path: Any) -> None:
             bootstrap_servers="localhost:9092",
             topic="out",
             checkpoint=str(tmp_path / "c"),
+            key_col=None,
             options={"kafka.sasl.jaas.config": "password='hunter2'"},
         )
     assert f"spark-sql-kafka-0-10_2.13:{spark.version}" in str(info.value)

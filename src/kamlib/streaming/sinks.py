@@ -34,7 +34,6 @@ from urllib.parse import urlparse
 from kamlib._validation import check_choice, normalize_by
 from kamlib.errors import KamlibError, SchemaError
 from kamlib.streaming.sources import (
-    KafkaOptions,
     _connector_missing,
     connector_error,
 )
@@ -55,7 +54,6 @@ __all__ = [
     "delta_connector_available",
     "delta_sink",
     "idempotent_writer",
-    "kafka_sink",
     "parquet_batch_writer",
     "parquet_sink",
     "require_checkpoint",
@@ -522,71 +520,3 @@ def delta_sink(
         merge_keys=keys,
     )
     return writer.foreachBatch(fn).start()
-
-
-def kafka_sink(
-    df: DataFrame,
-    *,
-    bootstrap_servers: str | Sequence[str],
-    topic: str,
-    checkpoint: str,
-    options: Mapping[str, Any] | None = None,
-    available_now: bool = False,
-    processing_time: str | None = None,
-    query_name: str | None = None,
-) -> StreamingQuery:
-    """Start a query writing ``df`` (``value`` and optional ``key``) to a Kafka topic.
-
-    **At-least-once**: if the query fails after Kafka acknowledged part of a micro-batch,
-    the batch is sent again on restart, so consumers must de-duplicate (for example by
-    ``event_id`` with :meth:`~pyspark.sql.DataFrame.dropDuplicatesWithinWatermark`).
-    Secret options are handled as in :func:`kamlib.streaming.kafka_source`.
-
-    Raises
-    ------
-    ConnectorUnavailableError
-        When the Kafka connector is missing (the message names the package).
-    SchemaError
-        When ``df`` has no ``value`` column or no checkpoint is given.
-    """
-    from kamlib._validation import check_columns
-    from kamlib.streaming.sources import _names, kafka_package
-
-    check = require_checkpoint("kafka_sink", checkpoint)
-    check_columns(df, "kafka_sink", {"value": "any"})
-    if not isinstance(topic, str) or not topic:
-        raise SchemaError("kafka_sink(): topic= must be a non-empty string")
-    built = {
-        "kafka.bootstrap.servers": ",".join(
-            _names("kafka_sink", "bootstrap_servers", bootstrap_servers)
-        ),
-        "topic": topic,
-    }
-    for key, value in dict(options or {}).items():
-        if key in built:
-            raise SchemaError(f"kafka_sink(): options= must not set {key!r}")
-        built[str(key)] = str(value)
-    opts = KafkaOptions(built)
-    writer = _writer(
-        df,
-        "kafka_sink",
-        checkpoint=check,
-        output_mode="append",
-        available_now=available_now,
-        processing_time=processing_time,
-        query_name=query_name,
-    )
-    failure: str | None = None
-    missing = False
-    try:
-        for key, value in opts.items():
-            writer = writer.option(key, value)
-        query = writer.format("kafka").start()
-    except Exception as exc:
-        missing = _connector_missing(exc)
-        failure = opts.scrub(f"{type(exc).__name__}: {exc}")
-    if missing:
-        raise connector_error("kafka_sink", "Kafka", kafka_package(df.sparkSession))
-    if failure is not None:
-        raise KamlibError(f"kafka_sink(): could not start the Kafka sink: {failure}")
-    return query
