@@ -77,6 +77,30 @@ def test_errors_are_readable_and_outputs_partition_input(spark: Any) -> None:
     assert got[8].event_id == "e9"
 
 
+@pytest.mark.connect
+def test_a_record_is_exactly_one_json_object(spark: Any) -> None:
+    one = json.dumps(_order())
+    lines = [
+        one + " trailing",
+        one + one,
+        one + "\n" + one,
+        one + ", " + one,
+        one + "}",
+        one[:-1] + ', "amount": 99}',
+        one[:-1] + ', "amount": "x"}',
+        "  " + one + " \r\n",
+        "{}",
+    ]
+    valid, quarantine = decode_json(_records(spark, lines), ORDER_EVENT)
+    several = "not exactly one JSON object (trailing data or several objects)"
+    errors = {r.offset: r.error for r in quarantine.collect()}
+    assert {k: v for k, v in errors.items() if k < 5} == dict.fromkeys(range(5), several)
+    assert errors[5] == "duplicate key 'amount'"
+    assert "duplicate key 'amount'" in errors[6]
+    assert errors[8].startswith("missing required field")
+    assert [r.offset for r in valid.collect()] == [7]
+
+
 def test_survey_score_range_and_integer_type(spark: Any) -> None:
     head = {"event_id": "s", "account_id": "a", "event_time": "2024-05-01T10:00:00"}
     lines = [
@@ -173,6 +197,9 @@ def order_lines(draw: st.DrawFn) -> str:
                 "garbage",
                 "array",
                 "nan",
+                "trailing",
+                "two",
+                "dupkey",
             ]
         )
     )
@@ -194,6 +221,12 @@ def order_lines(draw: st.DrawFn) -> str:
         text = draw(st.sampled_from(["", "hello", "{", "}", '{"a":', "null", "42"]))
     elif kind == "array":
         text = json.dumps([obj])
+    elif kind == "trailing":
+        text += draw(st.sampled_from([" x", "}", "]", ",1", "\n{}", " null"]))
+    elif kind == "two":
+        text += draw(st.sampled_from(["", " ", "\n", ","])) + json.dumps(obj)
+    elif kind == "dupkey":
+        text = text[:-1] + ", " + json.dumps({field: obj.get(field, 1)})[1:]
     return text
 
 
@@ -212,6 +245,10 @@ def test_property_every_line_in_exactly_one_output(spark: Any, lines: list[str])
             assert got_bad[i], line
             if error == "invalid JSON":
                 assert got_bad[i] == "invalid JSON", line
+            elif error == "not one object":
+                assert got_bad[i].startswith("not exactly one JSON object"), line
+            elif error == "duplicate":
+                assert "duplicate key" in got_bad[i], line
             elif error == "missing":
                 assert got_bad[i].startswith("missing required field"), line
         else:

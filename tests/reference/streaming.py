@@ -26,17 +26,33 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
 
 
+_DUPLICATE = "\x00duplicate"
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        out[_DUPLICATE] = True
+    return out
+
+
 def decode_order(line: str) -> tuple[dict[str, Any] | None, str | None]:
     """(typed order, None) for a valid ORDER_EVENT line, else (None, first error class).
 
-    Error classes: ``invalid JSON``, ``missing``, ``wrong type``, ``non-finite``.
+    Error classes: ``invalid JSON``, ``not one object`` (trailing data after the first value),
+    ``duplicate`` (a top-level key twice), ``missing``, ``wrong type``, ``non-finite``.
     """
     try:
-        obj = json.loads(line)
-    except ValueError:
+        obj = json.loads(line, object_pairs_hook=_pairs)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            first = json.JSONDecoder().raw_decode(line.lstrip())[0]
+            return None, "not one object" if isinstance(first, dict) else "invalid JSON"
         return None, "invalid JSON"
     if not isinstance(obj, dict):
         return None, "invalid JSON"
+    if obj.pop(_DUPLICATE, False):
+        return None, "duplicate"
     for name in ORDER_REQUIRED:
         if obj.get(name) is None:
             return None, "missing"

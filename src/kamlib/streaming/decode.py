@@ -31,6 +31,36 @@ DEFAULT_RANGES: dict[str, tuple[float, float]] = {"score": (0, 10)}
 _ERROR_COL = "error"
 _CORRUPT = "_kamlib_corrupt"
 _RAW_COL = "raw"
+#: Key appended by :func:`_sealed_keys`; NUL cannot start a key of a real event.
+_END_KEY = "\x00kamlib_end"
+_TRAILING = "not exactly one JSON object (trailing data or several objects)"
+
+
+def _sealed_keys(raw: Column) -> Column:
+    """Top-level keys of ``raw`` followed by ``_END_KEY``, or not, when ``raw`` is not ONE object.
+
+    The closing brace of the (whitespace-trimmed) text is replaced by ``,"<end>":0}`` and the
+    keys are read with ``json_object_keys``, which, like every Spark JSON reader, stops after
+    the first complete value. When the text is exactly one object the end key is its last
+    key; when something follows the first object (``{..} x``, ``{..}{..}``, ``{..},{..}``,
+    ``{..}}``) the first object closes before the end key, or the text is not JSON at all.
+    The list also shows duplicate keys, which ``from_json`` silently resolves. The sentinel
+    could be forged only by text written to contain it; such a record still passes the
+    schema checks on its first object.
+    """
+    from pyspark.sql import functions as F
+
+    text = F.btrim(raw, F.lit(" \t\r\n"))
+    n = F.length(text)
+    inner = F.substring(text, F.lit(2), F.greatest(n - 2, F.lit(0)))
+    end = F.lit(',"\\u0000kamlib_end":0}')
+    sealed = F.when(
+        text.startswith("{") & text.endswith("}"),
+        F.when(F.btrim(inner, F.lit(" \t\r\n")) == "", F.lit('{"\\u0000kamlib_end":0}')).otherwise(
+            F.concat(F.lit("{"), inner, end)
+        ),
+    )
+    return F.json_object_keys(sealed)
 
 
 class Decoded(NamedTuple):
@@ -114,17 +144,13 @@ def decode_columns(
     corrupt = s.getField(_CORRUPT)
     # Set (partial results) when some field could not be converted to its type.
     type_error = corrupt.isNotNull()
-    # The key scan (``json_object_keys``: null unless the value is a JSON object) is only
-    # needed to tell "absent" from "wrong type" and to recognise invalid JSON, i.e. for
-    # records that are rejected anyway: when ``from_json`` parsed every field cleanly and
-    # all required fields are set, the value was a JSON object (anything else sets the
-    # corrupt-record column or gives a null struct). ``CASE WHEN`` evaluates it lazily.
-    required = [f.name for f in schema.fields if not f.nullable]
-    suspect = s.isNull() | type_error
-    for name in required:
-        suspect = suspect | s.getField(name).isNull()
-    keys = F.when(suspect, F.json_object_keys(raw))
-
+    # Every record's top-level keys, sealed with an end marker: tells one object from
+    # trailing data, shows duplicate keys, and "absent" from "wrong type" (a light token
+    # scan beside the typed parse; about half its cost, measured on 2M order events).
+    keys = _sealed_keys(raw)
+    # One object, nothing after it, no key twice (see _sealed_keys).
+    one_object = F.element_at(keys, -1) == F.lit(_END_KEY)
+    duplicate = F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
     problems: list[Column] = []
     for field in schema.fields:
         typed = s.getField(field.name)
@@ -156,9 +182,18 @@ def decode_columns(
                     ),
                 )
             )
+    problems.append(
+        F.when(
+            one_object & (F.size(duplicate) > 0),
+            F.concat(F.lit("duplicate key '"), F.element_at(duplicate, 1), F.lit("'")),
+        )
+    )
     joined = F.concat_ws("; ", *problems)
-    error = F.when(suspect & keys.isNull(), F.lit("invalid JSON")).otherwise(
-        F.nullif(joined, F.lit(""))
+    not_json = keys.isNull() & (s.isNull() | type_error)
+    error = (
+        F.when(not_json, F.lit("invalid JSON"))
+        .when(~F.coalesce(one_object, F.lit(False)), F.lit(_TRAILING))
+        .otherwise(F.nullif(joined, F.lit("")))
     )
     # The parse result comes out of a one-element ``explode`` (a Generate node, compiled
     # with whole-stage code generation): filters on it (e.g. ``error IS NULL`` for
@@ -218,6 +253,11 @@ def decode_json(
     finite. Everything else goes to ``quarantine`` with a readable ``error``:
 
     * ``invalid JSON`` (not parseable, not an object, or an empty / null value),
+    * ``not exactly one JSON object (trailing data or several objects)`` (``{...} x``,
+      ``{...}{...}``, two objects on one line: Spark's readers would take the first and drop
+      the rest),
+    * ``duplicate key 'amount'`` (the same top-level key twice, which readers resolve
+      differently),
     * ``missing required field 'event_id'`` (absent or JSON ``null``),
     * ``wrong type for 'amount'`` (e.g. a string where a number is expected, a timestamp
       that cannot be parsed, ``7.5`` for an integer),
@@ -225,9 +265,10 @@ def decode_json(
     * ``out of range: score 11 (expected 0..10)``.
 
     Several problems are joined with ``"; "``. Nothing is dropped: ``valid`` and
-    ``quarantine`` partition the input. One projection computes ``json_object_keys`` (null
-    unless the value is a JSON object; which keys are present: a light token scan) and the
-    typed ``from_json`` with a corrupt-record column (set, with Spark's per-field partial
+    ``quarantine`` partition the input. One projection computes the top-level keys of the
+    value sealed with an end marker (``json_object_keys``, a light token scan: it shows
+    whether the value is exactly one object and which keys it has, duplicates included) and
+    the typed ``from_json`` with a corrupt-record column (set, with Spark's per-field partial
     results, when a field could not be converted): a key that is present, typed ``null``
     while the corrupt-record column is set has the wrong type; an absent key or a JSON
     ``null`` is missing. A stream is therefore read and parsed once per micro-batch. (In a
