@@ -109,3 +109,17 @@ def test_render_html_building_blocks(tmp_path):
 def test_demo_cli_rejects_tiny_portfolio(capsys):
     assert main(["demo", "--accounts", "3"]) == 2
     assert "--accounts must be at least 10" in capsys.readouterr().err
+
+
+def test_demo_without_matplotlib_fails_in_one_line_before_spark(monkeypatch, capsys, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert main(["demo", "--accounts", "10", "--output", str(tmp_path / "r")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        "kamlib demo: the report needs matplotlib, which is not installed: "
+        "pip install 'kamlib[plot]'"
+    ]
+    assert "starting local Spark" not in captured.out
+    assert not (tmp_path / "r").exists()

@@ -342,6 +342,16 @@ def test_custom_health_weights_and_bands(data):
         ({"clv_months": 0}, "clv_months= must be a positive int"),
         ({"health_weights": {"bogus": 1.0}}, "health_weights= names columns"),
         ({"top_share": 1.5}, "top_share="),
+        (
+            {"abc_thresholds": (0.9, 0.5)},
+            r"account_scorecard\(\): abc_thresholds= must be increasing",
+        ),
+        ({"health_bands": (70, 40)}, r"account_scorecard\(\): health_bands= must be increasing"),
+        ({"health_bands": "ab"}, "health_bands= must be two numbers"),
+        ({"health_lower_is_better": [""]}, "health_lower_is_better= must be a column name"),
+        ({"health_lower_is_better": 3}, "health_lower_is_better= must be a column name or"),
+        ({"transaction_model": "bgnbd.json"}, "transaction_model= must be a fitted Transaction"),
+        ({"spend_model": object()}, "spend_model= must be a fitted SpendModel"),
     ],
 )
 def test_bad_options_raise_schema_error(spark, kwargs, match):
@@ -388,3 +398,18 @@ def test_small_scorecard_runs(spark):
         assert card.where("health_band is null").count() == 0
     finally:
         card.unpersist()
+
+
+def test_health_lower_is_better_string_is_one_column(data):
+    """A bare string names one column; it is never iterated per character."""
+    from kamlib.clv import BetaGeo, GammaGamma
+
+    bg = BetaGeo()
+    bg._set_fitted({"r": 0.5, "alpha": 20.0, "a": 0.5, "b": 2.0})
+    gg = GammaGamma()
+    gg._set_fitted({"p": 5.0, "q": 4.0, "v": 100.0})
+    options = {"as_of": AS_OF, "transaction_model": bg, "spend_model": gg, "cache": False}
+    as_str = account_scorecard(data[0], health_lower_is_better="recency_days", **options)
+    as_tuple = account_scorecard(data[0], health_lower_is_better=("recency_days",), **options)
+    got = {r.account_id: r.health_score for r in as_str.collect()}
+    assert got == {r.account_id: r.health_score for r in as_tuple.collect()}

@@ -104,6 +104,20 @@ def test_missing_checkpoint_is_bad_input(tmp_path: Path, capsys: Any) -> None:
     assert "checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--watermark", "--trigger-interval"])
+@pytest.mark.parametrize("value", ["bogus", "0 seconds", "-1 day", "1 fortnight"])
+def test_bad_durations_are_one_line_bad_input(
+    tmp_path: Path, capsys: Any, flag: str, value: str
+) -> None:
+    base = ["stream", "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    code = main([*base, "--checkpoint", str(tmp_path / "c"), flag, value])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{flag} must be a positive duration" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_exactly_once_across_stop_and_restart(spark: Any, tmp_path: Path) -> None:
     landing, out, chk = tmp_path / "in", tmp_path / "out", tmp_path / "chk"
     landing.mkdir()

@@ -27,10 +27,14 @@ __all__ = [
     "NPS_PROMOTER_MIN",
     "ColumnKind",
     "any_column_name",
+    "check_bands",
     "check_choice",
     "check_columns",
+    "check_duration",
+    "check_flag",
     "check_fraction",
     "check_group_keys",
+    "check_increasing_pair",
     "check_int",
     "check_name",
     "check_output_collisions",
@@ -288,6 +292,74 @@ def parse_timestamp(func: str, arg: str, value: Any) -> _dt.datetime:
     return parsed
 
 
+_DURATION_UNIT_SECONDS = {
+    "week": 7 * 86400,
+    "day": 86400,
+    "hour": 3600,
+    "minute": 60,
+    "second": 1,
+}
+_DURATION_UNIT_ALIASES = {
+    "weeks": "week",
+    "days": "day",
+    "hours": "hour",
+    "minutes": "minute",
+    "mins": "minute",
+    "min": "minute",
+    "seconds": "second",
+    "secs": "second",
+    "sec": "second",
+}
+_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
+
+
+def check_duration(func: str, arg: str, value: Any) -> tuple[str, int]:
+    """The one duration check: ``"1 day"``, ``"2 hours 30 minutes"`` or a ``timedelta``.
+
+    Returns the normalised Spark interval string and the duration in whole seconds (> 0).
+    """
+    if isinstance(value, _dt.timedelta):
+        seconds = value.total_seconds()
+        if seconds <= 0 or seconds != int(seconds):
+            raise SchemaError(
+                f"{func}(): {arg}= must be a positive whole number of seconds, found {value!r}"
+            )
+        return f"{int(seconds)} seconds", int(seconds)
+    if not isinstance(value, str):
+        raise SchemaError(
+            f"{func}(): {arg}= must be a duration such as '1 day' or '30 minutes', "
+            f"found {type(value).__name__}"
+        )
+    text = value.strip().lower()
+    if text.startswith("interval "):
+        text = text[len("interval ") :]
+    total = 0
+    pos = 0
+    parts = 0
+    for match in _DURATION_PART.finditer(text):
+        if text[pos : match.start()].strip():
+            break
+        unit = _DURATION_UNIT_ALIASES.get(match.group(2), match.group(2))
+        if unit not in _DURATION_UNIT_SECONDS:
+            break
+        total += int(match.group(1)) * _DURATION_UNIT_SECONDS[unit]
+        pos = match.end()
+        parts += 1
+    if parts == 0 or text[pos:].strip() or total <= 0:
+        raise SchemaError(
+            f"{func}(): {arg}= must be a positive duration such as '1 day', '30 minutes' or "
+            f"'2 hours 30 minutes' (units: weeks, days, hours, minutes, seconds), found {value!r}"
+        )
+    return f"{total} seconds", total
+
+
+def check_flag(func: str, arg: str, value: Any) -> bool:
+    """The one boolean-option check (``True``/``False``, not truthy values)."""
+    if not isinstance(value, bool):
+        raise SchemaError(f"{func}(): {arg}= must be True or False, found {value!r}")
+    return value
+
+
 def check_int(func: str, arg: str, value: Any, *, low: int = 1, unit: str | None = None) -> int:
     """The one integer-option check: an ``int`` (not ``bool``) ``>= low``; returns it.
 
@@ -300,6 +372,62 @@ def check_int(func: str, arg: str, value: Any, *, low: int = 1, unit: str | None
             expected = f"an integer >= {low}" + (f" ({unit})" if unit else "")
         raise SchemaError(function=func, argument=arg, expected=expected, found=repr(value))
     return value
+
+
+def check_increasing_pair(
+    func: str,
+    arg: str,
+    value: Any,
+    *,
+    low: float,
+    high: float,
+    low_inclusive: bool,
+    meaning: str,
+) -> tuple[float, float]:
+    """The one check for a pair of cut points ``(a, b)``: finite, ``low <(=) a < b <= high``.
+
+    ``meaning`` names the two cut points in the message, e.g. ``"(A, B)"``.
+    """
+    try:
+        items = list(value)
+    except TypeError:
+        items = None
+    if (
+        items is None
+        or isinstance(value, (str, bytes))
+        or len(items) != 2
+        or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            for v in items
+        )
+    ):
+        found = repr(items) if items is not None else type(value).__name__
+        raise SchemaError(
+            function=func, argument=arg, expected=f"two numbers {meaning}", found=found
+        )
+    a, b = float(items[0]), float(items[1])
+    if not ((low <= a if low_inclusive else low < a) and a < b <= high):
+        sign = "<=" if low_inclusive else "<"
+        raise SchemaError(
+            function=func,
+            argument=arg,
+            expected=f"increasing, {low:g} {sign} first < second <= {high:g}",
+            found=repr(tuple(items)),
+        )
+    return a, b
+
+
+def check_bands(func: str, arg: str, bands: Any) -> tuple[float, float]:
+    """Health band cut points (red/yellow, yellow/green): ``0 <= low < high <= 100``."""
+    return check_increasing_pair(
+        func,
+        arg,
+        bands,
+        low=0.0,
+        high=100.0,
+        low_inclusive=True,
+        meaning="(red/yellow, yellow/green)",
+    )
 
 
 def check_name(func: str, arg: str, value: Any) -> str:

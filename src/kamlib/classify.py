@@ -26,11 +26,11 @@ from kamlib._validation import (
     any_column_name,
     check_columns,
     check_group_keys,
+    check_increasing_pair,
     check_output_collisions,
     normalize_by,
     require_columns,
 )
-from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -46,26 +46,6 @@ _OUTPUTS = (
     "is_key_account",
     "null_values",
 )
-
-
-def _check_thresholds(func: str, thresholds: Sequence[float]) -> tuple[float, float]:
-    try:
-        items = list(thresholds)
-    except TypeError:
-        raise SchemaError(
-            f"{func}(): abc_thresholds= must be two numbers (A, B), "
-            f"found {type(thresholds).__name__}"
-        ) from None
-    if len(items) != 2 or any(
-        isinstance(t, bool) or not isinstance(t, (int, float)) for t in items
-    ):
-        raise SchemaError(f"{func}(): abc_thresholds= must be two numbers (A, B), found {items!r}")
-    a, b = float(items[0]), float(items[1])
-    if not (0.0 < a < b <= 1.0):
-        raise SchemaError(
-            f"{func}(): abc_thresholds= must satisfy 0 < A < B <= 1, found {tuple(items)!r}"
-        )
-    return a, b
 
 
 def _classified(
@@ -205,7 +185,15 @@ def classify_accounts(
         func, {**dict.fromkeys(groups, "by"), account_col: "account_col"}, _OUTPUTS
     )
     share = check_top_share(func, top_share)
-    thresholds = _check_thresholds(func, abc_thresholds)
+    thresholds = check_increasing_pair(
+        func,
+        "abc_thresholds",
+        abc_thresholds,
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+        meaning="(A, B) of the cumulative value share",
+    )
     classified = _classified(
         df,
         account_col=account_col,

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from kamlib.errors import KamlibError
+
 __all__ = ["DEFAULT_ACCOUNTS", "DemoResult", "add_parser", "run_demo"]
 
 #: Default portfolio size: about a minute end to end on a 2-core machine.
@@ -123,6 +125,15 @@ def _format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line, rule, *body])
 
 
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise KamlibError(
+            "the report needs matplotlib, which is not installed: pip install 'kamlib[plot]'"
+        ) from None
+
+
 def run_demo(
     *,
     n_accounts: int = DEFAULT_ACCOUNTS,
@@ -159,6 +170,7 @@ def run_demo(
     from kamlib.scorecard import account_scorecard
     from kamlib.testing import local_spark_session
 
+    _require_matplotlib()  # the report's charts; checked before any Spark work
     out = stream or sys.stdout
     # Score at the first day after the data window: every month and year is complete.
     as_of: _dt.date = PORTFOLIO_END

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from kamlib._scoring import clean_numeric, validate_weights, weighted_percent_rank_score
-from kamlib._validation import check_choice, check_columns, normalize_by
+from kamlib._validation import check_bands, check_choice, check_columns, normalize_by
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -120,29 +120,6 @@ def _critical_condition(
     return condition
 
 
-def _check_bands(func: str, bands: Sequence[float]) -> tuple[float, float]:
-    try:
-        items = list(bands)
-    except TypeError:
-        raise SchemaError(
-            f"{func}(): bands= must be two numbers (red/yellow, yellow/green), "
-            f"found {type(bands).__name__}"
-        ) from None
-    if len(items) != 2 or any(
-        isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b)
-        for b in items
-    ):
-        raise SchemaError(
-            f"{func}(): bands= must be two numbers (red/yellow, yellow/green), found {items!r}"
-        )
-    low, high = float(items[0]), float(items[1])
-    if not (0.0 <= low < high <= 100.0):
-        raise SchemaError(
-            f"{func}(): bands= must satisfy 0 <= low < high <= 100, found {tuple(items)!r}"
-        )
-    return low, high
-
-
 def health_score(
     df: DataFrame,
     *,
@@ -242,7 +219,7 @@ def health_score(
     groups = normalize_by(func, by)
     check_columns(df, func, dict.fromkeys(groups, "any"), args=dict.fromkeys(groups, "by"))
     clean, lower = validate_weights(df, func, "weights", weights, lower_is_better)
-    low, high = _check_bands(func, bands)
+    low, high = check_bands(func, "bands", bands)
     pairs: dict[str, tuple[float, float]] = {}
     if method == "thresholds":
         pairs = _check_thresholds(func, thresholds, clean, lower)

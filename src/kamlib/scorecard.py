@@ -15,12 +15,17 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kamlib._validation import (
+    check_bands,
     check_choice,
     check_fraction,
+    check_increasing_pair,
+    check_int,
+    check_name,
     check_positive,
     parse_timestamp,
     require_columns,
 )
+from kamlib.clv._base import SpendModel, TransactionModel, check_model
 from kamlib.clv.summary import Freq
 from kamlib.errors import SchemaError
 
@@ -85,26 +90,28 @@ def _type_of(df: DataFrame, column: str) -> str:
 
 
 def _check_windows(func: str, windows: Sequence[int]) -> tuple[int, ...]:
-    try:
-        items = list(windows)
-    except TypeError:
+    if isinstance(windows, (str, bytes)) or not isinstance(windows, Sequence) or not windows:
         raise SchemaError(
-            f"{func}(): churn_windows= must be a sequence of positive ints (days), "
-            f"found {type(windows).__name__}"
-        ) from None
-    for w in items:
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise SchemaError(
-                f"{func}(): churn_windows= must be a sequence of positive ints (days), "
-                f"found {items!r}"
-            )
-    return tuple(items)
+            function=func,
+            argument="churn_windows",
+            expected="a non-empty sequence of positive ints (days)",
+            found=repr(windows),
+        )
+    return tuple(check_int(func, "churn_windows", w, unit="days") for w in windows)
 
 
-def _check_int(func: str, arg: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SchemaError(f"{func}(): {arg}= must be a positive int, found {value!r}")
-    return value
+def _check_names(func: str, arg: str, names: str | Sequence[str]) -> tuple[str, ...]:
+    """A column name or a sequence of them (a ``str`` is ONE name, never its characters)."""
+    if isinstance(names, str):
+        return (check_name(func, arg, names),)
+    if not isinstance(names, Sequence):
+        raise SchemaError(
+            function=func,
+            argument=arg,
+            expected="a column name or a sequence of column names",
+            found=type(names).__name__,
+        )
+    return tuple(check_name(func, arg, n) for n in names)
 
 
 def _check_weights(func: str, weights: Mapping[str, float]) -> dict[str, float]:
@@ -148,14 +155,14 @@ def account_scorecard(
     top_share: float = 0.2,
     abc_thresholds: Sequence[float] = (0.8, 0.95),
     health_weights: Mapping[str, float] | None = None,
-    health_lower_is_better: Sequence[str] = ("recency_days",),
+    health_lower_is_better: str | Sequence[str] = ("recency_days",),
     health_bands: tuple[float, float] = (40.0, 70.0),
     clv_months: int = 12,
     discount_rate: float = 0.01,
     freq: Freq = "D",
     penalizer: float = 0.0,
-    transaction_model: Any = None,
-    spend_model: Any = None,
+    transaction_model: TransactionModel | None = None,
+    spend_model: SpendModel | None = None,
     churn_model: ChurnModel | None = None,
     cache: bool = True,
 ) -> DataFrame:
@@ -227,8 +234,9 @@ def account_scorecard(
         Key-account share and ABC thresholds of :func:`kamlib.classify.classify_accounts`.
     health_weights : Mapping[str, float], optional
         Scorecard column -> weight for the health score (see above for the default).
-    health_lower_is_better : sequence of str
-        Weighted columns where lower values are healthier (default ``recency_days``).
+    health_lower_is_better : str or sequence of str
+        Weighted columns where lower values are healthier (default ``recency_days``); a
+        string is one column name.
     health_bands : (float, float)
         Red/yellow and yellow/green cut points of the health band.
     clv_months, discount_rate, freq, penalizer
@@ -283,14 +291,29 @@ def account_scorecard(
     # ---- validation: schema and options only, no Spark job ---------------------------------
     as_of_ts = parse_timestamp(func, "as_of", as_of)
     check_choice(func, "freq", freq, Freq)
-    window = _check_int(func, "revenue_window_days", revenue_window_days)
+    window = check_int(func, "revenue_window_days", revenue_window_days, unit="days")
     windows = _check_windows(func, churn_windows)
-    months = _check_int(func, "clv_months", clv_months)
+    months = check_int(func, "clv_months", clv_months, unit="months")
     check_positive(func, "discount_rate", discount_rate, allow_zero=True)
     check_positive(func, "penalizer", penalizer, allow_zero=True)
     check_fraction(func, "top_share", top_share)
     if survey_window_days is not None:
-        _check_int(func, "survey_window_days", survey_window_days)
+        check_int(func, "survey_window_days", survey_window_days, unit="days")
+    abc = check_increasing_pair(
+        func,
+        "abc_thresholds",
+        abc_thresholds,
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+        meaning="(A, B) of the cumulative value share",
+    )
+    bands = check_bands(func, "health_bands", health_bands)
+    lower_is_better = _check_names(func, "health_lower_is_better", health_lower_is_better)
+    if transaction_model is not None:
+        check_model(func, "transaction_model", transaction_model, TransactionModel)
+    if spend_model is not None:
+        check_model(func, "spend_model", spend_model, SpendModel)
     require_columns(
         transactions,
         func,
@@ -329,9 +352,6 @@ def account_scorecard(
     weights = _check_weights(
         func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
     )
-    bands = tuple(health_bands)
-    if len(bands) != 2:
-        raise SchemaError(f"{func}(): health_bands= must be two numbers, found {health_bands!r}")
 
     # ---- the filtered transactions, read once ----------------------------------------------
     cutoff = _as_of_literal(as_of_ts)
@@ -357,7 +377,7 @@ def account_scorecard(
         account_col=account_col,
         value_col="revenue",
         top_share=top_share,
-        abc_thresholds=abc_thresholds,
+        abc_thresholds=abc,
     ).select(
         account_col, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
     )
@@ -439,8 +459,8 @@ def account_scorecard(
     card = health_score(
         card,
         weights=used,
-        lower_is_better=tuple(c for c in health_lower_is_better if c in used),
-        bands=(float(bands[0]), float(bands[1])),
+        lower_is_better=tuple(c for c in lower_is_better if c in used),
+        bands=bands,
     )
     ordered = [account_col] + [c for c in SCORECARD_COLUMNS if c in card.columns]
     rest = [c for c in card.columns if c not in ordered]
@@ -494,8 +514,8 @@ def _clv_frame(
     months: int,
     discount_rate: float,
     penalizer: float,
-    transaction_model: Any,
-    spend_model: Any,
+    transaction_model: TransactionModel | None,
+    spend_model: SpendModel | None,
 ) -> DataFrame:
     """RFM summary at ``as_of`` scored with BG/NBD + Gamma-Gamma (fitted unless given)."""
     from pyspark.sql import functions as F

@@ -8,7 +8,13 @@ score DataFrames on the executors, so no per-account data passes through the dri
 
 from __future__ import annotations
 
-from kamlib.clv._base import FittedModel, load_model, model_from_json
+from kamlib.clv._base import (
+    FittedModel,
+    SpendModel,
+    TransactionModel,
+    load_model,
+    model_from_json,
+)
 from kamlib.clv.contractual import ShiftedBetaGeo
 from kamlib.clv.diagnostics import (
     calibration_holdout_purchases,
@@ -28,6 +34,8 @@ __all__ = [
     "ModifiedBetaGeo",
     "ParetoNBD",
     "ShiftedBetaGeo",
+    "SpendModel",
+    "TransactionModel",
     "calibration_holdout",
     "calibration_holdout_purchases",
     "customer_lifetime_value",

@@ -19,12 +19,25 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from kamlib._version import __version__
-from kamlib.errors import KamlibError, ModelFormatError, NotFittedError
+from kamlib.errors import KamlibError, ModelFormatError, NotFittedError, SchemaError
 
-__all__ = ["FORMAT_VERSION", "FittedModel", "load_model", "model_from_json"]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+    from pyspark.sql import DataFrame
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FittedModel",
+    "SpendModel",
+    "TransactionModel",
+    "check_model",
+    "load_model",
+    "model_from_json",
+]
 
 FORMAT_VERSION = 1
 #: Largest model document :func:`model_from_json` reads (characters).
@@ -294,3 +307,94 @@ def model_from_json(text: str) -> FittedModel:
 def load_model(path: str | os.PathLike[str]) -> FittedModel:
     """Load any kamlib model saved with ``model.save(path)``."""
     return model_from_json(_read(path))
+
+
+@runtime_checkable
+class TransactionModel(Protocol):
+    """A fitted continuous-time transaction model: what CLV and the scorecard call.
+
+    :class:`~kamlib.clv.BetaGeo`, :class:`~kamlib.clv.ModifiedBetaGeo` and
+    :class:`~kamlib.clv.ParetoNBD` satisfy it; so can a user's own model.
+    """
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Fitted parameters by name."""
+        ...
+
+    def conditional_expected_purchases_np(
+        self, t: Any, frequency: Any, recency: Any, T: Any
+    ) -> NDArray[np.float64]:
+        """Expected purchases in ``(T, T + t]`` given the history (numpy)."""
+        ...
+
+    def probability_alive_np(self, frequency: Any, recency: Any, T: Any) -> NDArray[np.float64]:
+        """P(alive at T | history) (numpy)."""
+        ...
+
+    def expected_purchases(
+        self,
+        df: DataFrame,
+        t: float,
+        *,
+        frequency_col: str = ...,
+        recency_col: str = ...,
+        T_col: str = ...,
+        output_col: str = ...,
+    ) -> DataFrame:
+        """Add the conditional expected purchases in the next ``t`` units."""
+        ...
+
+    def probability_alive(
+        self,
+        df: DataFrame,
+        *,
+        frequency_col: str = ...,
+        recency_col: str = ...,
+        T_col: str = ...,
+        output_col: str = ...,
+    ) -> DataFrame:
+        """Add P(alive)."""
+        ...
+
+
+@runtime_checkable
+class SpendModel(Protocol):
+    """A fitted spend model (:class:`~kamlib.clv.GammaGamma`): what CLV and the scorecard call."""
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Fitted parameters by name."""
+        ...
+
+    def expected_spend_np(self, frequency: Any, monetary_value: Any) -> NDArray[np.float64]:
+        """Conditional expected spend per transaction (numpy)."""
+        ...
+
+    def expected_spend(
+        self,
+        df: DataFrame,
+        *,
+        frequency_col: str = ...,
+        monetary_value_col: str = ...,
+        recency_col: str = ...,
+        T_col: str = ...,
+        output_col: str = ...,
+    ) -> DataFrame:
+        """Add the conditional expected spend per transaction."""
+        ...
+
+
+def check_model(func: str, arg: str, model: object, protocol: type[Any]) -> None:
+    """Raise :class:`SchemaError` unless ``model`` has the methods of the ``protocol``.
+
+    Catches a model passed as a string, a path or an unrelated object before any Spark job
+    (load a saved model with :func:`kamlib.clv.load_model` first).
+    """
+    if not isinstance(model, protocol):
+        raise SchemaError(
+            function=func,
+            argument=arg,
+            expected=f"a fitted {protocol.__name__} (load saved models with load_model())",
+            found=type(model).__name__,
+        )

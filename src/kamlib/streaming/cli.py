@@ -208,6 +208,7 @@ def run_stream(
     Uses ``spark`` if given, else the active session (spark-submit, ``SPARK_REMOTE``) or a
     new local one (stopped at the end).
     """
+    from kamlib._validation import check_duration
     from kamlib.errors import SchemaError
     from kamlib.streaming.runner import run_order_stream
     from kamlib.streaming.sinks import require_checkpoint
@@ -220,6 +221,14 @@ def run_stream(
         raise SchemaError(
             f"{func}: --starting-offsets must be 'earliest' or 'latest', found {starting_offsets!r}"
         )
+    for flag, duration in (("--watermark", watermark), ("--trigger-interval", trigger_interval)):
+        try:
+            check_duration(func, flag, duration)
+        except SchemaError:
+            raise SchemaError(
+                f"{func}: {flag} must be a positive duration such as '1 day' or '30 minutes' "
+                f"(units: weeks, days, hours, minutes, seconds), found {duration!r}"
+            ) from None
     paths = [("--output", output)] + ([("--input", input)] if source == "files" else [])
     for name, value in paths:
         if not value:

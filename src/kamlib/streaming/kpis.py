@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kamlib._validation import normalize_by, require_columns
+from kamlib._validation import (
+    check_duration,
+    check_flag,
+    check_name,
+    normalize_by,
+    require_columns,
+)
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -43,78 +48,6 @@ __all__ = [
     "streaming_nps",
     "windowed_revenue",
 ]
-
-_UNIT_SECONDS = {
-    "week": 7 * 86400,
-    "day": 86400,
-    "hour": 3600,
-    "minute": 60,
-    "second": 1,
-}
-_UNIT_ALIASES = {
-    "weeks": "week",
-    "days": "day",
-    "hours": "hour",
-    "minutes": "minute",
-    "mins": "minute",
-    "min": "minute",
-    "seconds": "second",
-    "secs": "second",
-    "sec": "second",
-}
-_PART = re.compile(r"(\d+)\s*([a-z]+)")
-
-
-def _duration(func: str, arg: str, value: Any) -> tuple[str, int]:
-    """Validate a duration given as ``"1 day"``, ``"2 hours 30 minutes"`` or a ``timedelta``.
-
-    Returns the normalised Spark interval string and the duration in whole seconds (> 0).
-    """
-    if isinstance(value, _dt.timedelta):
-        seconds = value.total_seconds()
-        if seconds <= 0 or seconds != int(seconds):
-            raise SchemaError(
-                f"{func}(): {arg}= must be a positive whole number of seconds, found {value!r}"
-            )
-        return f"{int(seconds)} seconds", int(seconds)
-    if not isinstance(value, str):
-        raise SchemaError(
-            f"{func}(): {arg}= must be a duration such as '1 day' or '30 minutes', "
-            f"found {type(value).__name__}"
-        )
-    text = value.strip().lower()
-    if text.startswith("interval "):
-        text = text[len("interval ") :]
-    total = 0
-    pos = 0
-    parts = 0
-    for match in _PART.finditer(text):
-        if text[pos : match.start()].strip():
-            break
-        unit = _UNIT_ALIASES.get(match.group(2), match.group(2))
-        if unit not in _UNIT_SECONDS:
-            break
-        total += int(match.group(1)) * _UNIT_SECONDS[unit]
-        pos = match.end()
-        parts += 1
-    if parts == 0 or text[pos:].strip() or total <= 0:
-        raise SchemaError(
-            f"{func}(): {arg}= must be a positive duration such as '1 day', '30 minutes' or "
-            f"'2 hours 30 minutes' (units: weeks, days, hours, minutes, seconds), found {value!r}"
-        )
-    return f"{total} seconds", total
-
-
-def _check_flag(func: str, arg: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SchemaError(f"{func}(): {arg}= must be True or False, found {value!r}")
-    return value
-
-
-def _check_name(func: str, arg: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise SchemaError(f"{func}(): {arg}= must be a non-empty column name, found {value!r}")
-    return value
 
 
 def _check_by(func: str, by: list[str], reserved: Sequence[str]) -> None:
@@ -168,7 +101,7 @@ def deduplicate_events(
     1
     """
     func = "deduplicate_events"
-    delay, _ = _duration(func, "watermark", watermark)
+    delay, _ = check_duration(func, "watermark", watermark)
     require_columns(df, func, event_id_col=(event_id_col, "any"))
     require_columns(df, func, time_col=(time_col, "timestamp"))
     return _dedupe(df, event_id_col, time_col, delay)
@@ -261,9 +194,9 @@ def windowed_revenue(
     from pyspark.sql import functions as F
 
     func = "windowed_revenue"
-    length, _ = _duration(func, "window", window)
-    delay, _ = _duration(func, "watermark", watermark)
-    _check_flag(func, "dedupe", dedupe)
+    length, _ = check_duration(func, "window", window)
+    delay, _ = check_duration(func, "watermark", watermark)
+    check_flag(func, "dedupe", dedupe)
     groups = normalize_by(func, by)
     _check_by(func, groups, [account_col, "window_start", "window_end", "revenue", "orders"])
     require_columns(df, func, account_col=(account_col, "any"), amount_col=(amount_col, "numeric"))
@@ -357,9 +290,9 @@ def streaming_nps(
     from pyspark.sql import types as T
 
     func = "streaming_nps"
-    length, _ = _duration(func, "window", window)
-    delay, _ = _duration(func, "watermark", watermark)
-    _check_flag(func, "dedupe", dedupe)
+    length, _ = check_duration(func, "window", window)
+    delay, _ = check_duration(func, "watermark", watermark)
+    check_flag(func, "dedupe", dedupe)
     groups = normalize_by(func, by)
     outputs = ["window_start", "window_end", "n", "invalid", "promoters", "passives"]
     _check_by(func, groups, [*outputs, "detractors", "nps"])
@@ -504,7 +437,7 @@ def flag_late(
     from kamlib._validation import parse_timestamp
 
     func = "flag_late"
-    _check_name(func, "flag_col", flag_col)
+    check_name(func, "flag_col", flag_col)
     require_columns(df, func, time_col=(time_col, "timestamp"))
     if watermark_time is None:
         return df.withColumn(flag_col, F.lit(False))

@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING
 
-from kamlib._validation import require_columns
+from kamlib._validation import check_duration, check_flag, require_columns
 from kamlib.errors import SchemaError
-from kamlib.streaming.kpis import _check_flag, _dedupe, _duration
+from kamlib.streaming.kpis import _dedupe
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -86,9 +86,9 @@ def sessionize(
     from pyspark.sql import functions as F
 
     func = "sessionize"
-    gap_text, _ = _duration(func, "gap", gap)
-    delay, _ = _duration(func, "watermark", watermark)
-    _check_flag(func, "dedupe", dedupe)
+    gap_text, _ = check_duration(func, "gap", gap)
+    delay, _ = check_duration(func, "watermark", watermark)
+    check_flag(func, "dedupe", dedupe)
     require_columns(df, func, account_col=(account_col, "any"), user_col=(user_col, "any"))
     require_columns(df, func, time_col=(time_col, "timestamp"))
     if account_col == user_col:
@@ -173,7 +173,7 @@ def session_engagement(
     from pyspark.sql import types as T
 
     func = "session_engagement"
-    length, _ = _duration(func, "window", window)
+    length, _ = check_duration(func, "window", window)
     require_columns(
         sessions,
         func,
