@@ -178,6 +178,21 @@ def test_weighted_nps_effective_n_and_zero_weights(spark):
     assert z.margin_of_error is None
 
 
+@pytest.mark.parametrize("scale", [1e-100, 1e150, 1e200, 1e307])
+def test_weighted_nps_is_scale_invariant_for_huge_and_tiny_weights(spark, scale):
+    """NPS, its std error and n_eff depend on the weights only up to a common factor."""
+    weights = [3.0, 1.0, 2.0, 0.5, 4.0]
+    scores = [10, 9, 4, 8, 0]
+    rows = [{"score": s, "weight": w * scale} for s, w in zip(scores, weights, strict=True)]
+    r = nps(to_dataframe(spark, rows, "score int, weight double"), weight_col="weight").first()
+    total = sum(weights)
+    p_p, p_d = (3.0 + 1.0) / total, (2.0 + 4.0) / total
+    n_eff = total**2 / sum(w * w for w in weights)
+    assert r.nps == pytest.approx(100 * (p_p - p_d), rel=1e-12)
+    expected = 100 * math.sqrt((p_p + p_d - (p_p - p_d) ** 2) / n_eff)
+    assert r.std_error == pytest.approx(expected, rel=1e-12)
+
+
 @pytest.mark.connect
 def test_csat_example_and_wilson_against_scipy(spark):
     scipy_stats = pytest.importorskip("scipy.stats")

@@ -94,6 +94,10 @@ def nps_category(df: DataFrame, *, score_col: str = "score") -> DataFrame:
     return df.withColumn("nps_category", category)
 
 
+#: 2**-600: scales weights up to the largest double into a range whose squares sum finitely.
+_TINY = 2.0**-600
+
+
 @any_column_name("nps")
 def nps(
     df: DataFrame,
@@ -115,7 +119,9 @@ def nps(
         \text{std\_error} = 100\sqrt{\operatorname{var}}
 
     with :math:`n_\text{eff} = n` unweighted and :math:`(\sum w)^2 / \sum w^2` (Kish's
-    effective sample size) weighted. ``margin_of_error`` :math:`= z\cdot` ``std_error`` with
+    effective sample size) weighted; both are invariant to a common factor of the weights, and
+    the sums are rescaled where they would overflow, so any finite weights work (up to the
+    largest double). ``margin_of_error`` :math:`= z\cdot` ``std_error`` with
     :math:`z` the two-sided standard normal quantile for ``confidence`` (1.96 for 0.95), and
     ``ci_low``, ``ci_high`` = nps :math:`\mp` margin, clamped to [-100, 100].
 
@@ -219,13 +225,28 @@ def nps(
             F.sum(F.when(valid, weight * weight)).alias("_sw2"),
             F.sum(F.when(promoter, weight).otherwise(0.0)).alias("_swp"),
             F.sum(F.when(detractor, weight).otherwise(0.0)).alias("_swd"),
+            # The same sums of weights scaled by 2**-600, read only when a plain sum
+            # overflowed (weights beyond ~1e154): then the weights too small to survive the
+            # scaling are negligible beside the large ones.
+            F.sum(F.when(valid, weight * _TINY)).alias("_sws"),
+            F.sum(F.when(valid, (weight * _TINY) * (weight * _TINY))).alias("_sw2s"),
+            F.sum(F.when(promoter, weight * _TINY).otherwise(0.0)).alias("_swps"),
+            F.sum(F.when(detractor, weight * _TINY).otherwise(0.0)).alias("_swds"),
         )
     p_p = F.try_divide(F.col("_swp"), F.col("_sw"))
     p_d = F.try_divide(F.col("_swd"), F.col("_sw"))
     if weight_col is None:
         n_eff = F.col("n").cast("double")
     else:
-        n_eff = F.try_divide(F.col("_sw") * F.col("_sw"), F.col("_sw2"))
+        inf = F.lit(math.inf)
+        overflow = (F.col("_sw") == inf) | (F.col("_sw2") == inf)
+        p_p = F.when(overflow, F.try_divide(F.col("_swps"), F.col("_sws"))).otherwise(p_p)
+        p_d = F.when(overflow, F.try_divide(F.col("_swds"), F.col("_sws"))).otherwise(p_d)
+        # (sum w)^2 / sum w^2 as (sum w / sqrt(sum w^2))^2: no intermediate overflow.
+        root = F.when(overflow, F.try_divide(F.col("_sws"), F.sqrt(F.col("_sw2s")))).otherwise(
+            F.try_divide(F.col("_sw"), F.sqrt(F.col("_sw2")))
+        )
+        n_eff = root * root
     trinomial = clip(p_p + p_d - (p_p - p_d) * (p_p - p_d), low=0.0)
     std_error = F.lit(100.0) * F.sqrt(F.try_divide(trinomial, n_eff))
     score_expr = F.lit(100.0) * (p_p - p_d)
