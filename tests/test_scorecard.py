@@ -413,3 +413,62 @@ def test_health_lower_is_better_string_is_one_column(data):
     as_tuple = account_scorecard(data[0], health_lower_is_better=("recency_days",), **options)
     got = {r.account_id: r.health_score for r in as_str.collect()}
     assert got == {r.account_id: r.health_score for r in as_tuple.collect()}
+
+
+def test_whitespace_headroom_and_top_recommendation(spark):
+    """Reference from the whitespace formula: headroom = sum over the segment's products of
+    max(median buyers' revenue - own revenue, 0), over the trailing revenue window."""
+    import statistics
+
+    from kamlib.clv import BetaGeo, GammaGamma
+
+    as_of = dt.date(2025, 6, 1)
+    old = dt.date(2024, 1, 5)  # outside the 365-day window: ignored by the growth columns
+    rows = []
+    baskets = {
+        "a1": {"crm": 100.0, "erp": 50.0},
+        "a2": {"crm": 300.0},
+        "a3": {"crm": 200.0, "erp": 150.0, "bi": 10.0},
+        "a4": {"erp": 40.0},
+        "b1": {"crm": 10.0, "bi": 70.0},
+        "b2": {"bi": 30.0},
+    }
+    for account, basket in baskets.items():
+        segment = account[0]
+        for i, (product, amount) in enumerate(sorted(basket.items())):
+            rows.append((account, dt.date(2025, 3, 1 + i), amount, product, segment))
+    rows.append(("a2", old, 999.0, "erp", "a"))
+    tx = spark.createDataFrame(
+        rows, "account_id string, order_date date, amount double, product string, seg string"
+    )
+    bg = BetaGeo()
+    bg._set_fitted({"r": 0.5, "alpha": 20.0, "a": 0.5, "b": 2.0})
+    gg = GammaGamma()
+    gg._set_fitted({"p": 5.0, "q": 4.0, "v": 100.0})
+    card = account_scorecard(
+        tx,
+        as_of=as_of,
+        product_col="product",
+        segment_col="seg",
+        transaction_model=bg,
+        spend_model=gg,
+        cache=False,
+    )
+    got = {r.account_id: r.asDict() for r in card.collect()}
+    for segment in ("a", "b"):
+        members = {a: b for a, b in baskets.items() if a[0] == segment}
+        products = {p for b in members.values() for p in b}
+        peer = {p: statistics.median(b[p] for b in members.values() if p in b) for p in products}
+        for account, basket in members.items():
+            expected = sum(max(peer[p] - basket.get(p, 0.0), 0.0) for p in products)
+            assert got[account]["whitespace_headroom"] == pytest.approx(expected), account
+    for account, row in got.items():
+        if row["top_recommendation"] is not None:
+            assert row["top_recommendation"] not in baskets[account]
+            assert 0 < row["top_recommendation_confidence"] <= 1
+    # a4 bought erp only; accounts with erp bought crm 2 times of 3: crm is the best rule
+    assert got["a4"]["top_recommendation"] == "crm"
+    with pytest.raises(SchemaError, match="segment_col="):
+        account_scorecard(tx, as_of=as_of, segment_col="seg")
+    with pytest.raises(SchemaError, match="column 'sku'"):
+        account_scorecard(tx, as_of=as_of, product_col="sku")

@@ -164,6 +164,8 @@ def account_scorecard(
     transaction_model: TransactionModel | None = None,
     spend_model: SpendModel | None = None,
     churn_model: ChurnModel | None = None,
+    product_col: str | None = None,
+    segment_col: str | None = None,
     cache: bool = True,
 ) -> DataFrame:
     r"""Build the account scorecard: one row per account with a transaction before ``as_of``.
@@ -200,6 +202,13 @@ def account_scorecard(
       spend = ``revenue``, i.e. trailing 12-month spend with the default window).
     * With ``targets=``: ``target`` (summed per account) and ``target_attainment`` =
       ``revenue / target`` (null where the target is null or 0).
+    * With ``product_col=``: ``whitespace_headroom`` (the sum over the products sold in the
+      account's segment of :func:`kamlib.growth.whitespace` ``headroom``: peer median revenue
+      minus the account's own, at least 0) and ``top_recommendation`` with
+      ``top_recommendation_confidence`` (the first :func:`kamlib.growth.next_products`
+      recommendation; null where no rule applies), both over the trailing
+      ``revenue_window_days`` window; ``segment_col`` (a column of ``transactions``, e.g. the
+      industry; its first value per account) groups the peers.
     * ``health_score`` and ``health_band`` (:func:`kamlib.health.health_score` over all
       accounts). Default weights :data:`DEFAULT_HEALTH_WEIGHTS`: ``p_alive`` 0.30,
       ``recency_days`` 0.20 (lower is better), ``revenue_trend_90d`` 0.20, ``nps`` 0.15,
@@ -244,6 +253,9 @@ def account_scorecard(
         penalizer of the model fits.
     transaction_model, spend_model : fitted models, optional
         Pre-fitted BG/NBD-like and Gamma-Gamma models to score with instead of fitting.
+    product_col, segment_col : str, optional
+        Product (and peer segment) columns of ``transactions``: add the whitespace headroom
+        and the top next-product recommendation (see above).
     churn_model : kamlib.churn_model.ChurnModel, optional
         A fitted churn classifier (:func:`kamlib.churn_model.fit_churn_model`) whose features
         the scorecard has (the churn features of ``churn_windows``, ``recency_days``, ...):
@@ -321,6 +333,14 @@ def account_scorecard(
         date_col=(date_col, "temporal"),
         value_col=(value_col, "numeric"),
     )
+    growth_cols = [c for c in (product_col, segment_col) if c is not None]
+    if segment_col is not None and product_col is None:
+        raise SchemaError(
+            function=func, argument="segment_col", expected="used with product_col=", found="None"
+        )
+    for arg, name in (("product_col", product_col), ("segment_col", segment_col)):
+        if name is not None:
+            require_columns(transactions, func, **{arg: (name, "any")})
     account_type = _type_of(transactions, account_col)
     inputs: list[tuple[str, DataFrame, dict[str, tuple[str, Any]]]] = []
     if surveys is not None:
@@ -355,7 +375,9 @@ def account_scorecard(
 
     # ---- the filtered transactions, read once ----------------------------------------------
     cutoff = _as_of_literal(as_of_ts)
-    tx = transactions.where(F.col(date_col) < cutoff).select(account_col, date_col, value_col)
+    tx = transactions.where(F.col(date_col) < cutoff).select(
+        account_col, date_col, value_col, *growth_cols
+    )
     if cache:
         tx = tx.persist(StorageLevel.MEMORY_AND_DISK)
 
@@ -403,6 +425,17 @@ def account_scorecard(
         extra.append(
             targets.groupBy(account_col).agg(
                 F.sum(F.col(target_col)).cast("double").alias("target")
+            )
+        )
+    if product_col is not None:
+        since = F.lit((as_of_ts - _dt.timedelta(days=window)).isoformat(sep=" ")).cast("timestamp")
+        extra.append(
+            _growth_frame(
+                tx.where(F.col(date_col) >= since),
+                account_col=account_col,
+                product_col=product_col,
+                value_col=value_col,
+                segment_col=segment_col,
             )
         )
 
@@ -473,6 +506,42 @@ def account_scorecard(
         tx.unpersist()
         log.info("account_scorecard: %d accounts scored at %s", n, as_of_ts.isoformat())
     return card
+
+
+def _growth_frame(
+    tx: DataFrame,
+    *,
+    account_col: str,
+    product_col: str,
+    value_col: str,
+    segment_col: str | None,
+) -> DataFrame:
+    """Whitespace headroom and the top next-product recommendation per account."""
+    from pyspark.sql import functions as F
+
+    from kamlib.growth import next_products, whitespace
+
+    source = tx
+    if segment_col is not None:  # one segment per account: its first value
+        first = tx.groupBy(account_col).agg(F.min(segment_col).alias(segment_col))
+        source = tx.drop(segment_col).join(first, on=account_col, how="left")
+    headroom = (
+        whitespace(
+            source,
+            account_col=account_col,
+            product_col=product_col,
+            value_col=value_col,
+            segment_col=segment_col,
+        )
+        .groupBy(account_col)
+        .agg(F.sum("headroom").alias("whitespace_headroom"))
+    )
+    top = next_products(tx, account_col=account_col, product_col=product_col, k=1).select(
+        account_col,
+        F.col("recommended_product").alias("top_recommendation"),
+        F.col("confidence").alias("top_recommendation_confidence"),
+    )
+    return headroom.join(top, on=account_col, how="left")
 
 
 def _account_nps(
