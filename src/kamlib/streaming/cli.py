@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
         help="stream order events into orders, quarantine and daily revenue (parquet or Delta)",
         description="Read JSON-lines order events from files landed in --input, quarantine "
         "malformed records, de-duplicate by event_id within the watermark and write "
-        "OUTPUT/orders, OUTPUT/quarantine and OUTPUT/revenue_daily as parquet. Restarts from "
+        "OUTPUT/orders, OUTPUT/quarantine and OUTPUT/revenue_daily as parquet or Delta (local "
+        "paths or URIs such as s3a://bucket/path). Restarts from "
         "--checkpoint lose and duplicate nothing.",
     )
     p.add_argument(
