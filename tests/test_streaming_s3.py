@@ -8,7 +8,6 @@ the pure-Python reference of the local tests (``tests.reference.streaming``).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from kamlib.streaming.cli import run_stream
-from kamlib.streaming.runner import StreamReport, run_order_stream
+from kamlib.streaming.runner import run_order_stream
 from tests.reference.streaming import count_lines, simulate_order_stream
 from tests.services.s3 import S3Bucket
 from tests.test_streaming_cli import _first_run_files, _land, _second_run_files
@@ -67,76 +66,6 @@ def test_stream_available_now_to_s3a(spark: Any, s3a: S3Bucket, tmp_path: Path) 
     assert any(k.startswith("kam/out/orders/_spark_metadata/") for k in keys)
     assert any(k.startswith("kam/chk/orders/commits/") for k in keys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # nothing written locally
-
-
-def _run_until_first_commit(spark: Any, s3a: S3Bucket, **kwargs: Any) -> StreamReport:
-    """Run the continuous pipeline in a thread; stop every query once batch 0 committed."""
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["report"] = run_order_stream(spark, handle_signals=False, **kwargs)
-        except BaseException as exc:  # surfaced in the test thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and thread.is_alive():
-            if s3a.keys("crash/chk/orders/commits/0"):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"batch 0 was not committed: {result.get('error')!r}")
-    finally:
-        # Stop mid-run: the queries are interrupted wherever they are (the next batch of
-        # orders, quarantine or revenue_daily may be half written).
-        while thread.is_alive():
-            for query in spark.streams.active:
-                query.stop()
-            thread.join(timeout=2)
-    if "error" in result:
-        raise result["error"]
-    report: StreamReport = result["report"]
-    return report
-
-
-def test_stream_s3a_stop_mid_run_and_restart_exactly_once(
-    spark: Any, s3a: S3Bucket, tmp_path: Path
-) -> None:
-    landing = tmp_path / "in"
-    landing.mkdir()
-    first = _first_run_files()
-    texts = [
-        _land(landing, name, lines, age_seconds=300 - 10 * i)
-        for i, (name, lines) in enumerate(first.items())
-    ]
-    out, chk = s3a.uri("crash/out"), s3a.uri("crash/chk")
-    common = {
-        "input": str(landing),
-        "output": out,
-        "checkpoint": chk,
-        "max_files_per_trigger": 1,
-        "shuffle_partitions": 2,
-    }
-    # Run 1: continuous, one file per micro-batch, stopped as soon as batch 0 committed.
-    _run_until_first_commit(spark, s3a, processing_time="1 second", **common)
-    # More files (duplicates, malformed and late events) land while the pipeline is down.
-    second = _second_run_files(first)
-    texts += [
-        _land(landing, name, lines, age_seconds=100 - 10 * i)
-        for i, (name, lines) in enumerate(second.items())
-    ]
-    # Run 2: restart from the checkpoint on s3a and drain.
-    run_order_stream(spark, available_now=True, **common)
-    counts = _check(spark, out, [*first.values(), *second.values()])
-    ref = simulate_order_stream([*first.values(), *second.values()], delay=DELAY)
-    total = count_lines(texts)
-    assert counts["orders"] + counts["quarantine"] + len(ref["late"]) + ref["duplicates"] == total
-    # Run 3: nothing new, nothing changes.
-    run_order_stream(spark, available_now=True, **common)
-    assert _check(spark, out, [*first.values(), *second.values()]) == counts
 
 
 def _submit_args(s3a: S3Bucket) -> str:
