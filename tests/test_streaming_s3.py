@@ -141,3 +141,31 @@ def test_stream_s3a_sigkill_and_restart_exactly_once(
     assert counts["orders"] + counts["quarantine"] + len(ref["late"]) + ref["duplicates"] == (
         count_lines(texts)
     )
+
+
+def test_stream_format_delta_to_s3a(spark: Any, s3a: S3Bucket, tmp_path: Path) -> None:
+    from kamlib.streaming.sinks import delta_connector_available
+
+    if not delta_connector_available(spark):
+        pytest.skip("the Delta Lake connector is not on this session's classpath")
+    landing = tmp_path / "in"
+    landing.mkdir()
+    files = _first_run_files()
+    for i, (name, lines) in enumerate(files.items()):
+        _land(landing, name, lines, age_seconds=300 - 10 * i)
+    out, chk = s3a.uri("delta/out"), s3a.uri("delta/chk")
+    args = {"input": str(landing), "output": out, "checkpoint": chk, "shuffle_partitions": 2}
+    assert run_stream(**args, available_now=True, format="delta", spark=spark) == 0
+    assert run_stream(**args, available_now=True, format="delta", spark=spark) == 0  # no-op
+    ref = simulate_order_stream(list(files.values()), delay=DELAY)
+    ids = [r.event_id for r in spark.read.format("delta").load(f"{out}/orders").collect()]
+    assert sorted(ids) == sorted(o["event_id"] for o in ref["kept"])
+    assert spark.read.format("delta").load(f"{out}/quarantine").count() == ref["quarantined"]
+    rows = spark.read.format("delta").load(f"{out}/revenue_daily").collect()
+    got = {(r.account_id, r.day): (r.revenue, r.orders) for r in rows}
+    assert len(got) == len(rows)
+    assert sorted(got) == sorted(ref["revenue_daily"])
+    for key, (amount, n) in ref["revenue_daily"].items():
+        assert got[key][0] == pytest.approx(amount)
+        assert got[key][1] == n
+    assert any(k.startswith("delta/out/orders/_delta_log/") for k in s3a.keys("delta/"))
