@@ -7,7 +7,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["kamlib.testing.pytest_plugin", "tests.services.kafka"]
+pytest_plugins = ["kamlib.testing.pytest_plugin", "tests.services.kafka", "tests.services.s3"]
 
 # Spark-backed property tests put many generated cases into one DataFrame; a single example
 # can take seconds, so there is no deadline, and CI derandomizes for reproducible runs.

@@ -143,8 +143,8 @@ def test_exactly_once_across_stop_and_restart(spark: Any, tmp_path: Path) -> Non
             env={**os.environ, "PYSPARK_PYTHON": sys.executable},
         )  # fmt: skip
         try:
-            marker = out / "orders" / "_kamlib_batches" / "batch-000000000000.json"
-            assert _wait_for(marker, timeout=240), log.read_text()[-3000:]
+            committed = chk / "orders" / "commits" / "0"  # Spark's commit log of batch 0
+            assert _wait_for(committed, timeout=240), log.read_text()[-3000:]
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=120)
         finally:

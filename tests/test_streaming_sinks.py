@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from typing import Any
 
@@ -14,6 +13,7 @@ from kamlib.schema import ORDER_EVENT
 from kamlib.streaming import fixture_source, kafka_sink
 from kamlib.streaming.sinks import (
     DELTA_PACKAGE,
+    batch_committed,
     default_app_id,
     delta_batch_writer,
     delta_connector_available,
@@ -21,6 +21,7 @@ from kamlib.streaming.sinks import (
     idempotent_writer,
     parquet_batch_writer,
     parquet_sink,
+    write_batch_files,
 )
 
 deltalake = pytest.importorskip("deltalake")
@@ -149,12 +150,14 @@ def _skip_if_kafka_connector(spark: Any) -> None:
 def test_parquet_batch_writer_and_idempotent_writer(spark: Any, tmp_path: Any) -> None:
     out = str(tmp_path / "pq")
     write = parquet_batch_writer(out)
+    pickle.dumps(write)
     batch = spark.createDataFrame([(1,), (2,)], "x int")
     write(batch, 0)
-    write(batch, 0)  # replay: replaces its own files
+    write(batch, 0)  # replay: dynamic partition overwrite replaces its own partition
     write(spark.createDataFrame([(3,)], "x int"), 1)
-    assert sorted(r.x for r in spark.read.parquet(out).collect()) == [1, 2, 3]
-    assert spark.read.parquet(out).columns == ["x"]  # no partition column appears
+    rows = spark.read.parquet(out).collect()
+    assert sorted((r.x, r.batch_id) for r in rows) == [(1, 0), (2, 0), (3, 1)]
+    assert spark.read.parquet(out).columns == ["x", "batch_id"]  # the batch partition column
 
     calls: list[int] = []
     markers = str(tmp_path / "markers")
@@ -163,7 +166,25 @@ def test_parquet_batch_writer_and_idempotent_writer(spark: Any, tmp_path: Any) -
     wrapped(batch, 5)
     wrapped(batch, 6)
     assert calls == [5, 6]
-    assert sorted(os.listdir(markers)) == ["batch-000000000005.json", "batch-000000000006.json"]
+    # Markers are a parquet dataset written by Spark (any Hadoop file system), one per batch.
+    assert sorted(r.batch_id for r in spark.read.parquet(markers).collect()) == [5, 6]
+    assert batch_committed(spark, markers, 6)
+    assert not batch_committed(spark, markers, 7)
+    assert not batch_committed(spark, str(tmp_path / "no-markers"), 0)
+
+
+def test_write_batch_files_rejects_a_batch_id_column(spark: Any, tmp_path: Any) -> None:
+    df = spark.createDataFrame([(1,)], "batch_id int")
+    with pytest.raises(SchemaError, match="batch_id"):
+        write_batch_files(df, str(tmp_path / "x"), 0)
+
+
+def test_default_app_id_is_stable_and_location_based(tmp_path: Any) -> None:
+    local = str(tmp_path / "chk")
+    assert default_app_id(local) == default_app_id(f"file:{local}")
+    assert default_app_id("s3a://b/chk/") == default_app_id("s3a://b/chk")
+    assert default_app_id("s3a://b/chk") != default_app_id("s3a://b/chk2")
+    assert default_app_id(local).startswith("kamlib-")
 
 
 class _Recorder:

@@ -55,11 +55,13 @@ from kamlib.streaming.sessions import (
     sessionize,
 )
 from kamlib.streaming.sinks import (
+    BATCH_ID_COL,
     DELTA_PACKAGE,
     BatchWriter,
     DeltaEngine,
     OutputMode,
     apply_trigger,
+    batch_committed,
     default_app_id,
     delta_batch_writer,
     delta_connector_available,
@@ -86,6 +88,7 @@ from kamlib.streaming.sources import (
 
 __all__ = [
     "ALERT_COLUMNS",
+    "BATCH_ID_COL",
     "COORDINATES",
     "DEFAULT_RANGES",
     "DELTA_PACKAGE",
@@ -107,6 +110,7 @@ __all__ = [
     "alerts_each_batch",
     "apply_trigger",
     "await_queries",
+    "batch_committed",
     "batch_progress",
     "decode_json",
     "deduplicate_events",

@@ -1,8 +1,10 @@
-"""``kamlib stream``: JSON-lines order files -> orders, quarantine and daily revenue (parquet).
+"""``kamlib stream``: order events -> orders, quarantine and daily revenue (parquet or Delta).
 
 Reads order events (one JSON object per line, :data:`kamlib.schema.ORDER_EVENT`) from files
-dropped into ``--input`` and writes ``OUTPUT/orders``, ``OUTPUT/quarantine`` and
-``OUTPUT/revenue_daily``; see :func:`kamlib.streaming.runner.run_order_stream`. Restarting
+dropped into ``--input`` (or Kafka values) and writes ``OUTPUT/orders``, ``OUTPUT/quarantine``
+and ``OUTPUT/revenue_daily`` (``--format parquet`` or ``delta``; local paths or any Hadoop
+file system URI such as ``s3a://``); see :func:`kamlib.streaming.runner.run_order_stream`.
+Restarting
 with the same ``--checkpoint`` continues where the last run stopped: nothing is lost or
 written twice.
 """
@@ -23,10 +25,11 @@ def add_parser(sub: Any) -> None:
     """Register ``kamlib stream`` on the CLI's sub-parsers."""
     p = sub.add_parser(
         "stream",
-        help="stream JSON-lines order files into orders, quarantine and daily revenue parquet",
+        help="stream order events into orders, quarantine and daily revenue (parquet or Delta)",
         description="Read JSON-lines order events from files landed in --input, quarantine "
         "malformed records, de-duplicate by event_id within the watermark and write "
-        "OUTPUT/orders, OUTPUT/quarantine and OUTPUT/revenue_daily as parquet. Restarts from "
+        "OUTPUT/orders, OUTPUT/quarantine and OUTPUT/revenue_daily as parquet or Delta (local "
+        "paths or URIs such as s3a://bucket/path). Restarts from "
         "--checkpoint lose and duplicate nothing.",
     )
     p.add_argument(
@@ -51,9 +54,20 @@ def add_parser(sub: Any) -> None:
         help="extra Kafka source option, repeatable (e.g. kafka.security.protocol=SASL_SSL); "
         "secret values are redacted in every message",
     )
-    p.add_argument("--output", required=True, help="output directory")
     p.add_argument(
-        "--checkpoint", required=True, help="checkpoint directory (keep it between runs)"
+        "--output", required=True, help="output directory or URI (e.g. s3a://bucket/kam)"
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint directory or URI (keep it between runs)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("parquet", "delta"),
+        default="parquet",
+        help="output format: parquet (default) or Delta tables (the Delta Spark connector, "
+        "else the deltalake package)",
     )
     p.add_argument(
         "--available-now",
@@ -182,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         max_files_per_trigger=args.max_files_per_trigger,
         shuffle_partitions=args.shuffle_partitions,
         master=args.master,
+        format=args.format,
     )
 
 
@@ -202,6 +217,7 @@ def run_stream(
     topic: str | None = None,
     starting_offsets: str = "earliest",
     kafka_options: dict[str, str] | None = None,
+    format: str = "parquet",
 ) -> int:
     """Run the ``kamlib stream`` pipeline and print a summary; return the exit code (0).
 
@@ -217,6 +233,8 @@ def run_stream(
     func = "kamlib stream"
     if source not in ("files", "kafka"):
         raise SchemaError(f"{func}: --source must be 'files' or 'kafka', found {source!r}")
+    if format not in ("parquet", "delta"):
+        raise SchemaError(f"{func}: --format must be 'parquet' or 'delta', found {format!r}")
     if starting_offsets not in ("earliest", "latest"):
         raise SchemaError(
             f"{func}: --starting-offsets must be 'earliest' or 'latest', found {starting_offsets!r}"
@@ -257,6 +275,10 @@ def run_stream(
     own = spark is None
     session = spark if spark is not None else _session(master)
     try:
+        if format == "delta":
+            from kamlib.streaming.runner import delta_writer_for
+
+            delta_writer_for(session, func, "--format delta")  # one-line SchemaError if none
         stream_source = None
         if source == "kafka":
             from kamlib.streaming.sources import kafka_source
@@ -279,6 +301,7 @@ def run_stream(
             processing_time=trigger_interval,
             max_files_per_trigger=max_files_per_trigger,
             shuffle_partitions=shuffle_partitions,
+            format="delta" if format == "delta" else "parquet",
         )
     finally:
         if own and not os.environ.get("PYSPARK_GATEWAY_PORT"):

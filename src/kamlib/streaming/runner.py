@@ -13,24 +13,21 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from kamlib._validation import check_positive
+from kamlib._validation import check_choice, check_positive
 from kamlib.errors import KamlibError, SchemaError
 from kamlib.streaming.decode import COORDINATES, decode_columns
 from kamlib.streaming.sinks import (
-    _local_path,
-    _marker,
-    _write_marker,
+    BatchWriter,
+    _path_missing,
     apply_trigger,
     require_checkpoint,
-    write_batch_files,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +49,6 @@ __all__ = [
 log = logging.getLogger("kamlib.streaming")
 
 _METRICS = "kamlib_decode"
-_MARKERS = "_kamlib_batches"
 
 
 @dataclass(frozen=True)
@@ -170,32 +166,96 @@ def batch_progress(query: StreamingQuery) -> list[BatchProgress]:
     return out
 
 
+StreamFormat = Literal["parquet", "delta"]
+#: Writer of Delta outputs: the Spark connector or the ``deltalake`` package (delta-rs).
+DeltaWriter = Literal["spark", "deltalake"]
+
+
 def _write_decoded_batch(
     batch_df: DataFrame,
     batch_id: int,
     *,
-    valid_path: str,
-    quarantine_path: str,
+    valid_write: BatchWriter,
+    quarantine_write: BatchWriter,
     valid_cols: Sequence[str],
     quarantine_cols: Sequence[str],
-    marker_dir: str | None,
 ) -> None:
     """``foreachBatch`` body: write the valid and quarantined rows of one decoded batch."""
     from pyspark.sql import functions as F
 
-    if marker_dir is not None and os.path.exists(_marker(marker_dir, batch_id)):
-        return  # committed before a restart; Spark is replaying it
     batch_df = batch_df.persist()  # parse once, write twice
     try:
         err = F.col("error")
-        write_batch_files(batch_df.filter(err.isNull()).select(*valid_cols), valid_path, batch_id)
-        write_batch_files(
-            batch_df.filter(err.isNotNull()).select(*quarantine_cols), quarantine_path, batch_id
-        )
+        valid_write(batch_df.filter(err.isNull()).select(*valid_cols), batch_id)
+        quarantine_write(batch_df.filter(err.isNotNull()).select(*quarantine_cols), batch_id)
     finally:
         batch_df.unpersist()
-    if marker_dir is not None:
-        _write_marker(marker_dir, batch_id, {"valid": valid_path, "quarantine": quarantine_path})
+
+
+def _check_event_fields(
+    func: str, schema: StructType, dedupe_key: str | None, event_time: str | None
+) -> None:
+    if (dedupe_key is None) != (event_time is None):
+        raise SchemaError(f"{func}(): give both dedupe_key= and event_time=, or neither")
+    for arg, value in (("dedupe_key", dedupe_key), ("event_time", event_time)):
+        if value is not None and value not in schema.fieldNames():
+            raise SchemaError(
+                f"{func}(): {arg}={value!r} is not a schema field; fields: {schema.fieldNames()}"
+            )
+
+
+def _observed(decoded: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    err = F.col("error")
+    return decoded.observe(
+        _METRICS,
+        F.count(F.lit(1)).alias("rows_in"),
+        F.count_if(err.isNull()).alias("valid"),
+        F.count_if(err.isNotNull()).alias("quarantined"),
+    )
+
+
+def _extra_columns(decoded: DataFrame, schema: StructType) -> list[str]:
+    reserved = {*schema.fieldNames(), "raw", "error", *COORDINATES}
+    return [c for c in decoded.columns if c not in reserved]
+
+
+def _deduplicated(
+    decoded: DataFrame, *, dedupe_key: str, event_time: str, watermark: str, extra: Sequence[str]
+) -> DataFrame:
+    """Valid records de-duplicated by ``dedupe_key`` within the watermark; rejected kept."""
+    from pyspark.sql import functions as F
+
+    err = F.col("error")
+    record_id = F.concat_ws(
+        ":", F.lit("q"), *[F.col(c).cast("string") for c in (*COORDINATES[:3], *extra)]
+    )
+    return (
+        decoded.withColumn(
+            "_kamlib_key",
+            F.when(err.isNull(), F.concat(F.lit("v:"), F.col(dedupe_key))).otherwise(record_id),
+        )
+        # Rejected records carry a null event time: they never advance the watermark,
+        # are never late and (unique keys) never duplicates.
+        .withColumn("_kamlib_et", F.when(err.isNull(), F.col(event_time)))
+        .withWatermark("_kamlib_et", watermark)
+        .dropDuplicatesWithinWatermark(["_kamlib_key"])
+    )
+
+
+def _output_writer(
+    path: str,
+    *,
+    format: StreamFormat,
+    delta_writer: DeltaWriter,
+    app_id: str,
+) -> BatchWriter:
+    from kamlib.streaming.sinks import delta_batch_writer, parquet_batch_writer
+
+    if format == "delta":
+        return delta_batch_writer(path, app_id=app_id, engine=delta_writer)
+    return parquet_batch_writer(path)
 
 
 def start_decoded(
@@ -212,18 +272,27 @@ def start_decoded(
     processing_time: str | None = None,
     query_name: str = "decode",
     ranges: Mapping[str, tuple[float, float]] | None = None,
+    format: StreamFormat = "parquet",
+    delta_writer: DeltaWriter = "spark",
 ) -> StreamingQuery:
     """Start one query that decodes each micro-batch once and writes valid + quarantine rows.
 
     The plan is ``source -> decode (one projection) -> [watermark + dedupe] ->
     foreachBatch``; the batch function persists the decoded batch and writes the valid rows
     (schema fields) to ``valid_path`` and the rejected rows (``raw``, ``error``,
-    coordinates) to ``quarantine_path`` as parquet files named ``batch-<id>-part-...``
-    (:func:`kamlib.streaming.sinks.write_batch_files`), then records a marker
-    ``valid_path/_kamlib_batches/batch-<id>.json``. A batch replayed after a restart (same
-    id, same input: the checkpoint's offsets log) is skipped when its marker exists and
-    otherwise replaces its own files, so output is exactly-once. Both
-    outputs share one checkpoint and start and stop together.
+    coordinates) to ``quarantine_path``. Each write is replay-safe, so output is
+    exactly-once across restarts (a batch replayed after a crash has the same id and the
+    same input: the checkpoint's offsets log):
+
+    * ``format="parquet"``: :func:`kamlib.streaming.sinks.write_batch_files`, a dynamic
+      partition overwrite of partition ``batch_id=<id>`` (readers see a ``batch_id``
+      column);
+    * ``format="delta"``: Delta tables written with ``txnAppId`` (one app id per output,
+      derived from ``checkpoint``) and ``txnVersion = batch id``, by the Spark connector
+      (``delta_writer="spark"``) or the ``deltalake`` package (``"deltalake"``).
+
+    Both outputs share one checkpoint and start and stop together; paths may be local
+    or any Hadoop file system URI (``s3a://...``).
 
     With ``dedupe_key`` and ``event_time`` the valid records are de-duplicated by key with
     ``dropDuplicatesWithinWatermark`` on ``event_time`` and ``watermark``: a key seen again
@@ -239,7 +308,7 @@ def start_decoded(
     schema : pyspark.sql.types.StructType
         Event schema for :func:`kamlib.streaming.decode_json`.
     valid_path, quarantine_path : str
-        Output directories (the markers need a local or mounted file system).
+        Output locations (local paths or URIs).
     checkpoint : str
         Checkpoint directory (required).
     dedupe_key, event_time : str, optional
@@ -250,59 +319,46 @@ def start_decoded(
         Trigger and query name.
     ranges : Mapping, optional
         Value ranges for :func:`kamlib.streaming.decode_json`.
+    format : {"parquet", "delta"}
+        Output format.
+    delta_writer : {"spark", "deltalake"}
+        Delta writer (``format="delta"`` only).
 
     Returns
     -------
     pyspark.sql.streaming.StreamingQuery
         The running query; see :func:`batch_progress`.
     """
-    from pyspark.sql import functions as F
+    from kamlib.streaming.sinks import default_app_id
 
     func = "start_decoded"
     check = require_checkpoint(func, checkpoint)
+    check_choice(func, "format", format, ("parquet", "delta"))
+    check_choice(func, "delta_writer", delta_writer, ("spark", "deltalake"))
     if not source.isStreaming:
         raise SchemaError(f"{func}(): source must be a streaming DataFrame")
-    if (dedupe_key is None) != (event_time is None):
-        raise SchemaError(f"{func}(): give both dedupe_key= and event_time=, or neither")
-    for arg, value in (("dedupe_key", dedupe_key), ("event_time", event_time)):
-        if value is not None and value not in schema.fieldNames():
-            raise SchemaError(
-                f"{func}(): {arg}={value!r} is not a schema field; fields: {schema.fieldNames()}"
-            )
-    marker_dir = os.path.join(_local_path(func, valid_path), _MARKERS)
+    _check_event_fields(func, schema, dedupe_key, event_time)
     decoded = decode_columns(source, schema, ranges=ranges, func=func)
-    extra = [
-        c for c in decoded.columns if c not in {*schema.fieldNames(), "raw", "error", *COORDINATES}
-    ]
-    err = F.col("error")
-    decoded = decoded.observe(
-        _METRICS,
-        F.count(F.lit(1)).alias("rows_in"),
-        F.count_if(err.isNull()).alias("valid"),
-        F.count_if(err.isNotNull()).alias("quarantined"),
-    )
+    extra = _extra_columns(decoded, schema)
+    decoded = _observed(decoded)
     if dedupe_key is not None and event_time is not None:
-        record_id = F.concat_ws(
-            ":", F.lit("q"), *[F.col(c).cast("string") for c in (*COORDINATES[:3], *extra)]
+        decoded = _deduplicated(
+            decoded, dedupe_key=dedupe_key, event_time=event_time, watermark=watermark, extra=extra
         )
-        decoded = (
-            decoded.withColumn(
-                "_kamlib_key",
-                F.when(err.isNull(), F.concat(F.lit("v:"), F.col(dedupe_key))).otherwise(record_id),
-            )
-            # Rejected records carry a null event time: they never advance the watermark,
-            # are never late and (unique keys) never duplicates.
-            .withColumn("_kamlib_et", F.when(err.isNull(), F.col(event_time)))
-            .withWatermark("_kamlib_et", watermark)
-            .dropDuplicatesWithinWatermark(["_kamlib_key"])
-        )
+    app_id = default_app_id(check)
     fn = functools.partial(
         _write_decoded_batch,
-        valid_path=valid_path,
-        quarantine_path=quarantine_path,
+        valid_write=_output_writer(
+            valid_path, format=format, delta_writer=delta_writer, app_id=f"{app_id}-valid"
+        ),
+        quarantine_write=_output_writer(
+            quarantine_path,
+            format=format,
+            delta_writer=delta_writer,
+            app_id=f"{app_id}-quarantine",
+        ),
         valid_cols=tuple(schema.fieldNames()),
         quarantine_cols=("raw", "error", *COORDINATES, *extra),
-        marker_dir=marker_dir,
     )
     writer = (
         decoded.writeStream.queryName(query_name)
@@ -313,6 +369,60 @@ def start_decoded(
         writer, available_now=available_now, processing_time=processing_time, func=func
     )
     return writer.start()
+
+
+def _start_parquet_decoded(
+    source: DataFrame,
+    schema: StructType,
+    *,
+    valid_path: str,
+    quarantine_path: str,
+    checkpoint: str,
+    dedupe_key: str,
+    event_time: str,
+    watermark: str,
+    trigger: Mapping[str, Any],
+) -> list[StreamingQuery]:
+    """Orders and quarantine as two Spark file-sink queries (flat, exactly-once outputs).
+
+    ``orders`` (checkpoint ``checkpoint/orders``) decodes, counts (observed metrics),
+    keeps the valid records, de-duplicates them within the watermark and appends the
+    schema fields with the parquet file sink; ``quarantine`` (``checkpoint/quarantine``)
+    decodes the same source and appends the rejected records. The file sink's
+    ``_spark_metadata`` log makes each output exactly-once and lets plain
+    ``spark.read.parquet`` (and a file stream) see exactly the documented columns.
+    """
+    from pyspark.sql import functions as F
+
+    from kamlib.streaming.sinks import parquet_sink
+
+    decoded = decode_columns(source, schema, func="run_order_stream")
+    extra = _extra_columns(decoded, schema)
+    err = F.col("error")
+    valid = _deduplicated(
+        _observed(decoded).filter(err.isNull()),
+        dedupe_key=dedupe_key,
+        event_time=event_time,
+        watermark=watermark,
+        extra=extra,
+    ).select(*schema.fieldNames())
+    root = checkpoint.rstrip("/")
+    orders = parquet_sink(
+        valid, valid_path, checkpoint=f"{root}/orders", query_name="orders", **trigger
+    )
+    try:
+        rejected = decoded.filter(err.isNotNull()).select("raw", "error", *COORDINATES, *extra)
+        quarantine = parquet_sink(
+            rejected,
+            quarantine_path,
+            checkpoint=f"{root}/quarantine",
+            query_name="quarantine",
+            **trigger,
+        )
+    except BaseException:
+        orders.stop()
+        raise
+    return [orders, quarantine]
 
 
 def revenue_daily_stream(
@@ -424,6 +534,35 @@ def await_queries(
     return stopped
 
 
+def delta_writer_for(spark: SparkSession, func: str, option: str = "format='delta'") -> DeltaWriter:
+    """The Delta writer ``spark`` can use: ``"spark"`` (the connector), else ``"deltalake"``.
+
+    Raises a one-line :class:`SchemaError` naming both ways to add Delta when neither the
+    connector is on the classpath nor the ``deltalake`` package is installed.
+    """
+    from kamlib.streaming.sinks import DELTA_PACKAGE, delta_connector_available
+
+    if delta_connector_available(spark):
+        return "spark"
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        raise SchemaError(
+            f"{func}: {option} needs the Delta Lake Spark connector ({DELTA_PACKAGE}, "
+            "e.g. spark-submit --packages) or the Python package deltalake (pip install "
+            "deltalake); neither is available"
+        ) from None
+    return "deltalake"
+
+
+def _ensure_delta_table(spark: SparkSession, path: str, schema: StructType) -> None:
+    """Create an empty Delta table at ``path`` (connector) unless one is there already."""
+    try:
+        spark.read.format("delta").load(path).schema  # noqa: B018
+    except Exception:
+        spark.createDataFrame([], schema).write.format("delta").mode("append").save(path)
+
+
 def run_order_stream(
     spark: SparkSession,
     *,
@@ -438,90 +577,151 @@ def run_order_stream(
     timeout: float | None = None,
     handle_signals: bool = True,
     source: DataFrame | None = None,
+    format: StreamFormat = "parquet",
 ) -> StreamReport:
     """The ``kamlib stream`` pipeline: JSON-lines order files to orders, quarantine, revenue.
 
     ``source`` replaces the file source with any streaming DataFrame in the Kafka record
     shape (e.g. :func:`kamlib.streaming.kafka_source`); ``input`` is then ignored.
+    ``input``, ``output`` and ``checkpoint`` are local paths or any Hadoop file system URI
+    (``s3a://bucket/...``); kamlib never touches them with Python file APIs.
 
-    Two queries, each with its own checkpoint under ``checkpoint``:
+    Outputs (``output/orders``: the ORDER_EVENT fields; ``output/quarantine``: ``raw``,
+    ``error``, coordinates, ``file``; ``output/revenue_daily``: ``account_id``, ``day``,
+    ``revenue``, ``orders``), with one checkpoint per query under ``checkpoint``:
 
-    1. ``orders`` (checkpoint ``checkpoint/orders``): :func:`kamlib.streaming.file_source`
-       on ``input`` -> decode with :data:`kamlib.schema.ORDER_EVENT` once per micro-batch ->
-       de-duplicate ``event_id`` within the watermark (late orders dropped and counted) ->
-       ``output/orders`` (the ORDER_EVENT fields) and ``output/quarantine`` (``raw``,
-       ``error``, coordinates, ``file``), see :func:`start_decoded`.
-    2. ``revenue_daily`` (checkpoint ``checkpoint/revenue_daily``): a file stream of the
-       parquet files of ``output/orders`` -> :func:`revenue_daily_stream` -> append to
-       ``output/revenue_daily`` (``account_id``, ``day``, ``revenue``, ``orders``).
+    * ``format="parquet"`` (default): three Spark file-sink queries, exactly-once by the
+      sinks' ``_spark_metadata`` logs. ``orders`` decodes with
+      :data:`kamlib.schema.ORDER_EVENT`, counts, de-duplicates ``event_id`` within the
+      watermark (late orders dropped and counted) and appends the valid orders;
+      ``quarantine`` decodes the same source and appends the rejected records;
+      ``revenue_daily`` reads the committed files of ``output/orders`` as a stream ->
+      :func:`revenue_daily_stream` -> append.
+    * ``format="delta"``: three Delta tables. One ``orders`` query decodes each
+      micro-batch once and writes the orders and quarantine tables
+      (:func:`start_decoded`); ``revenue_daily`` streams the orders table (Spark
+      connector) or re-decodes the source (``deltalake`` fallback) into
+      :func:`revenue_daily_stream`. Every batch write carries ``txnAppId`` (from the
+      query's checkpoint) and ``txnVersion`` (the batch id), so a replayed batch is a
+      no-op. Uses the Delta Spark connector when on the classpath, else ``deltalake``;
+      :class:`SchemaError` when neither is available.
 
-    The aggregation is a second query because a query has one sink and a stateful
-    aggregation cannot run inside ``foreachBatch``; reading the already decoded orders
-    keeps parsing to once per record. With ``available_now`` the orders query finishes
-    before the revenue query starts; otherwise both run with a processing-time trigger
-    until SIGINT / SIGTERM (or ``timeout``).
+    The aggregation is its own query because a query has one sink and a stateful
+    aggregation cannot run inside ``foreachBatch``. With ``available_now`` the orders
+    (and quarantine) queries finish before the revenue query starts; otherwise all run
+    with a processing-time trigger until SIGINT / SIGTERM (or ``timeout``).
 
     Returns
     -------
     StreamReport
-        Per-batch progress of both queries.
+        Per-batch progress of the queries.
     """
+    from pyspark.sql import types as T
+
     from kamlib.schema import ORDER_EVENT
-    from kamlib.streaming.sinks import parquet_sink
+    from kamlib.streaming.sinks import default_app_id, delta_batch_writer, parquet_sink
     from kamlib.streaming.sources import file_source
 
     func = "run_order_stream"
+    check_choice(func, "format", format, ("parquet", "delta"))
     paths = (("output", output),) if source is not None else (("input", input), ("output", output))
     for arg, value in paths:
         if not isinstance(value, str) or not value:
             raise SchemaError(f"{func}(): {arg}= must be a directory path, found {value!r}")
     require_checkpoint(func, checkpoint)
+    delta_writer: DeltaWriter = "spark"
+    if format == "delta":
+        delta_writer = delta_writer_for(spark, f"{func}()")
     if shuffle_partitions is not None:
         pin_shuffle_partitions(spark, shuffle_partitions)
-    if source is None:
-        os.makedirs(_local_path(func, input), exist_ok=True)
-    orders_path = f"{output.rstrip('/')}/orders"
-    quarantine_path = f"{output.rstrip('/')}/quarantine"
-    revenue_path = f"{output.rstrip('/')}/revenue_daily"
-    os.makedirs(_local_path(func, orders_path), exist_ok=True)
+    root = output.rstrip("/")
+    orders_path = f"{root}/orders"
+    quarantine_path = f"{root}/quarantine"
+    revenue_path = f"{root}/revenue_daily"
+    chk = checkpoint.rstrip("/")
     trigger: dict[str, Any] = (
         {"available_now": True} if available_now else {"processing_time": processing_time}
     )
     if source is None:
-        source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
-    ingest = start_decoded(
-        source,
-        ORDER_EVENT,
-        valid_path=orders_path,
-        quarantine_path=quarantine_path,
-        checkpoint=f"{checkpoint.rstrip('/')}/orders",
-        dedupe_key="event_id",
-        event_time="event_time",
-        watermark=watermark,
-        query_name="orders",
-        **trigger,
+        try:
+            source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
+        except Exception as exc:
+            if not _path_missing(exc):
+                raise
+            raise SchemaError(
+                f"{func}(): input={input!r} does not exist; create the landing directory first"
+            ) from None
+    order_schema = T.StructType(
+        [T.StructField(f.name, f.dataType, True) for f in ORDER_EVENT.fields]
     )
+    if format == "parquet":
+        ingest = _start_parquet_decoded(
+            source,
+            ORDER_EVENT,
+            valid_path=orders_path,
+            quarantine_path=quarantine_path,
+            checkpoint=chk,
+            dedupe_key="event_id",
+            event_time="event_time",
+            watermark=watermark,
+            trigger=trigger,
+        )
+    else:
+        if delta_writer == "spark":
+            _ensure_delta_table(spark, orders_path, order_schema)
+        ingest = [
+            start_decoded(
+                source,
+                ORDER_EVENT,
+                valid_path=orders_path,
+                quarantine_path=quarantine_path,
+                checkpoint=f"{chk}/orders",
+                dedupe_key="event_id",
+                event_time="event_time",
+                watermark=watermark,
+                query_name="orders",
+                format="delta",
+                delta_writer=delta_writer,
+                **trigger,
+            )
+        ]
     report = StreamReport()
-    queries = [ingest]
+    queries = list(ingest)
     try:
         if available_now:
             report.stopped_by_signal = await_queries(
-                [ingest], timeout=timeout, handle_signals=handle_signals
+                queries, timeout=timeout, handle_signals=handle_signals
             )
         if not report.stopped_by_signal:
-            from pyspark.sql import types as T
+            revenue_chk = f"{chk}/revenue_daily"
+            if format == "parquet":
+                orders = spark.readStream.schema(order_schema).parquet(orders_path)
+                revenue = parquet_sink(
+                    revenue_daily_stream(orders, watermark=watermark),
+                    revenue_path,
+                    checkpoint=revenue_chk,
+                    query_name="revenue_daily",
+                    **trigger,
+                )
+            else:
+                if delta_writer == "spark":
+                    orders = spark.readStream.format("delta").load(orders_path)
+                else:  # no Delta source without the connector: decode the source again
+                    from pyspark.sql import functions as F
 
-            order_schema = T.StructType(
-                [T.StructField(f.name, f.dataType, True) for f in ORDER_EVENT.fields]
-            )
-            orders = spark.readStream.schema(order_schema).parquet(orders_path)
-            revenue = parquet_sink(
-                revenue_daily_stream(orders, watermark=watermark),
-                revenue_path,
-                checkpoint=f"{checkpoint.rstrip('/')}/revenue_daily",
-                query_name="revenue_daily",
-                **trigger,
-            )
+                    orders = (
+                        decode_columns(source, ORDER_EVENT, func=func)
+                        .filter(F.col("error").isNull())
+                        .select(*ORDER_EVENT.fieldNames())
+                    )
+                writer = revenue_daily_stream(orders, watermark=watermark).writeStream
+                writer = writer.queryName("revenue_daily").option("checkpointLocation", revenue_chk)
+                writer = apply_trigger(writer, func=func, **trigger)
+                revenue = writer.foreachBatch(
+                    delta_batch_writer(
+                        revenue_path, app_id=default_app_id(revenue_chk), engine=delta_writer
+                    )
+                ).start()
             queries.append(revenue)
             report.stopped_by_signal = await_queries(
                 queries, timeout=timeout, handle_signals=handle_signals

@@ -4,17 +4,33 @@ Every query needs a checkpoint location: it is where Spark records which source 
 each micro-batch read and which batches the sink committed, and so what makes a restart
 neither lose nor repeat data. The helpers here refuse to start without one.
 
-Delivery guarantees (source replayable, checkpoint kept):
+Delivery guarantees (source replayable, checkpoint kept). Every writer here writes through
+Spark (or delta-rs) only: no Python file API touches an output, marker or checkpoint path,
+so any URI Spark's Hadoop file systems write (``file:``, ``s3a:``, ``abfss:``, ``gs:``,
+``hdfs:``) works as well as a local path, and nothing relies on a rename being atomic.
 
-=========================  ===============================================================
-sink                       guarantee
-=========================  ===============================================================
-parquet (file sink)        exactly-once (the sink's ``_spark_metadata`` log)
-Delta, Spark connector     exactly-once (the connector's own ``txnAppId``/``txnVersion``)
-Delta, ``deltalake``       exactly-once: batch id recorded as a Delta app transaction
-Kafka                      at-least-once: a replayed batch is sent again
-``idempotent_writer``      exactly-once effects if the wrapped write is deterministic
-=========================  ===============================================================
+==============================  ==========================================================
+sink                            guarantee and mechanism
+==============================  ==========================================================
+``parquet_sink`` (file sink)    exactly-once: the sink's ``_spark_metadata`` log lists
+                                the files of committed batches; a replayed batch id already
+                                in the log is skipped, and readers (``spark.read.parquet``,
+                                a file stream) see only logged files, never a torn batch.
+                                Output columns are exactly the DataFrame's.
+``parquet_batch_writer``        exactly-once: ``write_batch_files``, a dynamic partition
+                                overwrite keyed on the batch id (partition
+                                ``batch_id=<id>``): a replay replaces its own partition.
+                                Readers see a ``batch_id`` column.
+Delta, Spark connector          exactly-once: each batch is written with ``txnAppId`` =
+                                app id (default: from the checkpoint), ``txnVersion`` =
+                                batch id; Delta makes a replayed version a no-op.
+Delta, ``deltalake``            exactly-once: the batch id is recorded as a Delta app
+                                transaction and a replayed id is skipped.
+Kafka                           at-least-once: a replayed batch is sent again.
+``idempotent_writer``           exactly-once effects if the wrapped write is idempotent:
+                                a Spark-written marker per batch id (dynamic partition
+                                overwrite) skips replays of committed batches.
+==============================  ==========================================================
 
 ``foreachBatch`` functions built here are module-level functions bound with
 :func:`functools.partial` (no closures over a SparkSession), so they pickle for Spark
@@ -25,10 +41,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
 from kamlib._validation import check_choice, normalize_by
@@ -44,11 +59,13 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 __all__ = [
+    "BATCH_ID_COL",
     "DELTA_PACKAGE",
     "BatchWriter",
     "DeltaEngine",
     "OutputMode",
     "apply_trigger",
+    "batch_committed",
     "default_app_id",
     "delta_batch_writer",
     "delta_connector_available",
@@ -182,48 +199,104 @@ def parquet_sink(
 
 # --------------------------------------------------------------------------- idempotent writers
 
+#: Partition column that :func:`write_batch_files` and the batch markers add.
+BATCH_ID_COL = "batch_id"
 
-def _local_path(func: str, path: str) -> str:
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return parsed.path if parsed.scheme == "file" else path
-    raise SchemaError(
-        f"{func}(): {path!r} is not a local path; batch markers and the deltalake writer "
-        "need a local or mounted file system (e.g. /dbfs/..., /Volumes/...)"
+
+def _path_missing(exc: BaseException) -> bool:
+    condition = ""
+    get_condition = getattr(exc, "getCondition", None)
+    if callable(get_condition):
+        try:
+            condition = str(get_condition() or "")
+        except Exception:  # pragma: no cover - defensive
+            condition = ""
+    return "PATH_NOT_FOUND" in condition or "PATH_NOT_FOUND" in str(exc)
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def _overwrite_batch(
+    batch_df: DataFrame, path: str, batch_id: int, *, partition_by: Sequence[str] = ()
+) -> None:
+    """Replace partition ``batch_id=<id>`` of the parquet dataset at ``path`` with ``batch_df``.
+
+    Dynamic partition overwrite (``partitionOverwriteMode=dynamic``, a per-write option):
+    Spark stages the job's files and, when the job commits, replaces exactly the
+    partitions the job wrote. A rerun of the same batch id therefore replaces its own
+    rows; other batches are untouched. Works on every Hadoop file system.
+    """
+    from pyspark.sql import functions as F
+
+    if BATCH_ID_COL in batch_df.columns:
+        raise SchemaError(
+            f"write_batch_files(): the batch already has a {BATCH_ID_COL!r} column; the writer "
+            "adds that partition column itself (rename or drop yours)"
+        )
+    writer = (
+        batch_df.withColumn(BATCH_ID_COL, F.lit(int(batch_id)).cast("long"))
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(BATCH_ID_COL, *partition_by)
     )
+    writer.parquet(path)
 
 
-def _marker(marker_dir: str, batch_id: int) -> str:
-    return os.path.join(marker_dir, f"batch-{int(batch_id):012d}.json")
+def batch_committed(spark: SparkSession, marker_dir: str, batch_id: int) -> bool:
+    """Whether :func:`idempotent_writer` recorded ``batch_id`` as done in ``marker_dir``.
+
+    Reads the marker partition ``marker_dir/batch_id=<id>`` with Spark (any Hadoop file
+    system); a missing path means not committed.
+    """
+    try:
+        marker = spark.read.schema("committed_at timestamp").parquet(
+            _join(marker_dir, f"{BATCH_ID_COL}={int(batch_id)}")
+        )
+        return bool(marker.limit(1).count() > 0)
+    except Exception as exc:
+        if _path_missing(exc):
+            return False
+        raise
 
 
-def _write_marker(marker_dir: str, batch_id: int, info: Mapping[str, Any]) -> None:
-    os.makedirs(marker_dir, exist_ok=True)
-    final = _marker(marker_dir, batch_id)
-    tmp = f"{final}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"batch_id": int(batch_id), **dict(info)}, handle)
-    os.replace(tmp, final)  # atomic: a marker is either absent or complete
+def _record_batch(spark: SparkSession, marker_dir: str, batch_id: int) -> None:
+    from pyspark.sql import functions as F
+
+    marker = spark.createDataFrame([(int(batch_id),)], f"{BATCH_ID_COL} long").select(
+        F.current_timestamp().alias("committed_at"), BATCH_ID_COL
+    )
+    (
+        marker.coalesce(1)
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(BATCH_ID_COL)
+        .parquet(marker_dir)
+    )
 
 
 def _idempotent_call(
     batch_df: DataFrame, batch_id: int, *, write: BatchWriter, marker_dir: str
 ) -> None:
-    if os.path.exists(_marker(marker_dir, batch_id)):
+    spark = batch_df.sparkSession
+    if batch_committed(spark, marker_dir, batch_id):
         return  # this batch id was committed before the restart: skip the replay
     write(batch_df, batch_id)
-    _write_marker(marker_dir, batch_id, {})
+    _record_batch(spark, marker_dir, batch_id)
 
 
 def idempotent_writer(write: BatchWriter, *, marker_dir: str) -> BatchWriter:
     """Wrap a ``foreachBatch`` function so that each batch id takes effect once.
 
-    After ``write(batch_df, batch_id)`` returns, a marker file ``batch-<id>.json`` is
-    written atomically to ``marker_dir``; a batch whose marker exists is skipped. Spark
-    replays the last, uncommitted batch after a crash with the same id and the same
-    input, so a deterministic ``write`` (an upsert / MERGE, or an overwrite of a
-    batch-specific location) then has exactly-once effects. A crash between ``write`` and
-    the marker replays ``write``; make it idempotent on its own (upserts are).
+    After ``write(batch_df, batch_id)`` returns, a one-row marker is written with Spark to
+    the parquet dataset ``marker_dir`` (partition ``batch_id=<id>``, column
+    ``committed_at``; dynamic partition overwrite, so rewriting a marker is harmless); a
+    batch whose marker exists is skipped. Spark replays the last, uncommitted batch after a
+    crash with the same id and the same input, so a deterministic ``write`` (an upsert /
+    MERGE, or an overwrite of a batch-specific location) then has exactly-once effects. A
+    crash between ``write`` and the marker replays ``write``; make it idempotent on its
+    own (upserts are).
 
     Parameters
     ----------
@@ -231,7 +304,9 @@ def idempotent_writer(write: BatchWriter, *, marker_dir: str) -> BatchWriter:
         ``write(batch_df, batch_id)``; must be picklable for Spark Connect (a module-level
         function or a :func:`functools.partial` of one).
     marker_dir : str
-        Local (or mounted) directory for the markers; keep it next to the checkpoint.
+        Directory or URI of any Hadoop file system (``s3a://...``, ``abfss://...``, a local
+        path); keep it next to the checkpoint. ``spark.read.parquet(marker_dir)`` lists
+        the committed batch ids.
 
     Returns
     -------
@@ -242,18 +317,14 @@ def idempotent_writer(write: BatchWriter, *, marker_dir: str) -> BatchWriter:
     --------
     >>> def upsert(batch_df, batch_id):  # doctest: +SKIP
     ...     ...  # MERGE batch_df into a table
-    >>> fn = idempotent_writer(upsert, marker_dir="/chk/q1-markers")  # doctest: +SKIP
+    >>> fn = idempotent_writer(upsert, marker_dir="s3a://lake/chk/q1-markers")  # doctest: +SKIP
     >>> df.writeStream.foreachBatch(fn)  # doctest: +SKIP
     """
     if not callable(write):
         raise SchemaError("idempotent_writer(): write= must be callable(batch_df, batch_id)")
-    return functools.partial(
-        _idempotent_call, write=write, marker_dir=_local_path("idempotent_writer", marker_dir)
-    )
-
-
-def _batch_prefix(batch_id: int) -> str:
-    return f"batch-{int(batch_id):012d}-"
+    if not isinstance(marker_dir, str) or not marker_dir.strip():
+        raise SchemaError("idempotent_writer(): marker_dir= must be a non-empty path or URI")
+    return functools.partial(_idempotent_call, write=write, marker_dir=marker_dir)
 
 
 def write_batch_files(
@@ -263,39 +334,17 @@ def write_batch_files(
     *,
     partition_by: Sequence[str] = (),
 ) -> None:
-    """Write ``batch_df`` as parquet files named ``batch-<id>-part-...`` directly in ``path``.
+    """Write one micro-batch as partition ``batch_id=<id>`` of the parquet dataset at ``path``.
 
-    The batch is written to ``path/_staging-<id>`` (ignored by Spark and pyarrow readers:
-    names starting with ``_``), files left by an earlier, interrupted attempt of the same
-    batch id are deleted, and the new files are renamed into ``path`` (keeping
-    ``key=value`` partition sub-directories). Rerunning a batch id therefore leaves exactly
-    one copy of its rows, and ``spark.read.parquet(path)`` sees a flat table. Needs a local
-    or mounted file system (atomic ``os.replace``).
+    Dynamic partition overwrite keyed on the batch id (``partitionOverwriteMode=dynamic``
+    as a per-write option): a rerun of the same batch id replaces that partition instead of
+    adding a second copy, so a ``foreachBatch`` replay after a restart leaves exactly one
+    copy of its rows. Spark alone writes (any Hadoop file system: local, ``file:``,
+    ``s3a:``, ``abfss:``, ``gs:``, ``hdfs:``). Readers of ``path`` see the extra partition
+    column ``batch_id`` (long), after ``partition_by`` columns nest below it; drop it when
+    only the data columns are wanted.
     """
-    import shutil
-
-    root = _local_path("write_batch_files", path)
-    staging = os.path.join(root, f"_staging-{int(batch_id):012d}")
-    writer = batch_df.write.mode("overwrite")
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.parquet(staging)
-    prefix = _batch_prefix(batch_id)
-    for folder, _dirs, files in os.walk(root):
-        if os.path.basename(folder).startswith("_") or "/_" in folder[len(root) :]:
-            continue
-        for name in files:
-            if name.startswith(prefix):
-                os.remove(os.path.join(folder, name))
-    for folder, _dirs, files in os.walk(staging):
-        rel = os.path.relpath(folder, staging)
-        for name in files:
-            if name.startswith(("_", ".")):
-                continue
-            target_dir = os.path.normpath(os.path.join(root, rel))
-            os.makedirs(target_dir, exist_ok=True)
-            os.replace(os.path.join(folder, name), os.path.join(target_dir, prefix + name))
-    shutil.rmtree(staging, ignore_errors=True)
+    _overwrite_batch(batch_df, path, batch_id, partition_by=tuple(partition_by))
 
 
 def _parquet_batch(
@@ -309,25 +358,40 @@ def parquet_batch_writer(
 ) -> BatchWriter:
     """A ``foreachBatch`` function appending each batch to parquet at ``path``, replay-safe.
 
-    Uses :func:`write_batch_files`: a replayed batch id replaces its own files instead of
-    adding a second copy, so the output is exactly-once even without markers; plain
-    ``spark.read.parquet(path)`` reads it. ``path`` must be local or mounted.
+    Uses :func:`write_batch_files`: each batch is the partition ``batch_id=<id>`` and a
+    replayed batch id replaces its own partition, so the output is exactly-once without
+    markers; ``spark.read.parquet(path)`` reads it (with the ``batch_id`` column).
+    ``path`` is a local path or any Hadoop file system URI. For an append-only stream
+    whose readers must see exactly the data columns, prefer :func:`parquet_sink` (the file
+    sink's own log gives exactly-once).
     """
+    if not isinstance(path, str) or not path.strip():
+        raise SchemaError("parquet_batch_writer(): path= must be a non-empty path or URI")
     cols = normalize_by("parquet_batch_writer", partition_by)
-    return functools.partial(
-        _parquet_batch, path=_local_path("parquet_batch_writer", path), partition_by=tuple(cols)
-    )
+    return functools.partial(_parquet_batch, path=path, partition_by=tuple(cols))
 
 
 def default_app_id(checkpoint: str) -> str:
     """A stable Delta app id for the query that owns ``checkpoint``.
 
     The checkpoint identifies a query across restarts (Spark's query id lives in it), so
-    ``kamlib-`` plus a hash of its absolute path is stable for restarts and distinct for
-    different queries.
+    ``kamlib-`` plus a hash of its location is stable for restarts and distinct for
+    different queries. Local paths (and ``file:`` URIs) are made absolute first (a string
+    operation, nothing is read); other URIs are used as given, without a trailing ``/``.
     """
-    absolute = os.path.abspath(_local_path("default_app_id", checkpoint))
-    return "kamlib-" + hashlib.sha256(absolute.encode("utf-8")).hexdigest()[:16]
+    parsed = urlparse(checkpoint)
+    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a Windows drive letter
+        local = parsed.path if parsed.scheme == "file" else checkpoint
+        key = os.path.abspath(local)
+    else:
+        key = checkpoint.rstrip("/")
+    return "kamlib-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _deltalake_uri(path: str) -> str:
+    """A location for ``deltalake``: ``file:`` URIs as plain paths, other URIs unchanged."""
+    parsed = urlparse(path)
+    return parsed.path if parsed.scheme == "file" else path
 
 
 def _delta_batch(
@@ -388,6 +452,27 @@ def _delta_batch(
         )
 
 
+def _delta_spark_batch(
+    batch_df: DataFrame,
+    batch_id: int,
+    *,
+    path: str,
+    app_id: str,
+    mode: str,
+    partition_by: Sequence[str],
+) -> None:
+    """Write one batch with the Delta connector; Delta skips a ``(txnAppId, txnVersion)`` seen."""
+    writer = (
+        batch_df.write.format("delta")
+        .mode(mode)
+        .option("txnAppId", app_id)
+        .option("txnVersion", str(int(batch_id)))
+    )
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(path)
+
+
 def delta_batch_writer(
     path: str,
     *,
@@ -395,29 +480,50 @@ def delta_batch_writer(
     mode: Literal["append", "overwrite"] = "append",
     partition_by: str | Sequence[str] | None = None,
     merge_keys: str | Sequence[str] | None = None,
+    engine: Literal["deltalake", "spark"] = "deltalake",
 ) -> BatchWriter:
-    """A ``foreachBatch`` function writing each batch to a Delta table with ``deltalake``.
+    """A ``foreachBatch`` function writing each batch to a Delta table, replay-safe.
 
-    Each commit records the Delta app transaction ``(app_id, batch_id)``; a batch whose id
-    is not above the table's recorded ``transaction_version(app_id)`` is skipped, so a
-    batch replayed after a restart is not written twice (the same mechanism as the Spark
-    connector's ``txnAppId``/``txnVersion``). With ``merge_keys`` each batch is upserted
-    (``MERGE``: update matching rows, insert the others; duplicates of a key within one
-    batch keep one arbitrary row).
+    ``engine="spark"`` writes with the Delta Lake Spark connector and the idempotent
+    writer options ``txnAppId=app_id``, ``txnVersion=batch_id``: Delta records the pair
+    in the commit and turns a later write with a version not above the recorded one into
+    a no-op, so a batch replayed after a restart is not written twice. Any path the
+    connector writes works (``s3a://``, ``abfss://``, local).
 
-    The batch is collected to the writing process as Arrow (``DataFrame.toArrow``), so
-    keep micro-batches moderate (``maxFilesPerTrigger`` / ``maxOffsetsPerTrigger``).
+    ``engine="deltalake"`` (the fallback for platforms without the connector) writes with
+    the ``deltalake`` package (delta-rs): each commit records the Delta app transaction
+    ``(app_id, batch_id)`` and a batch whose id is not above the table's
+    ``transaction_version(app_id)`` is skipped (the same mechanism). With ``merge_keys``
+    each batch is upserted (``MERGE``: update matching rows, insert the others; duplicates
+    of a key within one batch keep one arbitrary row). The batch is collected to the
+    writing process as Arrow (``DataFrame.toArrow``), so keep micro-batches moderate
+    (``maxFilesPerTrigger`` / ``maxOffsetsPerTrigger``); object stores need delta-rs's
+    own storage options (``AWS_*`` environment variables).
     """
     check_choice("delta_batch_writer", "mode", mode, ("append", "overwrite"))
+    check_choice("delta_batch_writer", "engine", engine, ("deltalake", "spark"))
     if not isinstance(app_id, str) or not app_id:
         raise SchemaError("delta_batch_writer(): app_id= must be a non-empty string")
+    if not isinstance(path, str) or not path.strip():
+        raise SchemaError("delta_batch_writer(): path= must be a non-empty path or URI")
+    cols = tuple(normalize_by("delta_batch_writer", partition_by))
+    keys = tuple(normalize_by("delta_batch_writer", merge_keys))
+    if engine == "spark":
+        if keys:
+            raise SchemaError(
+                "delta_batch_writer(): merge_keys= needs engine='deltalake'; with the Spark "
+                "connector wrap your own MERGE in idempotent_writer()"
+            )
+        return functools.partial(
+            _delta_spark_batch, path=path, app_id=app_id, mode=mode, partition_by=cols
+        )
     return functools.partial(
         _delta_batch,
-        path=_local_path("delta_batch_writer", path),
+        path=_deltalake_uri(path),
         app_id=app_id,
         mode=mode,
-        partition_by=tuple(normalize_by("delta_batch_writer", partition_by)),
-        merge_keys=tuple(normalize_by("delta_batch_writer", merge_keys)),
+        partition_by=cols,
+        merge_keys=keys,
     )
 
 
@@ -449,17 +555,19 @@ def delta_sink(
 ) -> StreamingQuery:
     """Start a query appending (or upserting) ``df`` into a Delta table at ``path``.
 
-    ``engine="auto"`` uses the Spark Delta connector when it is on the classpath and
-    otherwise the ``deltalake`` package (delta-rs) in a ``foreachBatch`` writer
-    (:func:`delta_batch_writer`) whose commits record ``(app_id, batch_id)`` as a Delta
-    app transaction, so a replayed batch is skipped: exactly-once either way.
+    Each micro-batch is written by a ``foreachBatch`` function (:func:`delta_batch_writer`)
+    whose commit records ``(app_id, batch_id)`` as a Delta app transaction, so a batch
+    replayed after a restart is a no-op: exactly-once. ``engine="auto"`` uses the Spark
+    Delta connector (writer options ``txnAppId`` / ``txnVersion``) when it is on the
+    classpath and otherwise the ``deltalake`` package (delta-rs).
 
     Parameters
     ----------
     df : pyspark.sql.DataFrame
         Streaming input.
     path : str
-        Delta table directory (local or mounted for ``deltalake``).
+        Delta table location: a local path or any Hadoop file system URI for the
+        connector (``s3a://...``); ``deltalake`` takes local paths and its own URIs.
     checkpoint : str
         Checkpoint directory (required).
     engine : {"auto", "spark", "deltalake"}
@@ -502,9 +610,10 @@ def delta_sink(
     )
     cols = normalize_by("delta_sink", partition_by)
     if use_spark:
-        if cols:
-            writer = writer.partitionBy(*cols)
-        return writer.format("delta").start(path)
+        spark_fn = delta_batch_writer(
+            path, app_id=app_id or default_app_id(check), partition_by=cols, engine="spark"
+        )
+        return writer.foreachBatch(spark_fn).start()
     try:
         import deltalake  # noqa: F401
     except ImportError:
