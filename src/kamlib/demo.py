@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from kamlib.errors import KamlibError
 
-__all__ = ["DEFAULT_ACCOUNTS", "DemoResult", "add_parser", "run_demo"]
+__all__ = ["DEFAULT_ACCOUNTS", "DemoResult", "run_demo"]
 
 #: Default portfolio size: about a minute end to end on a 2-core machine.
 DEFAULT_ACCOUNTS = 20_000
