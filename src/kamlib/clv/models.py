@@ -33,7 +33,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from kamlib._arrow import with_numpy_columns
-from kamlib._validation import check_positive, require_columns
+from kamlib._validation import check_finite_positive, check_int, check_positive, require_columns
+from kamlib.clv import _horizon as H
 from kamlib.clv import _likelihoods as L
 from kamlib.clv._base import FittedModel
 from kamlib.errors import ConvergenceError, SchemaError
@@ -494,9 +495,25 @@ class _TransactionModel(FittedModel):
         recency_col: str = "recency",
         T_col: str = "T",
         output_col: str = "p_alive",
+        future_t: float = 0,
     ) -> DataFrame:
-        """Add the probability that each account is still alive at its ``T``."""
+        """Add the probability that each account is still alive at ``T + future_t``.
+
+        ``future_t = 0`` (the default) is P(alive now), as lifetimes'
+        ``conditional_probability_alive``; ``future_t > 0`` is
+        :meth:`conditional_probability_alive_np` (invalid summaries give null).
+        """
         func = f"{type(self).__name__}.probability_alive"
+        horizon = check_finite_positive(func, "future_t", future_t, allow_zero=True)
+        if horizon > 0:
+            return self._score_horizon(
+                df,
+                func,
+                (frequency_col, recency_col, T_col),
+                output_col,
+                self._future_alive_kernel(),
+                horizon,
+            )
         params = self._p("probability_alive")
         require_columns(
             df,
@@ -520,6 +537,195 @@ class _TransactionModel(FittedModel):
 
     def _alive_kernel(self) -> Callable[..., FloatArray]:
         raise NotImplementedError
+
+    # -- horizon risks (kamlib.clv._horizon) -------------------------------------------------
+    def _horizon_kind(self) -> str:
+        if isinstance(self, ParetoNBD):
+            return "pnbd"
+        return "mbg" if getattr(self, "_modified", False) else "bg"
+
+    def _pmf_kernel(self) -> Callable[..., FloatArray]:
+        """``kernel(params, n, t, x, t_x, T)``: the conditional pmf of the next-t purchases."""
+        kind = self._horizon_kind()
+        if kind == "pnbd":
+            return H.pnbd_conditional_pmf
+        return H.bg_conditional_pmf_modified if kind == "mbg" else H.bg_conditional_pmf
+
+    def _future_alive_kernel(self) -> Callable[..., FloatArray]:
+        """``kernel(params, future_t, x, t_x, T)``: P(alive at T + future_t | history)."""
+        kind = self._horizon_kind()
+        if kind == "pnbd":
+            return H.pnbd_conditional_alive
+        return H.bg_conditional_alive_modified if kind == "mbg" else H.bg_conditional_alive
+
+    def conditional_probability_of_n_purchases_np(
+        self, n: Any, t: Any, frequency: Any, recency: Any, T: Any
+    ) -> FloatArray:
+        r"""P(exactly ``n`` purchases in :math:`(T, T + t]` | frequency, recency, T).
+
+        .. math::
+
+            P(X(T, T+t) = n \mid x, t_x, T) = \mathbb{1}_{n=0}(1 - P_A)
+                + P_A\, P(X(t) = n \mid \text{posterior of an account alive at } T)
+
+        (the model's unconditional pmf with :math:`r + x`, :math:`\alpha + T` and the
+        updated dropout parameters; see :mod:`kamlib.clv._horizon`). For Pareto/NBD this is
+        Fader & Hardie (2006) note 028 eq. 16, = lifetimes'
+        ``ParetoNBDFitter.conditional_probability_of_n_purchases_up_to_time``. NaN where the
+        summary is invalid (negative frequency, recency > T, non-finite values).
+        """
+        return self._pmf_kernel()(
+            self._p("conditional_probability_of_n_purchases_np"), n, t, frequency, recency, T
+        )
+
+    def probability_no_purchase_np(
+        self, t: Any, frequency: Any, recency: Any, T: Any
+    ) -> FloatArray:
+        r"""P(no purchase in :math:`(T, T + t]`) = :math:`P(X(T, T+t) = 0 \mid x, t_x, T)`."""
+        return self._pmf_kernel()(
+            self._p("probability_no_purchase_np"), 0.0, t, frequency, recency, T
+        )
+
+    def conditional_probability_alive_np(
+        self, future_t: Any, frequency: Any, recency: Any, T: Any
+    ) -> FloatArray:
+        r"""P(alive at :math:`T + t` | frequency, recency, T); = P(alive) at ``future_t = 0``.
+
+        BG/NBD and MBG/NBD: :math:`P_A (\frac{\alpha+T}{\alpha+T+t})^{r+x}\,
+        {}_2F_1(r+x, b'; a+b'; \frac{t}{\alpha+T+t})` with :math:`b' = b + x` (BG/NBD) or
+        :math:`b + x + 1` (MBG/NBD); Pareto/NBD: :math:`P_A (\frac{\beta+T}{\beta+T+t})^s`.
+        """
+        return self._future_alive_kernel()(
+            self._p("conditional_probability_alive_np"), future_t, frequency, recency, T
+        )
+
+    def _score_horizon(
+        self,
+        df: DataFrame,
+        func: str,
+        names: tuple[str, str, str],
+        output_col: str,
+        kernel: Callable[..., FloatArray],
+        *args: float,
+    ) -> DataFrame:
+        """One Arrow pass adding ``kernel(params, *args, x, t_x, T)`` as ``output_col``."""
+        params = self._p(func.rsplit(".", 1)[-1])
+        require_columns(
+            df,
+            func,
+            frequency_col=(names[0], "numeric"),
+            recency_col=(names[1], "numeric"),
+            T_col=(names[2], "numeric"),
+        )
+
+        def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {
+                output_col: kernel(params, *args, cols[names[0]], cols[names[1]], cols[names[2]])
+            }
+
+        return with_numpy_columns(
+            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
+        )
+
+    def probability_no_purchase(
+        self,
+        df: DataFrame,
+        t: float,
+        *,
+        frequency_col: str = "frequency",
+        recency_col: str = "recency",
+        T_col: str = "T",
+        output_col: str = "p_no_purchase",
+    ) -> DataFrame:
+        r"""Add the probability that each account makes no purchase in the next ``t`` units.
+
+        :math:`P(X(T, T+t) = 0 \mid x, t_x, T) = 1 - P_A\,(1 - P(X(t) = 0 \mid
+        \text{alive at } T))`; for BG/NBD and MBG/NBD the inner term is
+        :math:`(\frac{\alpha + T}{\alpha + T + t})^{r + x}`. Computed on the executors in
+        one Arrow pass; null where the summary is invalid (null, negative frequency,
+        recency > T).
+
+        Parameters
+        ----------
+        df : pyspark.sql.DataFrame
+            A summary (frequency, recency, T); other columns pass through.
+        t : float
+            Horizon in the model's time unit (finite, > 0).
+        frequency_col, recency_col, T_col : str
+            Input columns.
+        output_col : str
+            Output column (double).
+
+        Examples
+        --------
+        >>> from kamlib.datasets import load_cdnow_summary
+        >>> summary = load_cdnow_summary(spark)
+        >>> bg = BetaGeo().fit(summary)
+        >>> p = bg.probability_no_purchase(summary, 13.0)  # next quarter, in weeks
+        >>> round(p.where("account_id = '1'").first().p_no_purchase, 3)  # doctest: +SKIP
+        0.717
+        """
+        func = f"{type(self).__name__}.probability_no_purchase"
+        horizon = check_finite_positive(func, "t", t)
+        return self._score_horizon(
+            df,
+            func,
+            (frequency_col, recency_col, T_col),
+            output_col,
+            self._pmf_kernel(),
+            0.0,
+            horizon,
+        )
+
+    def probability_of_n_purchases(
+        self,
+        df: DataFrame,
+        t: float,
+        n: int,
+        *,
+        frequency_col: str = "frequency",
+        recency_col: str = "recency",
+        T_col: str = "T",
+        output_col: str = "p_n_purchases",
+    ) -> DataFrame:
+        r"""Add P(exactly ``n`` purchases in the next ``t`` units | history) per account.
+
+        See :meth:`conditional_probability_of_n_purchases_np` for the formula (the
+        Pareto/NBD values equal lifetimes' ``conditional_probability_of_n_purchases_up_to_time``).
+        One Arrow pass on the executors; null where the summary is invalid.
+
+        Parameters
+        ----------
+        df : pyspark.sql.DataFrame
+            A summary (frequency, recency, T); other columns pass through.
+        t : float
+            Horizon in the model's time unit (finite, > 0).
+        n : int
+            Number of purchases (>= 0).
+        frequency_col, recency_col, T_col, output_col : str
+            Input and output column names.
+
+        Examples
+        --------
+        >>> from kamlib.datasets import load_cdnow_summary
+        >>> summary = load_cdnow_summary(spark)
+        >>> model = ParetoNBD().fit(summary)
+        >>> p = model.probability_of_n_purchases(summary, 39.0, 1)
+        >>> 0.0 <= p.first().p_n_purchases <= 1.0
+        True
+        """
+        func = f"{type(self).__name__}.probability_of_n_purchases"
+        horizon = check_finite_positive(func, "t", t)
+        count = check_int(func, "n", n, low=0)
+        return self._score_horizon(
+            df,
+            func,
+            (frequency_col, recency_col, T_col),
+            output_col,
+            self._pmf_kernel(),
+            float(count),
+            horizon,
+        )
 
 
 def _rate_start(data: L.BGData) -> float:
