@@ -135,3 +135,26 @@ def bgbb_conditional(
         for i in range(n - tx):
             event += moment(x, tx - x + i, 1, tx + i)
     return float(event / data)
+
+
+def pnbd_new_pmf(params: tuple[float, float, float, float], n: int, t: float) -> float:
+    """Pareto/NBD P(X(t) = n) of a new customer (Schmittlein et al. 1987): NBD counts up to
+    the lifetime tau ~ Pareto(II)(s, beta), ``S(t) NBD(n; t) + int_0^t f(tau) NBD(n; tau)``.
+    """
+    r, alpha, s, beta = params
+
+    def nbd(tau: mp.mpf) -> mp.mpf:
+        return (
+            mp.gamma(r + n)
+            / mp.gamma(r)
+            / mp.factorial(n)
+            * (alpha / (alpha + tau)) ** r
+            * (tau / (alpha + tau)) ** n
+        )
+
+    def density(tau: mp.mpf) -> mp.mpf:
+        return s / beta * (beta / (beta + tau)) ** (s + 1)
+
+    points = [0, min(beta, t) / 10, min(beta, t), t]
+    integral = mp.quad(lambda tau: density(tau) * nbd(tau), sorted(set(points)))
+    return float((beta / (beta + t)) ** s * nbd(mp.mpf(t)) + integral)
