@@ -49,17 +49,20 @@ from kamlib.clv._likelihoods import _hyp2f1_series, log_hyp2f1_c_eq_a_plus_1
 
 __all__ = [
     "bg_conditional_alive",
+    "bg_conditional_alive_modified",
     "bg_conditional_pmf",
+    "bg_conditional_pmf_modified",
     "bg_no_purchase",
     "bgbb_conditional_alive",
     "bgbb_conditional_pmf",
     "bgbb_valid",
     "continuous_valid",
-    "interval_from_pmf",
+    "parameter_draws",
     "pnbd_conditional_alive",
     "pnbd_conditional_pmf",
     "pnbd_no_purchase",
     "pnbd_p_alive",
+    "predictive_interval",
 ]
 
 FloatArray = np.ndarray
@@ -410,37 +413,8 @@ def bgbb_conditional_alive(
 
 
 # ---------------------------------------------------------------------------------------------
-# Predictive intervals from a (mixture) pmf
+# MBG/NBD entry points and predictive intervals
 # ---------------------------------------------------------------------------------------------
-def interval_from_pmf(
-    pmf_steps: Callable[[], Any], level: float, size: int, max_steps: int = 100_000
-) -> tuple[FloatArray, FloatArray]:
-    """Central predictive interval of an integer count from its pmf, step by step.
-
-    ``pmf_steps()`` returns an iterator yielding, for ``k = 0, 1, 2, ...``, the pmf at ``k`` of
-    every row (arrays of length ``size``, already mixed over parameter draws). The lower limit
-    is the :math:`(1 - c)/2` quantile, ``low = min{k : F(k) >= (1 - c)/2}``; the upper limit
-    is the first ``high >= low`` at which the interval holds at least the nominal mass,
-    ``F(high) - F(low - 1) >= c``. This is conservative (at least ``c`` of the predictive
-    mass) but, unlike the ``(1 + c)/2`` quantile, does not add the whole lower tail's slack.
-    """
-    lo_q = (1.0 - level) / 2.0
-    cdf = np.zeros(size)
-    low = np.full(size, np.nan)
-    high = np.full(size, np.nan)
-    below_low = np.zeros(size)  # F(low - 1)
-    eps = 1e-12
-    for k, pmf in enumerate(pmf_steps()):
-        prev = cdf
-        cdf = cdf + np.asarray(pmf, dtype=np.float64)
-        new_low = np.isnan(low) & (cdf >= lo_q - eps)
-        low = np.where(new_low, float(k), low)
-        below_low = np.where(new_low, prev, below_low)
-        done_high = np.isnan(high) & ~np.isnan(low) & (cdf - below_low >= level - eps)
-        high = np.where(done_high, float(k), high)
-        if not np.isnan(high).any() or k >= max_steps:
-            break
-    return low, high
 
 
 def bg_conditional_pmf_modified(
@@ -455,3 +429,90 @@ def bg_conditional_alive_modified(
 ) -> FloatArray:
     """:func:`bg_conditional_alive` of the MBG/NBD model (``modified=True``)."""
     return bg_conditional_alive(params, future_t, x, tx, T, modified=True)
+
+
+def parameter_draws(
+    params: Sequence[float], covariance: Any, draws: int, seed: int
+) -> list[FloatArray]:
+    r"""``draws`` parameter vectors from the MLE's asymptotic normal on the log scale.
+
+    :math:`\log\theta \sim N(\log\hat\theta, \Sigma_{\log})` with :math:`\Sigma_{\log} =
+    D^{-1} \Sigma D^{-1}`, :math:`D = \mathrm{diag}(\hat\theta)` (the delta method applied to the
+    inverse observed information :math:`\Sigma`). A covariance that is missing or not finite
+    gives ``draws`` copies of the point estimate. Returns one ``(draws, 1)`` array per parameter
+    (they broadcast against a row axis).
+    """
+    theta = np.asarray(params, dtype=np.float64)
+    k = theta.size
+    cov = None if covariance is None else np.asarray(covariance, dtype=np.float64)
+    if cov is None or cov.shape != (k, k) or not np.all(np.isfinite(cov)):
+        sample = np.tile(theta, (draws, 1))
+    else:
+        cov_log = cov / np.outer(theta, theta)
+        cov_log = 0.5 * (cov_log + cov_log.T)
+        values, vectors = np.linalg.eigh(cov_log)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        z = np.random.default_rng(seed).standard_normal((draws, k))
+        sample = np.exp(np.log(theta) + z @ root.T)
+    return [sample[:, i : i + 1] for i in range(k)]
+
+
+def predictive_interval(
+    kernel: Callable[..., FloatArray],
+    draws: Sequence[FloatArray],
+    level: float,
+    t: float,
+    x: Any,
+    tx: Any,
+    T: Any,
+    *,
+    valid: Callable[[FloatArray, FloatArray, FloatArray], FloatArray] = continuous_valid,
+    max_count: float = np.inf,
+) -> tuple[FloatArray, FloatArray]:
+    r"""Central predictive interval of the purchases in the next ``t`` (integer counts).
+
+    The predictive pmf of each account is its conditional pmf ``kernel(params, k, t, x, t_x,
+    T)`` averaged over the parameter ``draws`` (parameter uncertainty), evaluated once per
+    distinct ``(x, t_x, T)`` of the batch, for ``k = 0, 1, ...`` until every account's interval
+    is found. With :math:`F` the predictive distribution function and :math:`c` = ``level``:
+    ``low`` = :math:`\min\{k : F(k) \ge (1-c)/2\}` and ``high`` = the first :math:`k \ge` low
+    with :math:`F(k) - F(\text{low} - 1) \ge c`: at least :math:`c` of the predictive mass,
+    with less slack than the :math:`(1+c)/2` quantile (counts are discrete). NaN for invalid
+    summaries.
+    """
+    x, tx, T = np.broadcast_arrays(_f(x), _f(tx), _f(T))
+    shape = x.shape
+    x, tx, T = x.ravel(), tx.ravel(), T.ravel()
+    ok = valid(x, tx, T)
+    low = np.full(x.size, np.nan)
+    high = np.full(x.size, np.nan)
+    if not ok.any():
+        return low.reshape(shape), high.reshape(shape)
+    keys = np.stack([x[ok], tx[ok], T[ok]], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    size = uniq.shape[0]
+    u_low = np.full(size, np.nan)
+    u_high = np.full(size, np.nan)
+    cdf = np.zeros(size)
+    below = np.zeros(size)
+    active = np.arange(size)
+    lo_q, eps = (1.0 - level) / 2.0, 1e-10
+    k = 0
+    while active.size:
+        ux, utx, uT = uniq[active, 0], uniq[active, 1], uniq[active, 2]
+        pmf = np.asarray(kernel(draws, float(k), t, ux, utx, uT), dtype=np.float64)
+        pmf = np.nan_to_num(pmf, nan=0.0).mean(axis=0) if pmf.ndim == 2 else pmf
+        prev = cdf[active]
+        cur = prev + pmf
+        cdf[active] = cur
+        new_low = np.isnan(u_low[active]) & (cur >= lo_q - eps)
+        u_low[active[new_low]] = k
+        below[active[new_low]] = prev[new_low]
+        found = ~np.isnan(u_low[active]) & (cur - below[active] >= level - eps)
+        found |= k >= max_count  # BG/BB: at most one purchase per period
+        u_high[active[found]] = k
+        active = active[~found]
+        k += 1
+    low[ok] = u_low[inverse.ravel()]
+    high[ok] = u_high[inverse.ravel()]
+    return low.reshape(shape), high.reshape(shape)

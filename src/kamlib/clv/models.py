@@ -33,7 +33,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from kamlib._arrow import with_numpy_columns
-from kamlib._validation import check_finite_positive, check_int, check_positive, require_columns
+from kamlib._validation import (
+    check_finite_positive,
+    check_fraction,
+    check_int,
+    check_positive,
+    require_columns,
+)
 from kamlib.clv import _horizon as H
 from kamlib.clv import _likelihoods as L
 from kamlib.clv._base import FittedModel
@@ -228,6 +234,38 @@ def _standard_errors(names: tuple[str, ...], hessian: np.ndarray) -> dict[str, f
     return {name: float(v) for name, v in zip(names, se, strict=True)}
 
 
+def _covariance(hessian: np.ndarray) -> list[list[float]]:
+    """Inverse observed information ``inv(-H)`` as nested lists (NaN if singular)."""
+    try:
+        cov = np.linalg.inv(-hessian)
+    except np.linalg.LinAlgError:
+        cov = np.full(hessian.shape, np.nan)
+    return [[float(v) for v in row] for row in cov]
+
+
+def _fitted_covariance(model: FittedModel) -> np.ndarray | None:
+    """The fit's parameter covariance; older saved models: the diagonal of the squared SEs."""
+    info = model._fit_info
+    names = model.param_names
+    cov = info.get("covariance")
+    if isinstance(cov, list) and len(cov) == len(names):
+        try:
+            arr = np.asarray(cov, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.shape == (len(names), len(names)):
+            return arr
+    se = info.get("standard_errors")
+    if isinstance(se, Mapping) and all(isinstance(se.get(n), (int, float)) for n in names):
+        return np.diag([float(se[n]) ** 2 for n in names])
+    return None
+
+
+#: Parameter draws (and their seed) mixed into the predictive intervals.
+INTERVAL_DRAWS = 200
+INTERVAL_SEED = 20240601
+
+
 class _TransactionModel(FittedModel):
     """Shared fit/scoring machinery of the BG/NBD-family models (r, alpha, ., .)."""
 
@@ -404,6 +442,7 @@ class _TransactionModel(FittedModel):
             dict(zip(self.param_names, ptuple, strict=True)),
             log_likelihood=loglik,
             standard_errors=_standard_errors(self.param_names, hess),
+            covariance=_covariance(hess),
             iterations=int(res.nit),
             function_evaluations=int(res.nfev),
             converged=True,
@@ -458,14 +497,28 @@ class _TransactionModel(FittedModel):
         recency_col: str = "recency",
         T_col: str = "T",
         output_col: str = "expected_purchases",
+        interval: float | None = None,
+        draws: int = INTERVAL_DRAWS,
     ) -> DataFrame:
         """Add the conditional expected number of purchases in the next ``t`` time units.
 
         Same as lifetimes' ``conditional_expected_number_of_purchases_up_to_time``; computed
         on the executors in Arrow batches (all other columns are kept).
+
+        With ``interval`` in (0, 1) it also adds ``{output_col}_low`` and
+        ``{output_col}_high``: a central predictive interval for the (integer) number of
+        purchases in the next ``t`` units, from the account's conditional pmf
+        (:meth:`conditional_probability_of_n_purchases_np`) mixed over ``draws`` parameter
+        vectors drawn from the fit's asymptotic normal on the log scale (fixed seed, so the
+        columns are reproducible); see :meth:`predictive_interval_np`. Same Arrow pass, no
+        per-draw rows.
         """
         func = f"{type(self).__name__}.expected_purchases"
         check_positive(func, "t", t, allow_zero=True)
+        if interval is not None:
+            return self._expected_with_interval(
+                df, func, t, interval, draws, (frequency_col, recency_col, T_col), output_col
+            )
         params = self._p("expected_purchases")
         require_columns(
             df,
@@ -626,6 +679,79 @@ class _TransactionModel(FittedModel):
         return with_numpy_columns(
             df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
         )
+
+    def _interval_draws(self, draws: int) -> list[np.ndarray]:
+        params = self._p("predictive_interval_np")
+        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
+
+    def predictive_interval_np(
+        self,
+        t: float,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        *,
+        interval: float,
+        draws: int = INTERVAL_DRAWS,
+    ) -> tuple[FloatArray, FloatArray]:
+        r"""Central predictive interval ``(low, high)`` of the purchases in the next ``t``.
+
+        The predictive pmf of an account is :math:`\bar P(k) = \frac{1}{D} \sum_d
+        P(X(T, T+t) = k \mid x, t_x, T, \theta_d)`, with :math:`\theta_d` ``draws`` draws
+        from :math:`\log\theta \sim N(\log\hat\theta, \Sigma_{\log})` (the inverse
+        observed information of the fit, by the delta method; models saved before it was
+        stored use the squared standard errors, without correlations). With :math:`\bar F`
+        its distribution function and :math:`c` = ``interval``: ``low`` =
+        :math:`\min\{k : \bar F(k) \ge (1 - c)/2\}` and ``high`` = the first :math:`k \ge`
+        ``low`` with :math:`\bar F(k) - \bar F(\text{low} - 1) \ge c` (at least :math:`c`
+        of the predictive mass; counts are discrete). NaN for invalid summaries.
+        """
+        func = f"{type(self).__name__}.predictive_interval_np"
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        count = check_int(func, "draws", draws, low=1)
+        return H.predictive_interval(
+            self._pmf_kernel(), self._interval_draws(count), level, float(t), frequency, recency, T
+        )
+
+    def _expected_with_interval(
+        self,
+        df: DataFrame,
+        func: str,
+        t: float,
+        interval: float,
+        draws: int,
+        names: tuple[str, str, str],
+        output_col: str,
+    ) -> DataFrame:
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        count = check_int(func, "draws", draws, low=1)
+        params = self._p("expected_purchases")
+        require_columns(
+            df,
+            func,
+            frequency_col=(names[0], "numeric"),
+            recency_col=(names[1], "numeric"),
+            T_col=(names[2], "numeric"),
+        )
+        kernel = self._conditional_kernel()
+        pmf_kernel = self._pmf_kernel()
+        sample = self._interval_draws(count)
+        horizon = float(t)
+        outputs = [output_col, f"{output_col}_low", f"{output_col}_high"]
+
+        def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            x, tx, age = cols[names[0]], cols[names[1]], cols[names[2]]
+            if horizon > 0:
+                low, high = H.predictive_interval(pmf_kernel, sample, level, horizon, x, tx, age)
+            else:
+                low = high = np.where(H.continuous_valid(x, tx, age), 0.0, np.nan)
+            return {
+                outputs[0]: kernel(params, horizon, x, tx, age),
+                outputs[1]: low,
+                outputs[2]: high,
+            }
+
+        return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
 
     def probability_no_purchase(
         self,
