@@ -189,3 +189,35 @@ def test_clv_interval_columns(spark, simulated):
     np.testing.assert_allclose(single.clv, pdf.clv_3m * 0 + single.clv)  # same rows
     with pytest.raises(SchemaError, match="interval"):
         customer_lifetime_value(summary, transaction_model=bg, spend_model=gg, interval=2.0)
+
+
+def test_bgbb_intervals_follow_the_rule(spark):
+    from kamlib.clv import BetaGeoBetaBinom
+
+    sharp = BetaGeoBetaBinom()
+    sharp._set_fitted(
+        {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783},
+        covariance=np.zeros((4, 4)).tolist(),
+    )
+    x = np.array([0.0, 1.0, 3.0, 6.0, 2.0])
+    tx = np.array([0.0, 1.0, 5.0, 6.0, 6.0])
+    n = np.full(5, 6.0)
+    ks = np.arange(0, 6)[:, None]
+    pmf = sharp.conditional_probability_of_n_purchases_np(ks, 5, x, tx, n)
+    for level in (0.5, 0.8, 0.9):
+        low, high = sharp.predictive_interval_np(5, x, tx, n, interval=level)
+        want = [_reference_interval(pmf[:, i], level) for i in range(x.size)]
+        assert list(zip(low, high, strict=True)) == want
+    df = spark.createDataFrame(
+        [(float(a), float(b), float(c)) for a, b, c in zip(x, tx, n, strict=True)]
+        + [(-1.0, 0.0, 6.0)],
+        "frequency double, recency double, n_periods double",
+    )
+    rows = sharp.expected_purchases(df, 5, interval=0.8).collect()
+    low, high = sharp.predictive_interval_np(5, x, tx, n, interval=0.8)
+    for i, r in enumerate(rows[:-1]):
+        assert (r.expected_purchases_low, r.expected_purchases_high) == (low[i], high[i])
+        assert 0 <= r.expected_purchases_low <= r.expected_purchases <= 5
+    assert rows[-1].expected_purchases_low is None
+    with pytest.raises(SchemaError, match="t"):
+        sharp.expected_purchases(df, 2.5, interval=0.8)

@@ -28,6 +28,7 @@ from kamlib._arrow import with_numpy_columns
 from kamlib._validation import (
     check_choice,
     check_finite_positive,
+    check_fraction,
     check_int,
     check_positive,
     parse_timestamp,
@@ -373,12 +374,13 @@ class BetaGeoBetaBinom(FittedModel):
             return float(np.dot(w, bgbb_loglik_terms((p[0], p[1], p[2], p[3]), x, tx, n)))
 
         hess = L.numeric_hessian(loglik, params)
-        from kamlib.clv.models import _standard_errors
+        from kamlib.clv.models import _covariance, _standard_errors
 
         self._set_fitted(
             dict(zip(self.param_names, ptuple, strict=True)),
             log_likelihood=loglik(params),
             standard_errors=_standard_errors(self.param_names, hess),
+            covariance=_covariance(hess),
             iterations=int(res.nit),
             converged=bool(res.success),
             message=str(res.message),
@@ -416,8 +418,15 @@ class BetaGeoBetaBinom(FittedModel):
         recency_col: str = "recency",
         n_periods_col: str = "n_periods",
         output_col: str = "expected_purchases",
+        interval: float | None = None,
+        draws: int = 200,
     ) -> DataFrame:
-        """Add the expected number of purchases in the next ``t`` periods (lifetimes' formula)."""
+        """Add the expected number of purchases in the next ``t`` periods (lifetimes' formula).
+
+        With ``interval`` in (0, 1) (``t`` then a whole number of periods) it also adds
+        ``{output_col}_low`` / ``{output_col}_high``: the central predictive interval of
+        :meth:`predictive_interval_np`, in the same Arrow pass.
+        """
         func = f"{type(self).__name__}.expected_purchases"
         check_positive(func, "t", t, allow_zero=True)
         params = self._p("expected_purchases")
@@ -430,17 +439,51 @@ class BetaGeoBetaBinom(FittedModel):
             n_periods_col=(n_periods_col, "numeric"),
         )
         horizon = float(t)
+        outputs = [output_col]
+        sample: list[np.ndarray] = []
+        level, periods = 0.0, 0
+        if interval is not None:
+            level = check_fraction(func, "interval", interval, high_inclusive=False)
+            periods = _check_periods(func, t)
+            sample = self._interval_draws(check_int(func, "draws", draws, low=1))
+            outputs += [f"{output_col}_low", f"{output_col}_high"]
 
         def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: bgbb_conditional_expected(
-                    params, horizon, c[names[0]], c[names[1]], c[names[2]]
-                )
-            }
+            x, tx, n = c[names[0]], c[names[1]], c[names[2]]
+            out = {output_col: bgbb_conditional_expected(params, horizon, x, tx, n)}
+            if len(outputs) > 1:
+                out[outputs[1]], out[outputs[2]] = _bgbb_interval(sample, level, periods, x, tx, n)
+            return out
 
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
-        )
+        return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
+
+    def _interval_draws(self, draws: int) -> list[np.ndarray]:
+        from kamlib.clv.models import INTERVAL_SEED, _fitted_covariance
+
+        params = self._p("predictive_interval_np")
+        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
+
+    def predictive_interval_np(
+        self,
+        t: int,
+        frequency: Any,
+        recency: Any,
+        n_periods: Any,
+        *,
+        interval: float,
+        draws: int = 200,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Central predictive interval of the purchases in the next ``t`` periods.
+
+        The conditional pmf (:meth:`conditional_probability_of_n_purchases_np`) mixed over
+        ``draws`` parameter draws from the fit's asymptotic normal on the log scale, and the
+        interval rule of :meth:`kamlib.clv.BetaGeo.predictive_interval_np`.
+        """
+        func = f"{type(self).__name__}.predictive_interval_np"
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        periods = _check_periods(func, t)
+        sample = self._interval_draws(check_int(func, "draws", draws, low=1))
+        return _bgbb_interval(sample, level, periods, frequency, recency, n_periods)
 
     def probability_alive(
         self,
@@ -610,6 +653,26 @@ class BetaGeoBetaBinom(FittedModel):
         return self._score_periods(
             df, func, (frequency_col, recency_col, n_periods_col), output_col, count, periods
         )
+
+
+def _bgbb_pmf_kernel(params: Any, k: float, periods: float, x: Any, tx: Any, n: Any) -> np.ndarray:
+    return H.bgbb_conditional_pmf(params, k, int(periods), x, tx, n)
+
+
+def _bgbb_interval(
+    sample: list[np.ndarray], level: float, periods: int, x: Any, tx: Any, n: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    return H.predictive_interval(
+        _bgbb_pmf_kernel,
+        sample,
+        level,
+        float(periods),
+        x,
+        tx,
+        n,
+        valid=H.bgbb_valid,
+        max_count=float(periods),
+    )
 
 
 def _check_periods(func: str, t: Any) -> int:
