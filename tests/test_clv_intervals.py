@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from kamlib import SchemaError
-from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, model_from_json
+from kamlib.clv import (
+    BetaGeo,
+    GammaGamma,
+    ModifiedBetaGeo,
+    customer_lifetime_value,
+    model_from_json,
+)
 
 TRUTH = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
 HOLDOUT = 39.0
@@ -221,3 +227,20 @@ def test_bgbb_intervals_follow_the_rule(spark):
     assert rows[-1].expected_purchases_low is None
     with pytest.raises(SchemaError, match="t"):
         sharp.expected_purchases(df, 2.5, interval=0.8)
+
+
+@pytest.mark.parametrize("cls", [BetaGeo, ModifiedBetaGeo])
+def test_recurrence_interval_equals_the_generic_pmf_interval(simulated, cls):
+    from kamlib.clv import _horizon as H
+
+    _, model = simulated
+    m = cls()
+    m._set_fitted(model.params, covariance=model.fit_info["covariance"])
+    x, tx, T, _ = simulate(300, seed=3)
+    draws = m._interval_draws(50)
+    for level in (0.5, 0.8, 0.95):
+        fast = H.predictive_interval(m._pmf_kernel(), draws, level, 26.0, x, tx, T)
+        slow = H.bg_predictive_interval(
+            draws, level, 26.0, x, tx, T, modified=cls is ModifiedBetaGeo
+        )
+        np.testing.assert_array_equal(fast, slow)

@@ -709,9 +709,15 @@ class _TransactionModel(FittedModel):
         func = f"{type(self).__name__}.predictive_interval_np"
         level = check_fraction(func, "interval", interval, high_inclusive=False)
         count = check_int(func, "draws", draws, low=1)
-        return H.predictive_interval(
-            self._pmf_kernel(), self._interval_draws(count), level, float(t), frequency, recency, T
+        return self._interval_kernel()(
+            self._interval_draws(count), level, float(t), frequency, recency, T
         )
+
+    def _interval_kernel(self) -> Callable[..., tuple[FloatArray, FloatArray]]:
+        kind = self._horizon_kind()
+        if kind == "pnbd":
+            return H.pnbd_predictive_interval
+        return H.bg_predictive_interval_modified if kind == "mbg" else H.bg_predictive_interval
 
     def _expected_with_interval(
         self,
@@ -734,7 +740,7 @@ class _TransactionModel(FittedModel):
             T_col=(names[2], "numeric"),
         )
         kernel = self._conditional_kernel()
-        pmf_kernel = self._pmf_kernel()
+        interval_kernel = self._interval_kernel()
         sample = self._interval_draws(count)
         horizon = float(t)
         outputs = [output_col, f"{output_col}_low", f"{output_col}_high"]
@@ -742,7 +748,7 @@ class _TransactionModel(FittedModel):
         def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             x, tx, age = cols[names[0]], cols[names[1]], cols[names[2]]
             if horizon > 0:
-                low, high = H.predictive_interval(pmf_kernel, sample, level, horizon, x, tx, age)
+                low, high = interval_kernel(sample, level, horizon, x, tx, age)
             else:
                 low = high = np.where(H.continuous_valid(x, tx, age), 0.0, np.nan)
             return {
