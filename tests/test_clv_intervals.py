@@ -244,3 +244,22 @@ def test_recurrence_interval_equals_the_generic_pmf_interval(simulated, cls):
             draws, level, 26.0, x, tx, T, modified=cls is ModifiedBetaGeo
         )
         np.testing.assert_array_equal(fast, slow)
+
+
+def test_pareto_nbd_interval_equals_the_generic_pmf_interval():
+    from kamlib.clv import ParetoNBD
+    from kamlib.clv import _horizon as H
+
+    model = ParetoNBD()
+    model._set_fitted(
+        {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67},
+        covariance=np.diag([0.002, 0.5, 0.01, 4.0]).tolist(),
+    )
+    x, tx, T, _ = simulate(150, seed=5)
+    x[0] = -1.0  # invalid row
+    draws = model._interval_draws(20)
+    want = H.predictive_interval(H.pnbd_conditional_pmf, draws, 0.8, 26.0, x, tx, T)
+    got = model.predictive_interval_np(26.0, x, tx, T, interval=0.8, draws=20)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[0][0])
+    assert np.all(got[0][1:] <= got[1][1:])

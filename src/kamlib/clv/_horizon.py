@@ -471,6 +471,7 @@ def predictive_interval(
     *,
     valid: Callable[[FloatArray, FloatArray, FloatArray], FloatArray] = continuous_valid,
     max_count: float = np.inf,
+    setup: Callable[[FloatArray], Callable[[int, FloatArray], FloatArray]] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     r"""Central predictive interval of the purchases in the next ``t`` (integer counts).
 
@@ -481,7 +482,8 @@ def predictive_interval(
     ``low`` = :math:`\min\{k : F(k) \ge (1-c)/2\}` and ``high`` = the first :math:`k \ge` low
     with :math:`F(k) - F(\text{low} - 1) \ge c`: at least :math:`c` of the predictive mass,
     with less slack than the :math:`(1+c)/2` quantile (counts are discrete). NaN for invalid
-    summaries.
+    summaries. ``setup(uniq)`` (optional) returns ``step(k, rows)``, the mixed pmf at ``k`` of
+    the distinct accounts ``uniq[rows]``, for kernels that precompute per-account terms.
     """
     x, tx, T = np.broadcast_arrays(_f(x), _f(tx), _f(T))
     shape = x.shape
@@ -501,10 +503,14 @@ def predictive_interval(
     active = np.arange(size)
     lo_q, eps = (1.0 - level) / 2.0, 1e-10
     k = 0
+    step = setup(uniq) if setup is not None else None
     while active.size:
-        ux, utx, uT = uniq[active, 0], uniq[active, 1], uniq[active, 2]
-        pmf = np.asarray(kernel(draws, float(k), t, ux, utx, uT), dtype=np.float64)
-        pmf = np.nan_to_num(pmf, nan=0.0).mean(axis=0) if pmf.ndim == 2 else pmf
+        if step is not None:
+            pmf = step(k, active)
+        else:
+            ux, utx, uT = uniq[active, 0], uniq[active, 1], uniq[active, 2]
+            pmf = np.asarray(kernel(draws, float(k), t, ux, utx, uT), dtype=np.float64)
+            pmf = np.nan_to_num(pmf, nan=0.0).mean(axis=0) if pmf.ndim == 2 else pmf
         prev = cdf[active]
         cur = prev + pmf
         cdf[active] = cur
@@ -608,5 +614,25 @@ def bg_predictive_interval_modified(
 def pnbd_predictive_interval(
     draws: Sequence[FloatArray], level: float, t: float, x: Any, tx: Any, T: Any
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`predictive_interval` of the Pareto/NBD model (quadrature pmf per step)."""
-    return predictive_interval(pnbd_conditional_pmf, draws, level, t, x, tx, T)
+    """:func:`predictive_interval` of the Pareto/NBD model.
+
+    P(alive at T) is computed once per (draw, distinct account); each count ``k`` then costs
+    one quadrature of the lifetime integral (:func:`_pnbd_new_pmf`).
+    """
+    r, alpha, s, beta = (_f(p) for p in draws)
+
+    def setup(uniq: FloatArray) -> Callable[[int, FloatArray], FloatArray]:
+        ux, uT = uniq[:, 0], uniq[:, 2]
+        p_alive = pnbd_p_alive(draws, ux, uniq[:, 1], uT)
+
+        def step(k: int, rows: FloatArray) -> FloatArray:
+            pa = p_alive[:, rows]
+            new = _pnbd_new_pmf(
+                r + ux[rows], alpha + uT[rows], s, beta + uT[rows], np.float64(k), np.float64(t)
+            )
+            out = pa * new if k else (1.0 - pa) + pa * new
+            return np.asarray(out.mean(axis=0))
+
+        return step
+
+    return predictive_interval(pnbd_conditional_pmf, draws, level, t, x, tx, T, setup=setup)
