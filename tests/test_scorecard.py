@@ -215,9 +215,10 @@ def test_clv_columns_equal_the_models(spark, data, rows):
     gg = GammaGamma().fit(summary)
     scored = bg.probability_alive(summary)
     scored = bg.expected_purchases(scored, 90, output_col="ep90")
+    scored = bg.probability_no_purchase(scored, 90, output_col="p0")
     scored = gg.expected_spend(scored)
     scored = customer_lifetime_value(scored, transaction_model=bg, spend_model=gg)
-    cols = ["frequency", "recency", "T", "p_alive", "ep90", "expected_spend", "clv"]
+    cols = ["frequency", "recency", "T", "p_alive", "ep90", "p0", "expected_spend", "clv"]
     want = _by_account(scored, cols)
     got = {
         k: (
@@ -226,6 +227,7 @@ def test_clv_columns_equal_the_models(spark, data, rows):
             v["T"],
             v["p_alive"],
             v["expected_purchases_90d"],
+            v["p_no_purchase_90d"],
             v["expected_spend"],
             v["clv"],
         )
@@ -243,6 +245,8 @@ def test_clv_columns_equal_the_models(spark, data, rows):
         )
         assert v["expected_purchases_365d"] >= v["expected_purchases_90d"] - 1e-12
         assert 0.0 <= v["p_alive"] <= 1.0
+        # no purchase is at least as likely as being dead now (BG/NBD: 1 - P_A (1 - q^(r+x)))
+        assert 1.0 - v["p_alive"] - 1e-12 <= v["p_no_purchase_90d"] <= 1.0
 
 
 def test_prefitted_models_are_used(spark, data):

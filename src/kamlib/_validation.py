@@ -32,6 +32,7 @@ __all__ = [
     "check_columns",
     "check_duration",
     "check_flag",
+    "check_finite_positive",
     "check_fraction",
     "check_group_keys",
     "check_increasing_pair",
@@ -263,6 +264,15 @@ def check_positive(func: str, arg: str, value: float, *, allow_zero: bool = Fals
         expected = ">= 0" if allow_zero else "> 0"
         raise SchemaError(function=func, argument=arg, expected=expected, found=repr(value))
     return float(value)
+
+
+def check_finite_positive(func: str, arg: str, value: float, *, allow_zero: bool = False) -> float:
+    """:func:`check_positive` that also rejects infinity (horizons, durations); returns a float."""
+    number = check_positive(func, arg, value, allow_zero=allow_zero)
+    if not math.isfinite(number):
+        expected = "a finite number " + (">= 0" if allow_zero else "> 0")
+        raise SchemaError(function=func, argument=arg, expected=expected, found=repr(value))
+    return number
 
 
 def parse_timestamp(func: str, arg: str, value: Any) -> _dt.datetime:

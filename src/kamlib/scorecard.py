@@ -57,6 +57,7 @@ _CLV_COLUMNS: tuple[str, ...] = (
     "T",
     "monetary_value",
     "p_alive",
+    "p_no_purchase_90d",
     "expected_purchases_90d",
     "expected_purchases_365d",
     "expected_spend",
@@ -189,7 +190,8 @@ def account_scorecard(
       ``revenue_{w}d``, ``revenue_trend_{w}d``, ``revenue_slope_{w}d``, ``spike_ratio_{w}d``.
     * CLV (:func:`kamlib.clv.rfm_summary` at ``as_of`` with ``freq``; BG/NBD and Gamma-Gamma
       fitted on it unless ``transaction_model`` / ``spend_model`` are given): ``frequency``,
-      ``recency``, ``T``, ``monetary_value``, ``p_alive``, ``expected_purchases_90d`` and
+      ``recency``, ``T``, ``monetary_value``, ``p_alive``, ``p_no_purchase_90d`` (P(no purchase
+      in the next 90 days, converted to the model's time unit), ``expected_purchases_90d`` and
       ``expected_purchases_365d`` (expected purchases in the next 90 / 365 *days*),
       ``expected_spend``, ``revenue_forecast_90d`` and ``revenue_forecast_365d``
       (:math:`E[X(t)] \cdot E[Z]`), ``clv`` (:func:`kamlib.clv.customer_lifetime_value` over
@@ -611,6 +613,7 @@ def _clv_frame(
         gg = GammaGamma(penalizer=penalizer).fit(summary)
     unit = _DAYS_PER_UNIT[freq]
     scored = bg.probability_alive(summary, output_col="p_alive")
+    scored = bg.probability_no_purchase(scored, 90.0 / unit, output_col="p_no_purchase_90d")
     scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")
     scored = bg.expected_purchases(scored, 365.0 / unit, output_col="expected_purchases_365d")
     scored = gg.expected_spend(scored, output_col="expected_spend")
@@ -630,6 +633,7 @@ def _clv_frame(
         "T",
         "monetary_value",
         "p_alive",
+        "p_no_purchase_90d",
         "expected_purchases_90d",
         "expected_purchases_365d",
         "expected_spend",

@@ -25,7 +25,16 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, logsumexp
 
 from kamlib._arrow import with_numpy_columns
-from kamlib._validation import check_choice, check_positive, parse_timestamp, require_columns
+from kamlib._validation import (
+    check_choice,
+    check_finite_positive,
+    check_fraction,
+    check_int,
+    check_positive,
+    parse_timestamp,
+    require_columns,
+)
+from kamlib.clv import _horizon as H
 from kamlib.clv import _likelihoods as L
 from kamlib.clv._base import FittedModel
 from kamlib.errors import ConvergenceError, SchemaError
@@ -365,12 +374,13 @@ class BetaGeoBetaBinom(FittedModel):
             return float(np.dot(w, bgbb_loglik_terms((p[0], p[1], p[2], p[3]), x, tx, n)))
 
         hess = L.numeric_hessian(loglik, params)
-        from kamlib.clv.models import _standard_errors
+        from kamlib.clv.models import _covariance, _standard_errors
 
         self._set_fitted(
             dict(zip(self.param_names, ptuple, strict=True)),
             log_likelihood=loglik(params),
             standard_errors=_standard_errors(self.param_names, hess),
+            covariance=_covariance(hess),
             iterations=int(res.nit),
             converged=bool(res.success),
             message=str(res.message),
@@ -408,8 +418,15 @@ class BetaGeoBetaBinom(FittedModel):
         recency_col: str = "recency",
         n_periods_col: str = "n_periods",
         output_col: str = "expected_purchases",
+        interval: float | None = None,
+        draws: int = 200,
     ) -> DataFrame:
-        """Add the expected number of purchases in the next ``t`` periods (lifetimes' formula)."""
+        """Add the expected number of purchases in the next ``t`` periods (lifetimes' formula).
+
+        With ``interval`` in (0, 1) (``t`` then a whole number of periods) it also adds
+        ``{output_col}_low`` / ``{output_col}_high``: the central predictive interval of
+        :meth:`predictive_interval_np`, in the same Arrow pass.
+        """
         func = f"{type(self).__name__}.expected_purchases"
         check_positive(func, "t", t, allow_zero=True)
         params = self._p("expected_purchases")
@@ -422,17 +439,51 @@ class BetaGeoBetaBinom(FittedModel):
             n_periods_col=(n_periods_col, "numeric"),
         )
         horizon = float(t)
+        outputs = [output_col]
+        sample: list[np.ndarray] = []
+        level, periods = 0.0, 0
+        if interval is not None:
+            level = check_fraction(func, "interval", interval, high_inclusive=False)
+            periods = _check_periods(func, t)
+            sample = self._interval_draws(check_int(func, "draws", draws, low=1))
+            outputs += [f"{output_col}_low", f"{output_col}_high"]
 
         def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: bgbb_conditional_expected(
-                    params, horizon, c[names[0]], c[names[1]], c[names[2]]
-                )
-            }
+            x, tx, n = c[names[0]], c[names[1]], c[names[2]]
+            out = {output_col: bgbb_conditional_expected(params, horizon, x, tx, n)}
+            if len(outputs) > 1:
+                out[outputs[1]], out[outputs[2]] = _bgbb_interval(sample, level, periods, x, tx, n)
+            return out
 
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
-        )
+        return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
+
+    def _interval_draws(self, draws: int) -> list[np.ndarray]:
+        from kamlib.clv.models import INTERVAL_SEED, _fitted_covariance
+
+        params = self._p("predictive_interval_np")
+        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
+
+    def predictive_interval_np(
+        self,
+        t: int,
+        frequency: Any,
+        recency: Any,
+        n_periods: Any,
+        *,
+        interval: float,
+        draws: int = 200,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Central predictive interval of the purchases in the next ``t`` periods.
+
+        The conditional pmf (:meth:`conditional_probability_of_n_purchases_np`) mixed over
+        ``draws`` parameter draws from the fit's asymptotic normal on the log scale, and the
+        interval rule of :meth:`kamlib.clv.BetaGeo.predictive_interval_np`.
+        """
+        func = f"{type(self).__name__}.predictive_interval_np"
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        periods = _check_periods(func, t)
+        sample = self._interval_draws(check_int(func, "draws", draws, low=1))
+        return _bgbb_interval(sample, level, periods, frequency, recency, n_periods)
 
     def probability_alive(
         self,
@@ -443,13 +494,26 @@ class BetaGeoBetaBinom(FittedModel):
         recency_col: str = "recency",
         n_periods_col: str = "n_periods",
         output_col: str = "p_alive",
+        future_t: float | None = None,
     ) -> DataFrame:
         """Add P(alive at ``n_periods + future_periods``).
 
         Same as lifetimes' ``BetaGeoBetaBinomFitter.conditional_probability_alive``.
+        ``future_t`` is accepted as another name of ``future_periods`` (the keyword of the
+        continuous-time models); giving both with different values is a :class:`SchemaError`.
         """
         func = f"{type(self).__name__}.probability_alive"
         check_positive(func, "future_periods", future_periods, allow_zero=True)
+        if future_t is not None:
+            alias = check_finite_positive(func, "future_t", future_t, allow_zero=True)
+            if future_periods not in (0, alias):
+                raise SchemaError(
+                    function=func,
+                    argument="future_t",
+                    expected=f"the same value as future_periods={future_periods!r} (or omit one)",
+                    found=repr(future_t),
+                )
+            future_periods = alias
         params = self._p("probability_alive")
         names = (frequency_col, recency_col, n_periods_col)
         require_columns(
@@ -469,3 +533,150 @@ class BetaGeoBetaBinom(FittedModel):
         return with_numpy_columns(
             df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
         )
+
+    # -- horizon risks ---------------------------------------------------------------------------
+    def conditional_probability_of_n_purchases_np(
+        self, n: Any, t: int, frequency: Any, recency: Any, n_periods: Any
+    ) -> np.ndarray:
+        """P(exactly ``n`` purchases in the next ``t`` periods | history).
+
+        See :func:`kamlib.clv._horizon.bgbb_conditional_pmf` (FHS 2010); NaN where the summary
+        is invalid (not 0 <= frequency <= recency <= n_periods whole numbers).
+        """
+        return H.bgbb_conditional_pmf(
+            self._p("conditional_probability_of_n_purchases_np"),
+            n,
+            int(t),
+            frequency,
+            recency,
+            n_periods,
+        )
+
+    def probability_no_purchase_np(
+        self, t: int, frequency: Any, recency: Any, n_periods: Any
+    ) -> np.ndarray:
+        """P(no purchase in the next ``t`` periods | history)."""
+        return H.bgbb_conditional_pmf(
+            self._p("probability_no_purchase_np"), 0.0, int(t), frequency, recency, n_periods
+        )
+
+    def _score_periods(
+        self,
+        df: DataFrame,
+        func: str,
+        names: tuple[str, str, str],
+        output_col: str,
+        count: int,
+        periods: int,
+    ) -> DataFrame:
+        params = self._p(func.rsplit(".", 1)[-1])
+        require_columns(
+            df,
+            func,
+            frequency_col=(names[0], "numeric"),
+            recency_col=(names[1], "numeric"),
+            n_periods_col=(names[2], "numeric"),
+        )
+        k = float(count)
+
+        def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {
+                output_col: H.bgbb_conditional_pmf(
+                    params, k, periods, c[names[0]], c[names[1]], c[names[2]]
+                )
+            }
+
+        return with_numpy_columns(
+            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
+        )
+
+    def probability_no_purchase(
+        self,
+        df: DataFrame,
+        t: int,
+        *,
+        frequency_col: str = "frequency",
+        recency_col: str = "recency",
+        n_periods_col: str = "n_periods",
+        output_col: str = "p_no_purchase",
+    ) -> DataFrame:
+        r"""Add P(no purchase in the next ``t`` periods | frequency, recency, n_periods).
+
+        :math:`P(X(n, n + t) = 0)` from :meth:`conditional_probability_of_n_purchases_np`;
+        ``t`` is a whole number of periods (>= 1). Null where the summary is invalid.
+
+        Examples
+        --------
+        >>> rows = [(0.0, 0.0, 6.0, 300.0), (6.0, 6.0, 6.0, 200.0), (3.0, 4.0, 6.0, 100.0),
+        ...         (1.0, 1.0, 6.0, 150.0), (2.0, 5.0, 6.0, 80.0)]
+        >>> s = spark.createDataFrame(
+        ...     rows, "frequency double, recency double, n_periods double, w double")
+        >>> m = BetaGeoBetaBinom().fit(s, weights_col="w")
+        >>> p = m.probability_no_purchase(s, 2).orderBy("frequency").first().p_no_purchase
+        >>> 0.0 < p < 1.0
+        True
+        """
+        func = f"{type(self).__name__}.probability_no_purchase"
+        periods = _check_periods(func, t)
+        return self._score_periods(
+            df, func, (frequency_col, recency_col, n_periods_col), output_col, 0, periods
+        )
+
+    def probability_of_n_purchases(
+        self,
+        df: DataFrame,
+        t: int,
+        n: int,
+        *,
+        frequency_col: str = "frequency",
+        recency_col: str = "recency",
+        n_periods_col: str = "n_periods",
+        output_col: str = "p_n_purchases",
+    ) -> DataFrame:
+        r"""Add P(exactly ``n`` purchases in the next ``t`` periods | history).
+
+        .. math::
+
+            P(k) = \mathbb{1}_{k=0}\left(1 - \frac{A}{L}\right) + \frac{1}{L}\Bigl[
+                \binom{t}{k} \frac{B(\alpha+x+k, \beta+n-x+t-k)}{B(\alpha,\beta)}
+                \frac{B(\gamma, \delta+n+t)}{B(\gamma,\delta)}
+              + \sum_{i=k}^{t-1} \binom{i}{k}
+                \frac{B(\alpha+x+k, \beta+n-x+i-k)}{B(\alpha,\beta)}
+                \frac{B(\gamma+1, \delta+n+i)}{B(\gamma,\delta)}\Bigr]
+
+        with :math:`L` the BG/BB likelihood and :math:`A` its "alive at n" term (Fader, Hardie
+        & Shang 2010). ``t`` whole periods (>= 1), ``n`` an int >= 0 (0 when ``n > t``).
+        """
+        func = f"{type(self).__name__}.probability_of_n_purchases"
+        periods = _check_periods(func, t)
+        count = check_int(func, "n", n, low=0)
+        return self._score_periods(
+            df, func, (frequency_col, recency_col, n_periods_col), output_col, count, periods
+        )
+
+
+def _bgbb_pmf_kernel(params: Any, k: float, periods: float, x: Any, tx: Any, n: Any) -> np.ndarray:
+    return H.bgbb_conditional_pmf(params, k, int(periods), x, tx, n)
+
+
+def _bgbb_interval(
+    sample: list[np.ndarray], level: float, periods: int, x: Any, tx: Any, n: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    return H.predictive_interval(
+        _bgbb_pmf_kernel,
+        sample,
+        level,
+        float(periods),
+        x,
+        tx,
+        n,
+        valid=H.bgbb_valid,
+        max_count=float(periods),
+    )
+
+
+def _check_periods(func: str, t: Any) -> int:
+    """``t`` as a whole number of periods >= 1 (an int, or a float with no fraction)."""
+    if isinstance(t, float) and math.isfinite(t) and t.is_integer():
+        t = int(t)
+    return check_int(func, "t", t, low=1, unit="periods")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from kamlib._arrow import with_numpy_columns
-from kamlib._validation import check_choice, check_positive, require_columns
+from kamlib._validation import check_choice, check_fraction, check_positive, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ def customer_lifetime_value(
     recency_col: str = "recency",
     T_col: str = "T",
     monetary_value_col: str = "monetary_value",
+    interval: float | None = None,
 ) -> DataFrame:
     r"""Add the discounted customer lifetime value of each account over the next ``months``.
 
@@ -223,6 +224,16 @@ def customer_lifetime_value(
         Output column (double; null where an input is null).
     frequency_col, recency_col, T_col, monetary_value_col : str
         Input column names.
+    interval : float, optional
+        In (0, 1): also add ``{output_col}_low`` and ``{output_col}_high`` (``clv_low``,
+        ``clv_high``; with a sequence of months ``clv_{m}m_low`` and ``clv_{m}m_high`` per
+        horizon). With :math:`[k_{lo}, k_{hi}]` the transaction model's predictive interval
+        of the number of purchases in the horizon :math:`H = M f`
+        (``transaction_model.predictive_interval_np``: the account's conditional pmf mixed
+        over parameter uncertainty), ``clv_low = clv * k_lo / E[X(H)]`` and ``clv_high = clv *
+        k_hi / E[X(H)]``: the purchase count's uncertainty valued at the account's discounted
+        value per expected purchase. Spend per purchase stays at its conditional expectation
+        (the spend model's own uncertainty is not included). Same Arrow pass.
 
     Returns
     -------
@@ -264,6 +275,11 @@ def customer_lifetime_value(
     _check_model(func, "spend_model", spend_model, ("expected_spend_np",))
     names = (frequency_col, recency_col, T_col, monetary_value_col)
     outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
+    level: float | None = None
+    if interval is not None:
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        _check_model(func, "transaction_model", transaction_model, ("predictive_interval_np",))
+    bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
 
     def score(cols: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
         values = clv_multi_np(
@@ -277,9 +293,53 @@ def customer_lifetime_value(
             discount_rate=rate,
             freq=freq,
         )
-        return dict(zip(outputs, values, strict=True))
+        result = dict(zip(outputs, values, strict=True))
+        if level is not None:
+            result.update(
+                _clv_bounds(
+                    transaction_model,
+                    cols[names[0]],
+                    cols[names[1]],
+                    cols[names[2]],
+                    values,
+                    horizons,
+                    MONTH_FACTOR[freq],
+                    level,
+                    outputs,
+                )
+            )
+        return result
 
-    return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
+    return with_numpy_columns(
+        df, score, inputs=list(dict.fromkeys(names)), outputs=[*outputs, *bounds]
+    )
+
+
+def _clv_bounds(
+    model: Any,
+    frequency: NDArray[np.float64],
+    recency: NDArray[np.float64],
+    T: NDArray[np.float64],
+    values: list[NDArray[np.float64]],
+    horizons: list[int],
+    factor: float,
+    level: float,
+    outputs: list[str],
+) -> dict[str, NDArray[np.float64]]:
+    """``clv * k_lo / E[X(H)]`` and ``clv * k_hi / E[X(H)]`` per horizon (NaN where invalid)."""
+    out: dict[str, NDArray[np.float64]] = {}
+    for name, clv, months in zip(outputs, values, horizons, strict=True):
+        horizon = months * factor
+        low, high = model.predictive_interval_np(horizon, frequency, recency, T, interval=level)
+        expected = np.asarray(
+            model.conditional_expected_purchases_np(horizon, frequency, recency, T),
+            dtype=np.float64,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_purchase = np.where(expected > 0, clv / expected, 0.0)
+        out[f"{name}_low"] = np.asarray(per_purchase * low, dtype=np.float64)
+        out[f"{name}_high"] = np.asarray(per_purchase * high, dtype=np.float64)
+    return out
 
 
 def _check_months(func: str, months: Any) -> list[int]:
