@@ -340,9 +340,10 @@ def account_scorecard(
         raise SchemaError(
             function=func, argument="segment_col", expected="used with product_col=", found="None"
         )
-    for arg, name in (("product_col", product_col), ("segment_col", segment_col)):
-        if name is not None:
-            require_columns(transactions, func, **{arg: (name, "any")})
+    if product_col is not None:
+        require_columns(transactions, func, product_col=(product_col, "any"))
+    if segment_col is not None:
+        require_columns(transactions, func, segment_col=(segment_col, "any"))
     account_type = _type_of(transactions, account_col)
     inputs: list[tuple[str, DataFrame, dict[str, tuple[str, Any]]]] = []
     if surveys is not None:

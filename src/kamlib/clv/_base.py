@@ -357,6 +357,19 @@ class TransactionModel(Protocol):
         """Add P(alive)."""
         ...
 
+    def probability_no_purchase(
+        self,
+        df: DataFrame,
+        t: float,
+        *,
+        frequency_col: str = ...,
+        recency_col: str = ...,
+        T_col: str = ...,
+        output_col: str = ...,
+    ) -> DataFrame:
+        """Add P(no purchase in the next ``t`` units)."""
+        ...
+
 
 @runtime_checkable
 class SpendModel(Protocol):
