@@ -162,7 +162,7 @@ def _run_and_kill(
 
 
 def test_stream_kafka_sigkill_restart_drain_exactly_once(
-    spark: Any, kafka_service: KafkaBroker, tmp_path: Path
+    kafka_service: KafkaBroker, spark: Any, tmp_path: Path
 ) -> None:
     jars = _spark_jars()
     seed = int(os.environ.get("KAMLIB_CRASH_SEED", "20240301"))
