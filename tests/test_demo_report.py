@@ -20,6 +20,9 @@ PLOT_SECTIONS = (
     "nps-trend",
     "retention-trend",
     "revenue-bridge",
+    "mrr-bridge",
+    "cohort-retention",
+    "whitespace",
 )
 IMG = re.compile(r'<img class="plot" alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
@@ -44,7 +47,8 @@ def test_report_has_every_section_and_inline_plots(report):
     result, _ = report
     html = result.report_path.read_text(encoding="utf-8")
     sections = _sections(html)
-    assert list(sections) == list(SECTION_IDS)
+    # the demo has one scorecard snapshot, hence no health-trend section
+    assert list(sections) == [s for s in SECTION_IDS if s != "health-trend"]
     for section_id in PLOT_SECTIONS:
         images = IMG.findall(sections[section_id])
         assert len(images) == 1, section_id
@@ -53,6 +57,10 @@ def test_report_has_every_section_and_inline_plots(report):
     assert "<table>" in sections["tier-mix"]
     assert "http://" not in html  # viewable offline
     assert "https://" not in html
+    top = result.top_accounts[0]["account_id"]
+    qbr = (result.report_path.parent / f"account-{top}.html").read_text(encoding="utf-8")
+    assert f"Quarterly business review: {top}" in qbr
+    assert "mrr-movements" in _sections(qbr)
 
 
 def test_demo_prints_progress_and_top_accounts(report):

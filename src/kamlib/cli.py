@@ -1,6 +1,7 @@
 """The ``kamlib`` command line.
 
-``kamlib --version``, ``kamlib demo``, ``kamlib scorecard`` and ``kamlib stream``. Each feature
+``kamlib --version``, ``kamlib demo``, ``kamlib scorecard``, ``kamlib report`` and
+``kamlib stream``. Each feature
 module listed in :data:`COMMAND_MODULES` registers its own sub-command with ``add_parser``.
 Exit codes: 0 success, 2 bad input (usage or :class:`kamlib.SchemaError`), 1 runtime failure.
 """
@@ -27,7 +28,12 @@ log = logging.getLogger("kamlib")
 
 
 #: Modules that each provide ``add_parser(subparsers)`` for one sub-command.
-COMMAND_MODULES: tuple[str, ...] = ("kamlib.demo", "kamlib.scorecard_cli", "kamlib.streaming.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "kamlib.demo",
+    "kamlib.scorecard_cli",
+    "kamlib.report_cli",
+    "kamlib.streaming.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

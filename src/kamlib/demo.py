@@ -4,7 +4,9 @@ Generates a synthetic B2B key-account portfolio (:func:`kamlib.datasets.syntheti
 contracts with monthly, quarterly and annual billing and renewals, their invoices, NPS surveys,
 wallet estimates and account targets; GRR ~90%, NRR ~110%, NPS ~+30), runs
 :func:`kamlib.scorecard.account_scorecard` on an embedded local Spark, prints the top key
-accounts, and writes a self-contained HTML report (:func:`kamlib.report.scorecard_report`).
+accounts, and writes a self-contained HTML report (:func:`kamlib.report.scorecard_report`, with
+the contract MRR movements, cohort heatmaps and whitespace sections) and the top key account's
+QBR page (:func:`kamlib.report.account_report`, ``account-<id>.html`` next to it).
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole scorecard on synthetic data and write ``OUTPUT/report.html``.
 
+    Also writes ``OUTPUT/account-<id>.html``, the QBR page of the largest key account.
+
     Parameters
     ----------
     n_accounts : int
@@ -166,7 +170,9 @@ def run_demo(
 
     from kamlib.datasets import synthetic_portfolio
     from kamlib.datasets._portfolio import PORTFOLIO_END
-    from kamlib.report import scorecard_report, write_html
+    from kamlib.growth import next_products, whitespace
+    from kamlib.recurring import contract_mrr
+    from kamlib.report import account_report, scorecard_report, write_html
     from kamlib.scorecard import account_scorecard
     from kamlib.testing import local_spark_session
 
@@ -214,7 +220,10 @@ def run_demo(
                 .limit(top)
                 .collect()
             )
-        with progress.step("building the HTML report"):
+        with progress.step("building the HTML report and the top account's QBR page"):
+            mrr = contract_mrr(portfolio.contracts).persist()
+            white = whitespace(tx)
+            recommendations = next_products(tx, min_support=0.02)
             html = scorecard_report(
                 card,
                 transactions=tx,
@@ -225,8 +234,25 @@ def run_demo(
                 title="kamlib key-account portfolio review",
                 subtitle=f"{n_accounts:,} synthetic B2B key accounts (seed {seed}), "
                 f"scored as of {as_of}",
+                mrr=mrr,
+                whitespace=white,
+                recommendations=recommendations,
             )
             report_path = write_html(html, Path(output) / "report.html")
+            if rows:
+                top_id = rows[0]["account_id"]
+                page = account_report(
+                    card,
+                    account_id=top_id,
+                    transactions=tx,
+                    as_of=as_of,
+                    mrr=mrr,
+                    surveys=surveys,
+                    whitespace=white,
+                    recommendations=recommendations,
+                )
+                write_html(page, Path(output) / f"account-{top_id}.html")
+            mrr.unpersist()
         card.unpersist()
         tx.unpersist()
         surveys.unpersist()

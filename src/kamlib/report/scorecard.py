@@ -16,9 +16,11 @@ from kamlib.report._html import Section, html_table, image, kpi_tiles, render_ht
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["AT_RISK_COLUMNS", "SECTION_IDS", "scorecard_report"]
+__all__ = ["AT_RISK_COLUMNS", "OPTIONAL_SECTION_IDS", "SECTION_IDS", "scorecard_report"]
 
-#: Section ids of :func:`scorecard_report`, in page order; ``nps`` only with surveys.
+#: Section ids of :func:`scorecard_report`, in page order. ``mrr-bridge`` and
+#: ``cohort-retention`` appear with ``mrr=``, ``whitespace`` with ``whitespace=`` and
+#: ``health-trend`` with ``health_history=`` (see :data:`OPTIONAL_SECTION_IDS`).
 SECTION_IDS: tuple[str, ...] = (
     "summary",
     "pareto",
@@ -27,7 +29,19 @@ SECTION_IDS: tuple[str, ...] = (
     "nps-trend",
     "retention-trend",
     "revenue-bridge",
+    "mrr-bridge",
+    "cohort-retention",
+    "whitespace",
+    "health-trend",
     "at-risk",
+)
+
+#: Sections of :data:`SECTION_IDS` that need an optional input of :func:`scorecard_report`.
+OPTIONAL_SECTION_IDS: tuple[str, ...] = (
+    "mrr-bridge",
+    "cohort-retention",
+    "whitespace",
+    "health-trend",
 )
 
 #: Columns shown in the at-risk key accounts table (those present in the scorecard).
@@ -478,6 +492,14 @@ def scorecard_report(
     at_risk_limit: int = 20,
     title: str = "kamlib account portfolio report",
     subtitle: str = "",
+    mrr: DataFrame | None = None,
+    cohort_period: Literal["month", "quarter", "year"] = "quarter",
+    mrr_months: int = 12,
+    whitespace: DataFrame | None = None,
+    recommendations: DataFrame | None = None,
+    product_col: str = "product",
+    health_history: DataFrame | None = None,
+    as_of_col: str = "as_of",
 ) -> str:
     """Build the portfolio report HTML from a scorecard (see :data:`SECTION_IDS`).
 
@@ -497,6 +519,27 @@ def scorecard_report(
         "month", "quarter" or "year" for the retention trend and bridge.
     bridge_periods : int
         Number of most recent periods summed in the revenue bridge.
+    mrr : pyspark.sql.DataFrame, optional
+        :func:`kamlib.recurring.contract_mrr` output (``account_col``, ``month``, ``mrr``).
+        Adds the ``mrr-bridge`` section (:func:`kamlib.recurring.mrr_bridge` of the complete
+        months before ``as_of``: movements per month, ending MRR, the last months' GRR, NRR,
+        quick ratio and ARR) and the ``cohort-retention`` heatmaps
+        (:func:`kamlib.recurring.cohort_retention` on the MRR by ``cohort_period``), and the
+        latest month's MRR and ARR to the summary.
+    cohort_period : {"month", "quarter", "year"}
+        Cohort and period length of the heatmap.
+    mrr_months : int
+        Months drawn in the MRR movements chart.
+    whitespace : pyspark.sql.DataFrame, optional
+        :func:`kamlib.growth.whitespace` output: adds the ``whitespace`` section (headroom per
+        product, key accounts vs the rest, and the accounts with the most headroom).
+    recommendations : pyspark.sql.DataFrame, optional
+        :func:`kamlib.growth.next_products` output: the top recommendation of each listed
+        whitespace account.
+    health_history : pyspark.sql.DataFrame, optional
+        Scorecards at several dates stacked with an ``as_of_col`` column: adds the
+        ``health-trend`` section (band mix per snapshot and the key accounts whose
+        :func:`kamlib.health.health_trend` slope falls fastest).
 
     Returns
     -------
@@ -533,6 +576,44 @@ def scorecard_report(
         nps_row = nps(surveys, score_col=score_col).first()
         if nps_row is not None and nps_row["nps"] is not None:
             extra.append(("NPS (all responses)", f"{nps_row['nps']:+.0f}"))
+    check_choice("scorecard_report", "cohort_period", cohort_period, ("month", "quarter", "year"))
+    growth: list[Section] = []
+    if mrr is not None:
+        from kamlib.report.sections import cohort_section, mrr_bridge_section
+
+        mrr_section, mrr_rows = mrr_bridge_section(
+            mrr, as_of=as_of_ts, account_col=account_col, months=mrr_months
+        )
+        growth.append(mrr_section)
+        growth.append(
+            cohort_section(mrr, as_of=as_of_ts, account_col=account_col, period=cohort_period)[0]
+        )
+        if mrr_rows:
+            last_mrr = mrr_rows[-1]
+            extra.append((f"MRR ({str(last_mrr['month'])[:7]})", _money(last_mrr["ending_mrr"])))
+            extra.append(("ARR", _money(last_mrr["arr"])))
+    if whitespace is not None:
+        from kamlib.report.sections import whitespace_section
+
+        ws_section, ws_rows = whitespace_section(
+            whitespace,
+            card,
+            account_col=account_col,
+            product_col=product_col,
+            recommendations=recommendations,
+        )
+        growth.append(ws_section)
+        extra.append(
+            ("whitespace headroom", _money(sum(float(r["headroom"] or 0.0) for r in ws_rows)))
+        )
+    if health_history is not None:
+        from kamlib.report.sections import health_trend_section
+
+        growth.append(
+            health_trend_section(
+                health_history, card, account_col=account_col, as_of_col=as_of_col
+            )[0]
+        )
     sections = [
         _summary(card, account_col, top_share, as_of_ts, extra),
         _pareto(card, top_share),
@@ -545,6 +626,6 @@ def scorecard_report(
         )
     else:
         sections.append(Section("nps-trend", "Net Promoter Score by month", "<p>No surveys.</p>"))
-    sections.extend([trend, bridge])
+    sections.extend([trend, bridge, *growth])
     sections.append(_at_risk(card, account_col, at_risk_limit)[0])
     return render_html(title, sections, subtitle=subtitle or f"Scored as of {as_of_ts.date()}")
