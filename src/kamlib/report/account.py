@@ -36,15 +36,6 @@ ACCOUNT_SECTION_IDS: tuple[str, ...] = (
     "alerts",
 )
 
-#: Health drivers shown when ``health_weights`` is not given (the scorecard's defaults).
-_DEFAULT_DRIVERS: dict[str, float] = {
-    "p_alive": 0.30,
-    "recency_days": 0.20,
-    "revenue_trend_90d": 0.20,
-    "nps": 0.15,
-    "share_of_wallet": 0.15,
-}
-
 _BLUE = "#2b6cb0"
 _ORANGE = "#dd6b20"
 _GREY = "#718096"
@@ -536,7 +527,9 @@ def account_report(
     if not first:
         raise SchemaError(f"{func}(): account {account_id!r} is not in the scorecard")
     row = first[0].asDict()
-    weights = dict(health_weights) if health_weights is not None else dict(_DEFAULT_DRIVERS)
+    from kamlib.scorecard import DEFAULT_HEALTH_WEIGHTS
+
+    weights = dict(DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights)
     sections = [
         _summary(row, str(account_id), as_of_ts),
         _revenue_history(
