@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -115,3 +117,35 @@ def test_saved_model_scores_identically(summary, tmp_path):
     a = _columns(model.expected_purchases(small, 52), "expected_purchases")[0]
     b = _columns(loaded.expected_purchases(small, 52), "expected_purchases")[0]
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model_cls", ["BetaGeo", "ModifiedBetaGeo", "ParetoNBD"])
+def test_invalid_summaries_score_null_and_bad_t_is_rejected(spark, model_cls):
+    """Negative frequency, recency > T, recency without repeat purchases, T < 0 and nulls
+    score null (countable with isNull); a valid row beside them keeps its number."""
+    import kamlib.clv as clv
+    from kamlib import SchemaError
+
+    model = getattr(clv, model_cls)()
+    params = (
+        {"r": 0.5, "alpha": 5.0, "s": 0.8, "beta": 10.0}
+        if model_cls == "ParetoNBD"
+        else {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.0}
+    )
+    model._set_fitted(params)
+    rows = [
+        (0, 2.0, 10.0, 20.0),
+        (1, -1.0, 10.0, 20.0),
+        (2, 2.0, 30.0, 20.0),
+        (3, 0.0, 5.0, 20.0),
+        (4, 1.0, 1.0, -3.0),
+        (5, None, 1.0, 20.0),
+    ]
+    df = spark.createDataFrame(rows, "id int, frequency double, recency double, T double")
+    scored = model.probability_alive(model.expected_purchases(df, 10.0)).orderBy("id").collect()
+    assert scored[0].expected_purchases > 0
+    assert 0 < scored[0].p_alive <= 1
+    assert all(r.expected_purchases is None and r.p_alive is None for r in scored[1:])
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(SchemaError, match="t="):
+            model.expected_purchases(df, bad)

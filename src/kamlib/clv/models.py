@@ -130,6 +130,16 @@ def _openblas_handles() -> list[Any]:
     return handles
 
 
+def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> FloatArray:
+    """``values`` where the summary is valid, NaN (null in Spark) where it is not.
+
+    Invalid: nulls, negative frequency, recency > T or < 0, recency > 0 without repeat
+    purchases (:func:`kamlib.clv._horizon.continuous_valid`).
+    """
+    ok = H.continuous_valid(np.asarray(x, float), np.asarray(tx, float), np.asarray(t_age, float))
+    return np.where(ok, values, np.nan)
+
+
 def _collect_arrays(df: DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Bring a small aggregated DataFrame to the driver as float64 arrays (nulls as NaN).
 
@@ -514,7 +524,7 @@ class _TransactionModel(FittedModel):
         per-draw rows.
         """
         func = f"{type(self).__name__}.expected_purchases"
-        check_positive(func, "t", t, allow_zero=True)
+        check_finite_positive(func, "t", t, allow_zero=True)
         if interval is not None:
             return self._expected_with_interval(
                 df, func, t, interval, draws, (frequency_col, recency_col, T_col), output_col
@@ -532,9 +542,8 @@ class _TransactionModel(FittedModel):
         names = (frequency_col, recency_col, T_col)
 
         def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: kernel(params, horizon, cols[names[0]], cols[names[1]], cols[names[2]])
-            }
+            x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
+            return {output_col: _valid_only(kernel(params, horizon, x, tx, t_age), x, tx, t_age)}
 
         return with_numpy_columns(
             df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
@@ -579,7 +588,8 @@ class _TransactionModel(FittedModel):
         names = (frequency_col, recency_col, T_col)
 
         def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {output_col: kernel(params, cols[names[0]], cols[names[1]], cols[names[2]])}
+            x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
+            return {output_col: _valid_only(kernel(params, x, tx, t_age), x, tx, t_age)}
 
         return with_numpy_columns(
             df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
