@@ -109,7 +109,9 @@ def packages(
     """
     for name, flag in (("kafka", kafka), ("delta", delta), ("avro", avro), ("s3", s3)):
         if not isinstance(flag, bool):
-            raise SchemaError(function="packages", argument=name, expected="a bool", found=repr(flag))
+            raise SchemaError(
+                function="packages", argument=name, expected="a bool", found=repr(flag)
+            )
     if spark_version is None:
         version = _running_spark_version()
     elif isinstance(spark_version, str):

@@ -74,6 +74,7 @@ def _delta_package() -> str:
     except SchemaError:
         return DELTA_PACKAGE
 
+
 OutputMode = Literal["append", "update", "complete"]
 DeltaEngine = Literal["auto", "spark", "deltalake"]
 #: A ``foreachBatch`` function: ``(batch_df, batch_id) -> None``.
