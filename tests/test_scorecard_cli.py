@@ -410,14 +410,17 @@ def test_table_errors(spark, database):
 
 
 def _revenue_before(paths: dict[str, str], spark, as_of: str) -> dict[str, float]:
-    """Pure-Python reference: each account's summed amount strictly before ``as_of``."""
+    """Pure-Python reference: accounts with a transaction before ``as_of`` and their revenue
+    over the trailing 365 days (``as_of - 365d <= date < as_of``, the scorecard's default)."""
     cutoff = dt.datetime.fromisoformat(as_of)
+    start = cutoff - dt.timedelta(days=365)
     totals: dict[str, float] = {}
     for row in spark.read.parquet(paths["transactions"]).collect():
         when = row["order_date"]
         when = when if isinstance(when, dt.datetime) else dt.datetime.combine(when, dt.time())
         if when < cutoff:
-            totals[row["account_id"]] = totals.get(row["account_id"], 0.0) + float(row["amount"])
+            amount = float(row["amount"]) if when >= start else 0.0
+            totals[row["account_id"]] = totals.get(row["account_id"], 0.0) + amount
     return totals
 
 
