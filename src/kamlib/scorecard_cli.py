@@ -325,7 +325,7 @@ def write_output(
             expected=f"one of {OUTPUT_FORMATS}",
             found=repr(fmt),
         )
-    writer = df.write.mode("overwrite" if overwrite else "errorifexists")
+    writer = df.write.mode("overwrite" if overwrite else "error")
     if fmt == "csv":
         writer = writer.option("header", "true")
     try:
@@ -493,7 +493,7 @@ def write_table(
         if fmt != "delta":
             writer = writer.partitionBy("as_of").option("partitionOverwriteMode", "dynamic")
         if provider is None or overwrite:
-            writer.mode("overwrite" if overwrite else "errorifexists").saveAsTable(name)
+            writer.mode("overwrite" if overwrite else "error").saveAsTable(name)
         elif fmt == "delta":
             _merge_delta(spark, df, name, account_col=account_col, as_of=as_of)
         else:
