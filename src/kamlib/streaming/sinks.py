@@ -77,8 +77,20 @@ __all__ = [
     "write_batch_files",
 ]
 
-#: Maven coordinate of the Delta Lake Spark connector for Spark 4 (Scala 2.13).
-DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.0"
+#: Maven coordinate of the Delta Lake Spark connector for kamlib's pinned test Spark (4.2);
+#: error messages name :func:`kamlib.connectors.packages` ``(delta=True)`` for the running Spark.
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
+
+def _delta_package() -> str:
+    """The Delta coordinate matching the running Spark (``DELTA_PACKAGE`` if unsupported)."""
+    from kamlib.connectors import packages
+
+    try:
+        return packages(delta=True)[0]
+    except SchemaError:
+        return DELTA_PACKAGE
+
 
 OutputMode = Literal["append", "update", "complete"]
 DeltaEngine = Literal["auto", "spark", "deltalake"]
@@ -598,7 +610,7 @@ def delta_sink(
         engine == "auto" and not keys and delta_connector_available(spark)
     )
     if engine == "spark" and not delta_connector_available(spark):
-        raise connector_error("delta_sink", "Delta Lake", DELTA_PACKAGE)
+        raise connector_error("delta_sink", "Delta Lake", _delta_package())
     writer = _writer(
         df,
         "delta_sink",
@@ -619,7 +631,7 @@ def delta_sink(
     except ImportError:
         raise KamlibError(
             "delta_sink(): neither the Delta Lake Spark connector "
-            f"({DELTA_PACKAGE}) nor the Python package 'deltalake' is available; "
+            f"({_delta_package()}) nor the Python package 'deltalake' is available; "
             "pip install deltalake"
         ) from None
     fn = delta_batch_writer(

@@ -1,0 +1,199 @@
+"""kamlib on a real standalone cluster (master + 2 workers on 127.0.0.1), ``-m cluster``.
+
+Run with ``pytest -m cluster --kamlib-spark=cluster`` (``make pytest-cluster``, part of
+``make test``): the session fixture starts the cluster, every test here runs on it, and the
+numbers are compared with the same computations on ``local[2]`` in a separate process, and
+with ``spark-submit`` of the scorecard job to the same cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kamlib
+
+pytestmark = pytest.mark.cluster
+
+SRC = Path(kamlib.__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = "2026-01-01"
+SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "7",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "true",
+    "spark.ui.enabled": "false",
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(ROOT)])
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster_inputs(spark, spark_cluster, tmp_path_factory):
+    """Synthetic inputs, written by the cluster's executors."""
+    from kamlib.datasets import synthetic_surveys, synthetic_transactions, synthetic_wallets
+
+    root = tmp_path_factory.mktemp("cluster_inputs")
+    n = 200
+    synthetic_transactions(spark, n, seed=11).write.parquet(str(root / "transactions"))
+    synthetic_surveys(spark, n, seed=11).write.parquet(str(root / "surveys"))
+    synthetic_wallets(spark, n, seed=11).write.parquet(str(root / "wallets"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_reference(cluster_inputs, tmp_path_factory):
+    """The same job on local[2] in another process (scorecard, retention, BG/NBD params)."""
+    out = tmp_path_factory.mktemp("local_reference")
+    script = ROOT / "tests" / "cluster_jobs" / "reference.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(cluster_inputs), str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def _rows(df, key: str) -> dict:
+    return {r[key]: r.asDict() for r in df.collect()}
+
+
+def _assert_same(left: dict, right: dict) -> None:
+    assert left.keys() == right.keys()
+    for key, row in left.items():
+        other = right[key]
+        assert row.keys() == other.keys()
+        for column, value in row.items():
+            want = other[column]
+            if isinstance(value, float) and isinstance(want, float):
+                if math.isnan(value) or math.isnan(want):
+                    assert math.isnan(value), (key, column)
+                    assert math.isnan(want), (key, column)
+                else:
+                    assert value == pytest.approx(want, rel=1e-6, abs=1e-9), (key, column)
+            else:
+                assert value == want, (key, column)
+
+
+def test_session_runs_on_the_cluster(spark, spark_cluster):
+    assert spark.conf.get("spark.master") == spark_cluster.master_url
+    assert spark_cluster.alive_workers() == 2
+    apps = spark_cluster.status()["activeapps"]
+    assert [app["name"] for app in apps] == ["kamlib-tests"]
+    assert apps[0]["cores"] == 2
+    assert spark.range(1000).repartition(4).selectExpr("sum(id)").first()[0] == 499500
+
+
+def test_retention_and_clv_fit_equal_local(spark, cluster_inputs, local_reference):
+    from kamlib.clv import BetaGeo, rfm_summary
+    from kamlib.retention import retention_rates
+
+    tx = spark.read.parquet(str(cluster_inputs / "transactions"))
+    cluster = _rows(retention_rates(tx, period="month"), "period")
+    local = _rows(spark.read.parquet(str(local_reference / "retention")), "period")
+    assert len(cluster) > 6
+    _assert_same(cluster, local)
+    params = BetaGeo().fit(rfm_summary(tx, observation_end=AS_OF)).params
+    reference = json.loads((local_reference / "bgnbd.json").read_text())
+    assert params.keys() == reference.keys()
+    for name, value in params.items():
+        assert value == pytest.approx(reference[name], rel=1e-6), name
+
+
+def test_scorecard_in_process_and_spark_submit_equal_local(
+    spark, spark_cluster, cluster_inputs, local_reference, tmp_path
+):
+    from kamlib.cli import EXIT_OK, main
+
+    args = [
+        "scorecard",
+        "--transactions", str(cluster_inputs / "transactions"),
+        "--surveys", str(cluster_inputs / "surveys"),
+        "--wallets", str(cluster_inputs / "wallets"),
+        "--as-of", AS_OF,
+    ]  # fmt: skip
+    # 1) in this process, on the cluster session
+    assert main([*args, "--output", str(tmp_path / "inproc")]) == EXIT_OK
+    # 2) spark-submit of the job to the same cluster (a second application, 2 more cores)
+    submit = [os.path.join(spark_cluster.spark_home, "bin", "spark-submit")]
+    submit += ["--master", spark_cluster.master_url, "--name", "kamlib-scorecard-submit"]
+    for key, value in {
+        **SPARK_CONF,
+        "spark.cores.max": "2",
+        "spark.executor.memory": "768m",
+        "spark.driver.host": "127.0.0.1",
+    }.items():
+        submit += ["--conf", f"{key}={value}"]
+    submit += [str(SRC / "kamlib" / "__main__.py"), *args, "--output", str(tmp_path / "submit")]
+    env = {**_env(), "SPARK_HOME": spark_cluster.spark_home}
+    done = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "using SparkSession.builder.getOrCreate()" in done.stdout + done.stderr
+    local = _rows(spark.read.parquet(str(local_reference / "card")), "account_id")
+    assert len(local) == 200
+    for name in ("inproc", "submit"):
+        _assert_same(_rows(spark.read.parquet(str(tmp_path / name)), "account_id"), local)
+
+
+def test_delta_merge_on_the_cluster(spark, spark_cluster, tmp_path):
+    """The Delta connector on the executors (jars from KAMLIB_JARS on extraClassPath)."""
+    from pyspark.sql import functions as F
+
+    from kamlib.scorecard_cli import write_table
+    from kamlib.streaming import delta_connector_available
+
+    if not delta_connector_available(spark):
+        if os.environ.get("CI"):
+            pytest.fail("the Delta connector is not on the cluster session (KAMLIB_JARS)")
+        pytest.skip("needs the Spark Delta connector (KAMLIB_JARS)")
+    db = f"kamlib_cluster_{os.getpid()}"
+    spark.sql(f"CREATE DATABASE {db} LOCATION '{(tmp_path / 'wh').as_uri()}'")
+    try:
+        name = f"{db}.card"
+
+        def day(n: int, day: str, scale: float):
+            return (
+                spark.range(n)
+                .select(
+                    F.format_string("a%03d", "id").alias("account_id"),
+                    (F.col("id") * scale).cast("double").alias("revenue"),
+                    F.lit(day).cast("timestamp").alias("as_of"),
+                )
+                .repartition(4)
+            )
+
+        d1, d2 = dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)
+        write_table(day(100, "2026-01-01", 1.0), name, as_of=d1)
+        write_table(day(50, "2026-01-02", 1.0), name, as_of=d2)
+        write_table(day(80, "2026-01-01", 2.0), name, as_of=d1)  # rerun of day 1
+        counts = {
+            r["as_of"].date().isoformat(): (r["n"], r["total"])
+            for r in spark.table(name)
+            .groupBy("as_of")
+            .agg(F.count("*").alias("n"), F.sum("revenue").alias("total"))
+            .collect()
+        }
+        assert counts == {
+            "2026-01-01": (80, 2.0 * sum(range(80))),
+            "2026-01-02": (50, float(sum(range(50)))),
+        }
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
