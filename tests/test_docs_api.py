@@ -24,6 +24,7 @@ PUBLIC = (
     "kamlib.health",
     "kamlib.churn",
     "kamlib.churn_model",
+    "kamlib.connectors",
     "kamlib.scorecard",
     "kamlib.clv",
     "kamlib.streaming",
