@@ -157,7 +157,7 @@ def test_delta_merge_on_the_cluster(spark, spark_cluster, tmp_path):
     """The Delta connector on the executors (jars from KAMLIB_JARS on extraClassPath)."""
     from pyspark.sql import functions as F
 
-    from kamlib.scorecard_cli import write_table
+    from kamlib.cli.scorecard import write_table
     from kamlib.streaming import delta_connector_available
 
     if not delta_connector_available(spark):

@@ -11,7 +11,7 @@ import pytest
 
 from kamlib import SchemaError
 from kamlib.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, main
-from kamlib.scorecard_cli import write_output, write_table
+from kamlib.cli.scorecard import write_output, write_table
 
 AS_OF = "2026-01-01"
 
@@ -213,7 +213,7 @@ def test_output_overlapping_an_input_is_refused(tmp_path, capsys, where):
 
 
 def test_overlap_check_compares_uris_not_files():
-    from kamlib.scorecard_cli import _check_not_an_input
+    from kamlib.cli.scorecard import _check_not_an_input
 
     _check_not_an_input("s3a://b/out", {"transactions": "s3a://b/tx"})
     _check_not_an_input("s3a://b/tx2", {"transactions": "s3a://b/tx"})
@@ -267,7 +267,7 @@ def test_write_output_delta_falls_back_to_deltalake(spark, tmp_path, monkeypatch
     pytest.importorskip("deltalake")
     from deltalake import DeltaTable
 
-    import kamlib.scorecard_cli as cli_module
+    import kamlib.cli.scorecard as cli_module
 
     monkeypatch.setattr(cli_module, "_spark_delta_missing", lambda exc: True)
     real_save = type(spark.range(1).write).save
@@ -379,7 +379,7 @@ def test_table_sql_merge_path(spark, database, monkeypatch):
     """The SQL MERGE INTO path (used on Spark Connect) gives the same day replacement."""
     import datetime as _dt
 
-    import kamlib.scorecard_cli as cli_module
+    import kamlib.cli.scorecard as cli_module
 
     if not _delta_connector(spark):
         pytest.skip("needs the Spark Delta connector (KAMLIB_JARS)")

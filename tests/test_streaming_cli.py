@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kamlib.cli import EXIT_BAD_INPUT, build_parser, main
-from kamlib.streaming.cli import run_stream
+from kamlib.cli.stream import run_stream
 from kamlib.streaming.runner import run_order_stream
 from tests.reference.streaming import count_lines, simulate_order_stream
 

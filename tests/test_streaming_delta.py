@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import kamlib.streaming.sinks as sinks
+from kamlib.cli.stream import run_stream
 from kamlib.errors import SchemaError
-from kamlib.streaming.cli import run_stream
 from kamlib.streaming.sinks import default_app_id, delta_batch_writer, delta_connector_available
 from tests.reference.streaming import simulate_order_stream
 from tests.test_streaming_cli import _first_run_files, _land, _second_run_files

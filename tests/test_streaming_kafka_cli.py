@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kamlib.cli import EXIT_BAD_INPUT, main
-from kamlib.streaming.cli import run_stream
+from kamlib.cli.stream import run_stream
 from tests.reference.streaming import simulate_order_stream
 from tests.services.kafka import KafkaBroker, free_port
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from kamlib.streaming.cli import run_stream
+from kamlib.cli.stream import run_stream
 from tests.reference.streaming import decode_order, simulate_order_stream
 from tests.services.kafka import KafkaBroker
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kamlib.streaming.cli import run_stream
+from kamlib.cli.stream import run_stream
 from kamlib.streaming.runner import run_order_stream
 from tests.reference.streaming import count_lines, simulate_order_stream
 from tests.services.s3 import S3Bucket

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["MIN_PYSPARK", "check_pyspark", "is_remote"]
+from kamlib.errors import KamlibError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "LOCAL_SPARK_CONF",
+    "MIN_PYSPARK",
+    "check_java",
+    "check_pyspark",
+    "is_remote",
+    "local_session",
+]
 
 MIN_PYSPARK = (4, 0)
 
@@ -55,3 +74,73 @@ def is_remote() -> bool:
     from pyspark.sql.utils import is_remote as _is_remote
 
     return bool(_is_remote())
+
+
+_JAVA_HELP = (
+    "kamlib needs Java 17 or newer to run local Spark. Install a JDK (for example "
+    "'apt-get install openjdk-17-jre-headless' or https://adoptium.net) and make sure 'java' is "
+    "on PATH or JAVA_HOME is set."
+)
+
+
+def check_java(minimum: int = 17) -> int:
+    """Return the major version of the Java that local Spark will use.
+
+    Raises
+    ------
+    KamlibError
+        With one line saying what to install when Java is missing or older than ``minimum``.
+    """
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise KamlibError(f"Java was not found. {_JAVA_HELP}")
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError as exc:  # pragma: no cover - broken installation
+        raise KamlibError(f"Java at {java} could not be run ({exc}). {_JAVA_HELP}") from None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        raise KamlibError(f"Could not read the Java version from {java}. {_JAVA_HELP}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):  # "1.8" style
+        major = int(match.group(2))
+    if major < minimum:
+        raise KamlibError(f"Java {major} found at {java}, but {minimum}+ is needed. {_JAVA_HELP}")
+    return major
+
+
+#: Settings of a local session started by kamlib's commands (no cluster configured).
+LOCAL_SPARK_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def local_session(
+    *,
+    app_name: str = "kamlib",
+    master: str = "local[2]",
+    conf: Mapping[str, str] | None = None,
+    remote: bool = False,
+) -> SparkSession:
+    """Create (or get) a local SparkSession: Java checked, workers on this interpreter.
+
+    ``conf`` is applied over :data:`LOCAL_SPARK_CONF`; with ``remote`` an in-process Spark
+    Connect server is started (``builder.remote(master)``). Options Spark itself reads
+    (``PYSPARK_SUBMIT_ARGS`` such as ``--jars`` / ``--packages``, ``spark-defaults.conf``) apply.
+    """
+    from pyspark.sql import SparkSession
+
+    check_java()
+    # Python workers must run the same interpreter (and see the same packages) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    builder = builder.remote(master) if remote else builder.master(master)
+    for key, value in {**LOCAL_SPARK_CONF, **dict(conf or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -11,7 +11,6 @@ QBR page (:func:`kamlib.report.account_report`, ``account-<id>.html`` next to it
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import sys
@@ -41,32 +40,6 @@ _TOP_COLUMNS = (
     "health_score",
     "health_band",
 )
-
-
-def add_parser(sub: Any) -> None:
-    """Register ``kamlib demo`` on the CLI's sub-parsers."""
-    p = sub.add_parser(
-        "demo",
-        help="run the account scorecard on synthetic data with a local Spark and write a report",
-        description="Generate synthetic KAM data, run the whole scorecard on an embedded local "
-        "Spark, print the top key accounts and write an HTML report.",
-    )
-    p.add_argument(
-        "--accounts", type=int, default=DEFAULT_ACCOUNTS, help="number of synthetic accounts"
-    )
-    p.add_argument("--seed", type=int, default=7, help="random seed of the synthetic data")
-    p.add_argument("--output", default="kamlib-report", help="directory for the HTML report")
-    p.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from kamlib.errors import SchemaError
-
-    if args.accounts < 10:
-        raise SchemaError(f"kamlib demo: --accounts must be at least 10, found {args.accounts}")
-    result = run_demo(n_accounts=args.accounts, seed=args.seed, output=args.output)
-    print(f"Report: {result.report_path}")
-    return 0
 
 
 class DemoResult:
@@ -168,13 +141,13 @@ def run_demo(
     """
     from pyspark.sql import functions as F
 
+    from kamlib.cli._session import command_session
     from kamlib.datasets import synthetic_portfolio
     from kamlib.datasets._portfolio import PORTFOLIO_END
     from kamlib.growth import next_products, whitespace
     from kamlib.recurring import contract_mrr
     from kamlib.report import account_report, scorecard_report, write_html
     from kamlib.scorecard import account_scorecard
-    from kamlib.testing import local_spark_session
 
     _require_matplotlib()  # the report's charts; checked before any Spark work
     out = stream or sys.stdout
@@ -182,14 +155,9 @@ def run_demo(
     as_of: _dt.date = PORTFOLIO_END
     print(f"kamlib demo: {n_accounts:,} synthetic accounts, scored as of {as_of}", file=out)
     progress = _Progress(5, out)
-    from pyspark.sql import SparkSession
-
     with progress.step("starting local Spark"):
         # Reuse a session the caller already has (a notebook, a test); otherwise own one.
-        spark = SparkSession.getActiveSession()
-        owns_session = spark is None
-        if spark is None:
-            spark = local_spark_session(app_name="kamlib-demo")
+        spark, owns_session = command_session(app_name="kamlib-demo")
     try:
         with progress.step("generating synthetic data"):
             portfolio = synthetic_portfolio(spark, n_accounts, seed=seed)

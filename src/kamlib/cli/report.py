@@ -93,8 +93,8 @@ def _read(spark: SparkSession, path: str, fmt: str, name: str) -> DataFrame:
 def run_report(spark: SparkSession, args: argparse.Namespace) -> str:
     """Build the report HTML for parsed ``kamlib report`` arguments on ``spark``."""
     from kamlib._validation import parse_timestamp
+    from kamlib.cli.scorecard import _coerce_dates
     from kamlib.report import account_report, scorecard_report
-    from kamlib.scorecard_cli import _coerce_dates
 
     func = "kamlib report"
     as_of = parse_timestamp(func, "--as-of", args.as_of)
@@ -177,8 +177,8 @@ def run_report(spark: SparkSession, args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kamlib.cli._session import command_session
     from kamlib.report import write_html
-    from kamlib.scorecard_cli import get_session
 
     if not _is_local(args.output):
         raise SchemaError(f"kamlib report: --output {args.output!r} must be a local HTML file path")
@@ -187,11 +187,11 @@ def _run(args: argparse.Namespace) -> int:
         if path and _is_local(path) and not os.path.exists(urlparse(path).path or path):
             flag = name.replace("_", "-")
             raise SchemaError(f"kamlib report: --{flag} path {path!r} does not exist")
-    spark, created = get_session(args.remote)
+    spark, created = command_session(app_name="kamlib-report", remote=args.remote)
     try:
         text = run_report(spark, args)
     finally:
-        if created and not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        if created:
             spark.stop()
     path = write_html(
         text, urlparse(args.output).path if args.output.startswith("file:") else args.output

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlunparse
 
+from kamlib.cli._session import command_session
 from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_parser",
-    "get_session",
     "read_input",
     "run_scorecard",
     "write_atomic",
@@ -113,30 +113,6 @@ def add_parser(sub: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # session and inputs
 # ---------------------------------------------------------------------------------------------
-def get_session(remote: str | None = None) -> tuple[SparkSession, bool]:
-    """Return ``(session, created)``: the active session, else builder.getOrCreate(), else local.
-
-    ``created`` says whether this call started the session (then the caller stops it).
-    """
-    from pyspark.sql import SparkSession
-
-    if remote:
-        return SparkSession.builder.remote(remote).getOrCreate(), True
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        log.info("using the active Spark session")
-        return active, False
-    try:
-        session = SparkSession.builder.appName("kamlib-scorecard").getOrCreate()
-        log.info("using SparkSession.builder.getOrCreate()")
-        return session, True
-    except Exception as exc:  # no cluster configuration at all: fall back to a local session
-        log.warning("no Spark session could be obtained (%s); starting a local one", exc)
-        from kamlib.testing import local_spark_session
-
-        return local_spark_session(app_name="kamlib-scorecard"), True
-
-
 def _redact(uri: str) -> str:
     """``uri`` without user info (``s3a://KEY:SECRET@bucket/x`` -> ``s3a://***@bucket/x``)."""
     parsed = urlparse(uri)
@@ -606,7 +582,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         inputs = {name: getattr(args, name) for name in _INPUTS if getattr(args, name)}
         _check_not_an_input(args.output, inputs)
-    spark, created = get_session(args.remote)
+    spark, created = command_session(app_name="kamlib-scorecard", remote=args.remote)
     try:
         run_scorecard(spark, args)
     except ConnectorUnavailableError as exc:

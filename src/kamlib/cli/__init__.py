@@ -29,10 +29,10 @@ log = logging.getLogger("kamlib")
 
 #: Modules that each provide ``add_parser(subparsers)`` for one sub-command.
 COMMAND_MODULES: tuple[str, ...] = (
-    "kamlib.demo",
-    "kamlib.scorecard_cli",
-    "kamlib.report_cli",
-    "kamlib.streaming.cli",
+    "kamlib.cli.demo",
+    "kamlib.cli.scorecard",
+    "kamlib.cli.report",
+    "kamlib.cli.stream",
 )
 
 

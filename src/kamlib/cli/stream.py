@@ -12,8 +12,9 @@ written twice.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TYPE_CHECKING, Any
+
+from kamlib.cli._session import command_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -100,17 +101,6 @@ def add_parser(sub: Any) -> None:
         "--master", default="local[2]", help="Spark master for a local run (default local[2])"
     )
     p.set_defaults(handler=_run)
-
-
-def _session(master: str) -> SparkSession:
-    """The active session (spark-submit, Connect via SPARK_REMOTE) or a local one."""
-    from pyspark.sql import SparkSession
-
-    if os.environ.get("SPARK_REMOTE") or os.environ.get("PYSPARK_GATEWAY_PORT"):
-        return SparkSession.builder.appName("kamlib-stream").getOrCreate()
-    from kamlib.testing import local_spark_session
-
-    return local_spark_session(app_name="kamlib-stream", master=master)
 
 
 def _kafka_options(func: str, pairs: list[str]) -> dict[str, str]:
@@ -272,8 +262,11 @@ def run_stream(
             message = ""
         if message:
             raise SchemaError(message)
-    own = spark is None
-    session = spark if spark is not None else _session(master)
+    session, own = (
+        (spark, False)
+        if spark is not None
+        else command_session(app_name="kamlib-stream", master=master)
+    )
     try:
         if format == "delta":
             from kamlib.streaming.runner import delta_writer_for
@@ -304,7 +297,7 @@ def run_stream(
             format="delta" if format == "delta" else "parquet",
         )
     finally:
-        if own and not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        if own:
             session.stop()
     for b in report.batches:
         if b.valid is not None:
