@@ -264,7 +264,7 @@ def _average_around_one(func: Callable[..., FloatArray], params: Params, *args: 
     return np.asarray(0.5 * (lo + hi))
 
 
-def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
+def bg_conditional_expected(params: tuple[Any, ...], t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
     r"""E[X(T, T + t) | x, t_x, T] of the BG/NBD model (FHL 2005 eq. 10), NaN-free.
 
     Uses Euler's transformation ``(1-z)^{r+x} 2F1(r+x, b+x; c; z) =
@@ -274,8 +274,20 @@ def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> 
     singularity ``a = 1`` the value is the mean of ``a = 1 -+ 1e-4`` (error ~1e-8).
     """
     r, alpha, a, b = params
-    if abs(a - 1.0) < _A_ONE:
-        return _average_around_one(bg_conditional_expected, params, t, x, tx, T)
+    if np.ndim(a) == 0:
+        if abs(a - 1.0) < _A_ONE:
+            return _average_around_one(bg_conditional_expected, params, t, x, tx, T)
+    else:  # per-row parameters (covariates): average around a = 1 only where needed
+        a_arr = _f(a)
+        near = np.abs(a_arr - 1.0) < _A_ONE
+        if np.any(near):
+            lo = bg_conditional_expected(
+                (r, alpha, np.where(near, 1.0 - _A_STEP, a_arr), b), t, x, tx, T
+            )
+            hi = bg_conditional_expected(
+                (r, alpha, np.where(near, 1.0 + _A_STEP, a_arr), b), t, x, tx, T
+            )
+            return np.asarray(np.where(near, 0.5 * (lo + hi), lo))
     t, x, tx, T = np.broadcast_arrays(_f(t), _f(x), _f(tx), _f(T))
     z = t / (alpha + T + t)
     c = a + b + x - 1.0
@@ -297,7 +309,7 @@ def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> 
     return np.asarray(np.where(t > 0, numer * p_alive, 0.0))
 
 
-def _euler_hyp(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
+def _euler_hyp(A: Any, B: Any, C: FloatArray, z: FloatArray) -> FloatArray:
     """``2F1(A, B; C; z)`` for ``0 <= z < 1``; scipy first, the power series where it fails.
 
     scipy returns ``inf`` for some integer ``C - A - B`` near ``z = 1`` (e.g. ``2F1(2, 1; 101;
@@ -309,12 +321,15 @@ def _euler_hyp(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
     bad = ~np.isfinite(out) & (z < 1.0)
     if np.any(bad):
         out = np.array(out, copy=True)
-        out[bad] = _hyp2f1_series(A, B, np.broadcast_to(Cs, out.shape)[bad], z[bad])
+        a_bad = np.broadcast_to(A, out.shape)[bad]
+        b_bad = np.broadcast_to(B, out.shape)[bad]
+        c_bad = np.broadcast_to(Cs, out.shape)[bad]
+        out[bad] = _hyp2f1_series(a_bad, b_bad, c_bad, np.broadcast_to(z, out.shape)[bad])
     return out
 
 
 def _hyp2f1_series(
-    A: float, B: float, C: FloatArray, z: FloatArray, max_terms: int = 200_000
+    A: Any, B: Any, C: FloatArray, z: FloatArray, max_terms: int = 200_000
 ) -> FloatArray:
     total = np.ones_like(z)
     term = np.ones_like(z)
@@ -739,3 +754,140 @@ def jacobian_hessian(grad: Callable[[FloatArray], FloatArray], x0: FloatArray) -
         e[i] = h[i]
         hess[:, i] = (grad(x0 + e) - g0) / h[i]
     return np.asarray(0.5 * (hess + hess.T))
+
+
+# ---------------------------------------------------------------------------------------------
+# BG/NBD with time-invariant covariates (Fader & Hardie 2007, note 019)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BGCovData:
+    """Count-weighted distinct (covariates x tuple) groups of a BG/NBD covariate fit.
+
+    ``zp`` (groups x k_p) are the purchase covariates, ``zd`` (groups x k_d) the dropout ones;
+    ``ux``/``ix`` index the distinct frequencies (for the ``r``-only special functions) and
+    ``uxp``/``ixp`` the distinct (frequency, dropout covariates) pairs (for the ``a, b``
+    special functions), so they are evaluated once per distinct value and gathered.
+    """
+
+    x: FloatArray
+    tx: FloatArray
+    T: FloatArray
+    n: FloatArray
+    zp: FloatArray
+    zd: FloatArray
+    ux: FloatArray
+    ix: np.ndarray
+    pair_x: FloatArray
+    pair_zd: FloatArray
+    ixp: np.ndarray
+    total: float
+
+    @classmethod
+    def build(cls, x: Any, tx: Any, T: Any, n: Any, zp: Any, zd: Any) -> BGCovData:
+        x, tx, T, n = (_f(v).ravel() for v in (x, tx, T, n))
+        zp = _f(zp).reshape(x.size, -1)
+        zd = _f(zd).reshape(x.size, -1)
+        ux, ix = np.unique(x, return_inverse=True)
+        key = np.concatenate([x[:, None], zd], axis=1)
+        upair, ixp = np.unique(key, axis=0, return_inverse=True)
+        return cls(
+            x=x,
+            tx=tx,
+            T=T,
+            n=n,
+            zp=zp,
+            zd=zd,
+            ux=ux,
+            ix=ix.ravel(),
+            pair_x=np.ascontiguousarray(upair[:, 0]),
+            pair_zd=np.ascontiguousarray(upair[:, 1:]),
+            ixp=ixp.ravel(),
+            total=float(n.sum()),
+        )
+
+    def rescaled(self, scale: float) -> BGCovData:
+        """Recency and T multiplied by ``scale``."""
+        return dataclasses.replace(self, tx=self.tx * scale, T=self.T * scale)
+
+    def standardized(
+        self, mp: FloatArray, sp: FloatArray, md: FloatArray, sd: FloatArray
+    ) -> BGCovData:
+        """Covariates centred and scaled column by column (indices reused)."""
+        return dataclasses.replace(
+            self,
+            zp=(self.zp - mp) / sp,
+            zd=(self.zd - md) / sd,
+            pair_zd=(self.pair_zd - md) / sd,
+        )
+
+
+def bg_cov_row_params(
+    base: Params, g: FloatArray, da: FloatArray, db: FloatArray, zp: FloatArray, zd: FloatArray
+) -> tuple[Any, FloatArray, FloatArray, FloatArray]:
+    r"""Per-row ``(r, alpha_i, a_i, b_i)`` of the covariate BG/NBD.
+
+    :math:`\alpha_i = \alpha e^{-g \cdot z_i}`, :math:`a_i = a e^{d_a \cdot z_i}`,
+    :math:`b_i = b e^{d_b \cdot z_i}`.
+    """
+    r, alpha, a, b = base
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (
+            r,
+            alpha * np.exp(-(zp @ g)),
+            a * np.exp(zd @ da),
+            b * np.exp(zd @ db),
+        )
+
+
+def bg_cov_loglik_grad(theta: FloatArray, d: BGCovData) -> tuple[float, FloatArray]:
+    """Total log-likelihood of the covariate BG/NBD and its gradient w.r.t. ``theta``.
+
+    ``theta = (log r, log alpha, log a, log b, g (k_p), d_a (k_d), d_b (k_d))``. Each group
+    contributes the plain BG/NBD likelihood with its own ``(r, alpha_i, a_i, b_i)``.
+    """
+    theta = _f(theta)
+    kp, kd = d.zp.shape[1], d.zd.shape[1]
+    r, alpha, a, b = np.exp(theta[:4])
+    g, da, db = theta[4 : 4 + kp], theta[4 + kp : 4 + kp + kd], theta[4 + kp + kd :]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        alpha_i = alpha * np.exp(-(d.zp @ g))
+        # a, b per distinct (x, dropout covariates) pair, then gathered
+        a_pair = a * np.exp(d.pair_zd @ da)
+        b_pair = b * np.exp(d.pair_zd @ db)
+        xp = d.pair_x
+        bl = betaln(a_pair, b_pair + xp) - betaln(a_pair, b_pair)
+        psi_ab = digamma(a_pair + b_pair)
+        psi_abx = digamma(a_pair + b_pair + xp)
+        ga_pair = a_pair * (psi_ab - psi_abx)
+        gb_pair = b_pair * (digamma(b_pair + xp) - digamma(b_pair) + psi_ab - psi_abx)
+        inv_bx_pair = 1.0 / (b_pair + np.maximum(xp, 1.0) - 1.0)
+        log_a_bx_pair = np.log(a_pair) + np.log(inv_bx_pair)
+        ixp = d.ixp
+        x, n = d.x, d.n
+        rx = r + x
+        log_at = np.log(alpha_i + d.T)
+        log_atx = np.log(alpha_i + d.tx)
+        u = log_a_bx_pair[ixp] + rx * (log_at - log_atx)
+        pos = x > 0
+        softplus = np.where(pos, np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u))), 0.0)
+        s = np.where(pos, expit(u), 0.0)
+        lg = gammaln(r + d.ux) - gammaln(r)
+        ll_rows = lg[d.ix] + r * np.log(alpha_i) + bl[ixp] - rx * log_at + softplus
+        ll = float(n @ ll_rows)
+        dg_r = (digamma(r + d.ux) - digamma(r))[d.ix]
+        d_r = dg_r + np.log(alpha_i) - log_at + s * (log_at - log_atx)
+        w_t = alpha_i / (alpha_i + d.T)
+        w_tx = alpha_i / (alpha_i + d.tx)
+        g_alpha = r - rx * w_t + s * rx * (w_t - w_tx)
+        g_a = ga_pair[ixp] + s
+        g_b = gb_pair[ixp] - s * (b_pair * inv_bx_pair)[ixp]
+    ng_alpha, ng_a, ng_b = n * g_alpha, n * g_a, n * g_b
+    grad = np.concatenate(
+        [
+            [r * float(n @ d_r), float(ng_alpha.sum()), float(ng_a.sum()), float(ng_b.sum())],
+            -(ng_alpha @ d.zp),
+            ng_a @ d.zd,
+            ng_b @ d.zd,
+        ]
+    )
+    return ll, grad
