@@ -763,10 +763,12 @@ def jacobian_hessian(grad: Callable[[FloatArray], FloatArray], x0: FloatArray) -
 class BGCovData:
     """Count-weighted distinct (covariates x tuple) groups of a BG/NBD covariate fit.
 
-    ``zp`` (groups x k_p) are the purchase covariates, ``zd`` (groups x k_d) the dropout ones;
-    ``ux``/``ix`` index the distinct frequencies (for the ``r``-only special functions) and
-    ``uxp``/``ixp`` the distinct (frequency, dropout covariates) pairs (for the ``a, b``
-    special functions), so they are evaluated once per distinct value and gathered.
+    ``zp`` (groups x k_p) are the purchase covariates, ``zd`` (groups x k_d) the dropout ones.
+    ``upz``/``ipz`` index the distinct purchase-covariate rows (``alpha_i`` is computed per
+    distinct row and gathered), ``ux``/``ix`` the distinct frequencies (the ``r``-only special
+    functions) and ``pair_x``/``pair_zd``/``ixp`` the distinct (frequency, dropout covariates)
+    pairs (the ``a, b`` special functions). With categorical covariates these are small, so an
+    evaluation costs a few vector operations per group.
     """
 
     x: FloatArray
@@ -775,21 +777,43 @@ class BGCovData:
     n: FloatArray
     zp: FloatArray
     zd: FloatArray
+    upz: FloatArray
+    ipz: np.ndarray
     ux: FloatArray
     ix: np.ndarray
     pair_x: FloatArray
     pair_zd: FloatArray
     ixp: np.ndarray
+    t_pattern: np.ndarray
+    t_value: FloatArray
+    it: np.ndarray
+    tx_pattern: np.ndarray
+    tx_value: FloatArray
+    itx: np.ndarray
     total: float
 
     @classmethod
     def build(cls, x: Any, tx: Any, T: Any, n: Any, zp: Any, zd: Any) -> BGCovData:
-        x, tx, T, n = (_f(v).ravel() for v in (x, tx, T, n))
-        zp = _f(zp).reshape(x.size, -1)
-        zd = _f(zd).reshape(x.size, -1)
+        x, tx, T, n = (np.ascontiguousarray(_f(v).ravel()) for v in (x, tx, T, n))
+        zp = np.ascontiguousarray(_f(zp).reshape(x.size, -1))
+        zd = np.ascontiguousarray(_f(zd).reshape(x.size, -1))
         ux, ix = np.unique(x, return_inverse=True)
+        if zp.shape[1]:
+            upz, ipz = np.unique(zp, axis=0, return_inverse=True)
+        else:
+            upz, ipz = np.zeros((1, 0)), np.zeros(x.size, dtype=np.int64)
         key = np.concatenate([x[:, None], zd], axis=1)
         upair, ixp = np.unique(key, axis=0, return_inverse=True)
+        ipz = np.asarray(ipz).ravel()
+
+        def by_pattern(values: FloatArray) -> tuple[np.ndarray, FloatArray, np.ndarray]:
+            """Distinct (purchase pattern, value) pairs: pattern and value of each, row index."""
+            uv, iv = np.unique(values, return_inverse=True)
+            upair_v, inverse = np.unique(ipz * uv.size + iv.ravel(), return_inverse=True)
+            return upair_v // uv.size, uv[upair_v % uv.size], inverse.ravel()
+
+        t_pattern, t_value, it = by_pattern(T)
+        tx_pattern, tx_value, itx = by_pattern(tx)
         return cls(
             x=x,
             tx=tx,
@@ -797,17 +821,31 @@ class BGCovData:
             n=n,
             zp=zp,
             zd=zd,
+            upz=np.ascontiguousarray(upz),
+            ipz=ipz,
             ux=ux,
             ix=ix.ravel(),
             pair_x=np.ascontiguousarray(upair[:, 0]),
             pair_zd=np.ascontiguousarray(upair[:, 1:]),
             ixp=ixp.ravel(),
+            t_pattern=t_pattern,
+            t_value=t_value,
+            it=it,
+            tx_pattern=tx_pattern,
+            tx_value=tx_value,
+            itx=itx,
             total=float(n.sum()),
         )
 
     def rescaled(self, scale: float) -> BGCovData:
         """Recency and T multiplied by ``scale``."""
-        return dataclasses.replace(self, tx=self.tx * scale, T=self.T * scale)
+        return dataclasses.replace(
+            self,
+            tx=self.tx * scale,
+            T=self.T * scale,
+            t_value=self.t_value * scale,
+            tx_value=self.tx_value * scale,
+        )
 
     def standardized(
         self, mp: FloatArray, sp: FloatArray, md: FloatArray, sd: FloatArray
@@ -817,6 +855,7 @@ class BGCovData:
             self,
             zp=(self.zp - mp) / sp,
             zd=(self.zd - md) / sd,
+            upz=(self.upz - mp) / sp,
             pair_zd=(self.pair_zd - md) / sd,
         )
 
@@ -850,7 +889,7 @@ def bg_cov_loglik_grad(theta: FloatArray, d: BGCovData) -> tuple[float, FloatArr
     r, alpha, a, b = np.exp(theta[:4])
     g, da, db = theta[4 : 4 + kp], theta[4 + kp : 4 + kp + kd], theta[4 + kp + kd :]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        alpha_i = alpha * np.exp(-(d.zp @ g))
+        alpha_p = alpha * np.exp(-(d.upz @ g))  # per distinct purchase-covariate row
         # a, b per distinct (x, dropout covariates) pair, then gathered
         a_pair = a * np.exp(d.pair_zd @ da)
         b_pair = b * np.exp(d.pair_zd @ db)
@@ -865,29 +904,40 @@ def bg_cov_loglik_grad(theta: FloatArray, d: BGCovData) -> tuple[float, FloatArr
         ixp = d.ixp
         x, n = d.x, d.n
         rx = r + x
-        log_at = np.log(alpha_i + d.T)
-        log_atx = np.log(alpha_i + d.tx)
-        u = log_a_bx_pair[ixp] + rx * (log_at - log_atx)
+        # (T, pattern) and (t_x, pattern) terms per distinct pair, then gathered
+        at_pair = alpha_p[d.t_pattern] + d.t_value
+        atx_pair = alpha_p[d.tx_pattern] + d.tx_value
+        log_alpha = np.log(alpha_p)[d.ipz]
+        log_at = np.log(at_pair)[d.it]
+        log_atx = np.log(atx_pair)[d.itx]
+        dlog = log_at - log_atx
+        u = log_a_bx_pair[ixp] + rx * dlog
         pos = x > 0
-        softplus = np.where(pos, np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u))), 0.0)
-        s = np.where(pos, expit(u), 0.0)
+        e = np.exp(-np.abs(u))
+        softplus = np.where(pos, np.maximum(u, 0.0) + np.log1p(e), 0.0)
+        s = np.where(pos, np.where(u >= 0, 1.0, e) / (1.0 + e), 0.0)  # expit(u) for x > 0
         lg = gammaln(r + d.ux) - gammaln(r)
-        ll_rows = lg[d.ix] + r * np.log(alpha_i) + bl[ixp] - rx * log_at + softplus
+        ll_rows = lg[d.ix] + r * log_alpha + bl[ixp] - rx * log_at + softplus
         ll = float(n @ ll_rows)
         dg_r = (digamma(r + d.ux) - digamma(r))[d.ix]
-        d_r = dg_r + np.log(alpha_i) - log_at + s * (log_at - log_atx)
-        w_t = alpha_i / (alpha_i + d.T)
-        w_tx = alpha_i / (alpha_i + d.tx)
+        d_r = dg_r + log_alpha - log_at + s * dlog
+        w_t = (alpha_p[d.t_pattern] / at_pair)[d.it]
+        w_tx = (alpha_p[d.tx_pattern] / atx_pair)[d.itx]
         g_alpha = r - rx * w_t + s * rx * (w_t - w_tx)
-        g_a = ga_pair[ixp] + s
-        g_b = gb_pair[ixp] - s * (b_pair * inv_bx_pair)[ixp]
-    ng_alpha, ng_a, ng_b = n * g_alpha, n * g_a, n * g_b
+        ns = n * s
+        g_a_sum = np.bincount(ixp, weights=n, minlength=xp.size)
+        g_b_s = np.bincount(ixp, weights=ns, minlength=xp.size)
+        # per-pair sums of n * g_a and n * g_b
+        pair_a = g_a_sum * ga_pair + g_b_s
+        pair_b = g_a_sum * gb_pair - g_b_s * b_pair * inv_bx_pair
+    ng_alpha = n * g_alpha
+    per_pattern = np.bincount(d.ipz, weights=ng_alpha, minlength=d.upz.shape[0])
     grad = np.concatenate(
         [
-            [r * float(n @ d_r), float(ng_alpha.sum()), float(ng_a.sum()), float(ng_b.sum())],
-            -(ng_alpha @ d.zp),
-            ng_a @ d.zd,
-            ng_b @ d.zd,
+            [r * float(n @ d_r), float(ng_alpha.sum()), float(pair_a.sum()), float(pair_b.sum())],
+            -(per_pattern @ d.upz),
+            pair_a @ d.pair_zd,
+            pair_b @ d.pair_zd,
         ]
     )
     return ll, grad
