@@ -759,6 +759,34 @@ def jacobian_hessian(grad: Callable[[FloatArray], FloatArray], x0: FloatArray) -
 # ---------------------------------------------------------------------------------------------
 # BG/NBD with time-invariant covariates (Fader & Hardie 2007, note 019)
 # ---------------------------------------------------------------------------------------------
+def _unique_rows(rows: FloatArray) -> tuple[FloatArray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)``, through one int64 key when possible.
+
+    Each column is coded by its own (1-D, fast) ``np.unique``; the codes combine into a
+    mixed-radix integer unless the product of the column cardinalities overflows int64.
+    """
+    codes, uniques, radix = [], [], 1
+    for j in range(rows.shape[1]):
+        u, c = np.unique(rows[:, j], return_inverse=True)
+        uniques.append(u)
+        codes.append(c.ravel().astype(np.int64))
+        radix *= max(u.size, 1)
+    if radix >= 2**62:
+        u_rows, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return u_rows, np.asarray(inverse).ravel()
+    key = np.zeros(rows.shape[0], dtype=np.int64)
+    for c, u in zip(codes, uniques, strict=True):
+        key = key * max(u.size, 1) + c
+    ukey, inverse = np.unique(key, return_inverse=True)
+    out = np.empty((ukey.size, rows.shape[1]))
+    rest = ukey.copy()
+    for j in range(rows.shape[1] - 1, -1, -1):
+        size = max(uniques[j].size, 1)
+        out[:, j] = uniques[j][rest % size]
+        rest //= size
+    return out, inverse.ravel()
+
+
 @dataclass(frozen=True)
 class BGCovData:
     """Count-weighted distinct (covariates x tuple) groups of a BG/NBD covariate fit.
@@ -799,12 +827,10 @@ class BGCovData:
         zd = np.ascontiguousarray(_f(zd).reshape(x.size, -1))
         ux, ix = np.unique(x, return_inverse=True)
         if zp.shape[1]:
-            upz, ipz = np.unique(zp, axis=0, return_inverse=True)
+            upz, ipz = _unique_rows(zp)
         else:
             upz, ipz = np.zeros((1, 0)), np.zeros(x.size, dtype=np.int64)
-        key = np.concatenate([x[:, None], zd], axis=1)
-        upair, ixp = np.unique(key, axis=0, return_inverse=True)
-        ipz = np.asarray(ipz).ravel()
+        upair, ixp = _unique_rows(np.concatenate([x[:, None], zd], axis=1))
 
         def by_pattern(values: FloatArray) -> tuple[np.ndarray, FloatArray, np.ndarray]:
             """Distinct (purchase pattern, value) pairs: pattern and value of each, row index."""

@@ -811,21 +811,16 @@ class _TransactionModel(FittedModel):
         a = math.exp(theta[2]) * math.exp(-float(da @ md))
         b = math.exp(theta[3]) * math.exp(-float(db @ md))
         theta_nat = np.concatenate([np.log([r, alpha, a, b]), g, da, db])
-        loglik, grad = L.bg_cov_loglik_grad(theta_nat, natural)
-
-        def hessian(th: np.ndarray) -> np.ndarray:
-            return L.jacobian_hessian(lambda v: L.bg_cov_loglik_grad(v, natural)[1], th)
-
-        hess = hessian(theta_nat)
+        with _single_threaded_blas():
+            loglik, grad = L.bg_cov_loglik_grad(theta_nat, natural)
+            hess = L.jacobian_hessian(lambda v: L.bg_cov_loglik_grad(v, natural)[1], theta_nat)
         if self.penalizer == 0:
-            # A Newton step polishes the L-BFGS-B optimum (analytic gradient, numeric Hessian).
-            for _ in range(1):
-                candidate = theta_nat - _newton_step(hess, grad)
-                cand_ll, cand_grad = L.bg_cov_loglik_grad(candidate, natural)
-                if not (math.isfinite(cand_ll) and cand_ll >= loglik):
-                    break
-                theta_nat, loglik, grad = candidate, cand_ll, cand_grad
-                hess = hessian(theta_nat)
+            # A Newton step polishes the L-BFGS-B optimum (analytic gradient, numeric Hessian;
+            # the step is tiny, so the Hessian is kept for the standard errors).
+            candidate = theta_nat - _newton_step(hess, grad)
+            cand_ll, _ = L.bg_cov_loglik_grad(candidate, natural)
+            if math.isfinite(cand_ll) and cand_ll >= loglik:
+                theta_nat, loglik = candidate, cand_ll
             r, alpha, a, b = (float(v) for v in np.exp(theta_nat[:4]))
             g = theta_nat[4 : 4 + kp]
             da = theta_nat[4 + kp : 4 + kp + kd]
