@@ -299,3 +299,15 @@ def test_zero_covariates_equals_plain_fit(spark):
     assert abs(g) < 3 * noisy.coefficient_standard_errors["purchase"]["noise"]
     assert noisy.log_likelihood >= plain.log_likelihood - 1e-6
     assert noisy.log_likelihood - plain.log_likelihood < 6.0  # chi2(1) at 0.1%: 10.8 / 2
+
+
+def test_unique_rows_matches_numpy():
+    rng = np.random.default_rng(11)
+    rows = np.column_stack(
+        [rng.integers(0, 4, 500), rng.normal(size=500).round(1), rng.integers(0, 3, 500)]
+    ).astype(float)
+    got, inverse = L._unique_rows(rows)
+    ref, ref_inverse = np.unique(rows, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got[inverse], rows)
+    np.testing.assert_array_equal(inverse, np.asarray(ref_inverse).ravel())
