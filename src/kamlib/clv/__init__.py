@@ -22,6 +22,7 @@ from kamlib.clv.diagnostics import (
     probability_of_purchases,
 )
 from kamlib.clv.discrete import BetaGeoBetaBinom, discrete_rfm_summary
+from kamlib.clv.evaluation import compare_models, evaluate_holdout, purchase_tracking
 from kamlib.clv.models import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 from kamlib.clv.summary import calibration_holdout, rfm_summary
 from kamlib.clv.value import customer_lifetime_value
@@ -38,11 +39,14 @@ __all__ = [
     "TransactionModel",
     "calibration_holdout",
     "calibration_holdout_purchases",
+    "compare_models",
     "customer_lifetime_value",
     "discrete_rfm_summary",
+    "evaluate_holdout",
     "load_model",
     "model_from_json",
     "period_transactions",
     "probability_of_purchases",
+    "purchase_tracking",
     "rfm_summary",
 ]

@@ -108,16 +108,21 @@ class FittedModel:
         return float(self._fit_info.get("log_likelihood", math.nan))
 
     @property
+    def n_params(self) -> int:
+        """Number of estimated parameters ``k`` (covariate coefficients included)."""
+        return len(self.param_names)
+
+    @property
     def aic(self) -> float:
-        """Akaike information criterion ``2 k - 2 LL`` (``k`` = number of parameters)."""
-        return 2.0 * len(self.param_names) - 2.0 * self.log_likelihood
+        """Akaike information criterion ``2 k - 2 LL`` (``k`` = :attr:`n_params`)."""
+        return 2.0 * self.n_params - 2.0 * self.log_likelihood
 
     @property
     def bic(self) -> float:
         """Bayesian information criterion ``k ln(N) - 2 LL``, ``N`` = accounts (sum of weights)."""
         loglik = self.log_likelihood
         n = float(self._fit_info.get("n", math.nan))
-        return len(self.param_names) * math.log(n) - 2.0 * loglik if n > 0 else math.nan
+        return self.n_params * math.log(n) - 2.0 * loglik if n > 0 else math.nan
 
     @property
     def standard_errors(self) -> dict[str, float]:

@@ -264,7 +264,7 @@ def _average_around_one(func: Callable[..., FloatArray], params: Params, *args: 
     return np.asarray(0.5 * (lo + hi))
 
 
-def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
+def bg_conditional_expected(params: tuple[Any, ...], t: Any, x: Any, tx: Any, T: Any) -> FloatArray:
     r"""E[X(T, T + t) | x, t_x, T] of the BG/NBD model (FHL 2005 eq. 10), NaN-free.
 
     Uses Euler's transformation ``(1-z)^{r+x} 2F1(r+x, b+x; c; z) =
@@ -274,8 +274,20 @@ def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> 
     singularity ``a = 1`` the value is the mean of ``a = 1 -+ 1e-4`` (error ~1e-8).
     """
     r, alpha, a, b = params
-    if abs(a - 1.0) < _A_ONE:
-        return _average_around_one(bg_conditional_expected, params, t, x, tx, T)
+    if np.ndim(a) == 0:
+        if abs(a - 1.0) < _A_ONE:
+            return _average_around_one(bg_conditional_expected, params, t, x, tx, T)
+    else:  # per-row parameters (covariates): average around a = 1 only where needed
+        a_arr = _f(a)
+        near = np.abs(a_arr - 1.0) < _A_ONE
+        if np.any(near):
+            lo = bg_conditional_expected(
+                (r, alpha, np.where(near, 1.0 - _A_STEP, a_arr), b), t, x, tx, T
+            )
+            hi = bg_conditional_expected(
+                (r, alpha, np.where(near, 1.0 + _A_STEP, a_arr), b), t, x, tx, T
+            )
+            return np.asarray(np.where(near, 0.5 * (lo + hi), lo))
     t, x, tx, T = np.broadcast_arrays(_f(t), _f(x), _f(tx), _f(T))
     z = t / (alpha + T + t)
     c = a + b + x - 1.0
@@ -297,7 +309,7 @@ def bg_conditional_expected(params: Params, t: Any, x: Any, tx: Any, T: Any) -> 
     return np.asarray(np.where(t > 0, numer * p_alive, 0.0))
 
 
-def _euler_hyp(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
+def _euler_hyp(A: Any, B: Any, C: FloatArray, z: FloatArray) -> FloatArray:
     """``2F1(A, B; C; z)`` for ``0 <= z < 1``; scipy first, the power series where it fails.
 
     scipy returns ``inf`` for some integer ``C - A - B`` near ``z = 1`` (e.g. ``2F1(2, 1; 101;
@@ -309,12 +321,15 @@ def _euler_hyp(A: float, B: float, C: FloatArray, z: FloatArray) -> FloatArray:
     bad = ~np.isfinite(out) & (z < 1.0)
     if np.any(bad):
         out = np.array(out, copy=True)
-        out[bad] = _hyp2f1_series(A, B, np.broadcast_to(Cs, out.shape)[bad], z[bad])
+        a_bad = np.broadcast_to(A, out.shape)[bad]
+        b_bad = np.broadcast_to(B, out.shape)[bad]
+        c_bad = np.broadcast_to(Cs, out.shape)[bad]
+        out[bad] = _hyp2f1_series(a_bad, b_bad, c_bad, np.broadcast_to(z, out.shape)[bad])
     return out
 
 
 def _hyp2f1_series(
-    A: float, B: float, C: FloatArray, z: FloatArray, max_terms: int = 200_000
+    A: Any, B: Any, C: FloatArray, z: FloatArray, max_terms: int = 200_000
 ) -> FloatArray:
     total = np.ones_like(z)
     term = np.ones_like(z)
@@ -739,3 +754,216 @@ def jacobian_hessian(grad: Callable[[FloatArray], FloatArray], x0: FloatArray) -
         e[i] = h[i]
         hess[:, i] = (grad(x0 + e) - g0) / h[i]
     return np.asarray(0.5 * (hess + hess.T))
+
+
+# ---------------------------------------------------------------------------------------------
+# BG/NBD with time-invariant covariates (Fader & Hardie 2007, note 019)
+# ---------------------------------------------------------------------------------------------
+def _unique_rows(rows: FloatArray) -> tuple[FloatArray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)``, through one int64 key when possible.
+
+    Each column is coded by its own (1-D, fast) ``np.unique``; the codes combine into a
+    mixed-radix integer unless the product of the column cardinalities overflows int64.
+    """
+    codes, uniques, radix = [], [], 1
+    for j in range(rows.shape[1]):
+        u, c = np.unique(rows[:, j], return_inverse=True)
+        uniques.append(u)
+        codes.append(c.ravel().astype(np.int64))
+        radix *= max(u.size, 1)
+    if radix >= 2**62:
+        u_rows, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return u_rows, np.asarray(inverse).ravel()
+    key = np.zeros(rows.shape[0], dtype=np.int64)
+    for c, u in zip(codes, uniques, strict=True):
+        key = key * max(u.size, 1) + c
+    ukey, inverse = np.unique(key, return_inverse=True)
+    out = np.empty((ukey.size, rows.shape[1]))
+    rest = ukey.copy()
+    for j in range(rows.shape[1] - 1, -1, -1):
+        size = max(uniques[j].size, 1)
+        out[:, j] = uniques[j][rest % size]
+        rest //= size
+    return out, inverse.ravel()
+
+
+@dataclass(frozen=True)
+class BGCovData:
+    """Count-weighted distinct (covariates x tuple) groups of a BG/NBD covariate fit.
+
+    ``zp`` (groups x k_p) are the purchase covariates, ``zd`` (groups x k_d) the dropout ones.
+    ``upz``/``ipz`` index the distinct purchase-covariate rows (``alpha_i`` is computed per
+    distinct row and gathered), ``ux``/``ix`` the distinct frequencies (the ``r``-only special
+    functions) and ``pair_x``/``pair_zd``/``ixp`` the distinct (frequency, dropout covariates)
+    pairs (the ``a, b`` special functions). With categorical covariates these are small, so an
+    evaluation costs a few vector operations per group.
+    """
+
+    x: FloatArray
+    tx: FloatArray
+    T: FloatArray
+    n: FloatArray
+    zp: FloatArray
+    zd: FloatArray
+    upz: FloatArray
+    ipz: np.ndarray
+    ux: FloatArray
+    ix: np.ndarray
+    pair_x: FloatArray
+    pair_zd: FloatArray
+    ixp: np.ndarray
+    t_pattern: np.ndarray
+    t_value: FloatArray
+    it: np.ndarray
+    tx_pattern: np.ndarray
+    tx_value: FloatArray
+    itx: np.ndarray
+    total: float
+
+    @classmethod
+    def build(cls, x: Any, tx: Any, T: Any, n: Any, zp: Any, zd: Any) -> BGCovData:
+        x, tx, T, n = (np.ascontiguousarray(_f(v).ravel()) for v in (x, tx, T, n))
+        zp = np.ascontiguousarray(_f(zp).reshape(x.size, -1))
+        zd = np.ascontiguousarray(_f(zd).reshape(x.size, -1))
+        ux, ix = np.unique(x, return_inverse=True)
+        if zp.shape[1]:
+            upz, ipz = _unique_rows(zp)
+        else:
+            upz, ipz = np.zeros((1, 0)), np.zeros(x.size, dtype=np.int64)
+        upair, ixp = _unique_rows(np.concatenate([x[:, None], zd], axis=1))
+
+        def by_pattern(values: FloatArray) -> tuple[np.ndarray, FloatArray, np.ndarray]:
+            """Distinct (purchase pattern, value) pairs: pattern and value of each, row index."""
+            uv, iv = np.unique(values, return_inverse=True)
+            upair_v, inverse = np.unique(ipz * uv.size + iv.ravel(), return_inverse=True)
+            return upair_v // uv.size, uv[upair_v % uv.size], inverse.ravel()
+
+        t_pattern, t_value, it = by_pattern(T)
+        tx_pattern, tx_value, itx = by_pattern(tx)
+        return cls(
+            x=x,
+            tx=tx,
+            T=T,
+            n=n,
+            zp=zp,
+            zd=zd,
+            upz=np.ascontiguousarray(upz),
+            ipz=ipz,
+            ux=ux,
+            ix=ix.ravel(),
+            pair_x=np.ascontiguousarray(upair[:, 0]),
+            pair_zd=np.ascontiguousarray(upair[:, 1:]),
+            ixp=ixp.ravel(),
+            t_pattern=t_pattern,
+            t_value=t_value,
+            it=it,
+            tx_pattern=tx_pattern,
+            tx_value=tx_value,
+            itx=itx,
+            total=float(n.sum()),
+        )
+
+    def rescaled(self, scale: float) -> BGCovData:
+        """Recency and T multiplied by ``scale``."""
+        return dataclasses.replace(
+            self,
+            tx=self.tx * scale,
+            T=self.T * scale,
+            t_value=self.t_value * scale,
+            tx_value=self.tx_value * scale,
+        )
+
+    def standardized(
+        self, mp: FloatArray, sp: FloatArray, md: FloatArray, sd: FloatArray
+    ) -> BGCovData:
+        """Covariates centred and scaled column by column (indices reused)."""
+        return dataclasses.replace(
+            self,
+            zp=(self.zp - mp) / sp,
+            zd=(self.zd - md) / sd,
+            upz=(self.upz - mp) / sp,
+            pair_zd=(self.pair_zd - md) / sd,
+        )
+
+
+def bg_cov_row_params(
+    base: Params, g: FloatArray, da: FloatArray, db: FloatArray, zp: FloatArray, zd: FloatArray
+) -> tuple[Any, FloatArray, FloatArray, FloatArray]:
+    r"""Per-row ``(r, alpha_i, a_i, b_i)`` of the covariate BG/NBD.
+
+    :math:`\alpha_i = \alpha e^{-g \cdot z_i}`, :math:`a_i = a e^{d_a \cdot z_i}`,
+    :math:`b_i = b e^{d_b \cdot z_i}`.
+    """
+    r, alpha, a, b = base
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (
+            r,
+            alpha * np.exp(-(zp @ g)),
+            a * np.exp(zd @ da),
+            b * np.exp(zd @ db),
+        )
+
+
+def bg_cov_loglik_grad(theta: FloatArray, d: BGCovData) -> tuple[float, FloatArray]:
+    """Total log-likelihood of the covariate BG/NBD and its gradient w.r.t. ``theta``.
+
+    ``theta = (log r, log alpha, log a, log b, g (k_p), d_a (k_d), d_b (k_d))``. Each group
+    contributes the plain BG/NBD likelihood with its own ``(r, alpha_i, a_i, b_i)``.
+    """
+    theta = _f(theta)
+    kp, kd = d.zp.shape[1], d.zd.shape[1]
+    r, alpha, a, b = np.exp(theta[:4])
+    g, da, db = theta[4 : 4 + kp], theta[4 + kp : 4 + kp + kd], theta[4 + kp + kd :]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        alpha_p = alpha * np.exp(-(d.upz @ g))  # per distinct purchase-covariate row
+        # a, b per distinct (x, dropout covariates) pair, then gathered
+        a_pair = a * np.exp(d.pair_zd @ da)
+        b_pair = b * np.exp(d.pair_zd @ db)
+        xp = d.pair_x
+        bl = betaln(a_pair, b_pair + xp) - betaln(a_pair, b_pair)
+        psi_ab = digamma(a_pair + b_pair)
+        psi_abx = digamma(a_pair + b_pair + xp)
+        ga_pair = a_pair * (psi_ab - psi_abx)
+        gb_pair = b_pair * (digamma(b_pair + xp) - digamma(b_pair) + psi_ab - psi_abx)
+        inv_bx_pair = 1.0 / (b_pair + np.maximum(xp, 1.0) - 1.0)
+        log_a_bx_pair = np.log(a_pair) + np.log(inv_bx_pair)
+        ixp = d.ixp
+        x, n = d.x, d.n
+        rx = r + x
+        # (T, pattern) and (t_x, pattern) terms per distinct pair, then gathered
+        at_pair = alpha_p[d.t_pattern] + d.t_value
+        atx_pair = alpha_p[d.tx_pattern] + d.tx_value
+        log_alpha = np.log(alpha_p)[d.ipz]
+        log_at = np.log(at_pair)[d.it]
+        log_atx = np.log(atx_pair)[d.itx]
+        dlog = log_at - log_atx
+        u = log_a_bx_pair[ixp] + rx * dlog
+        pos = x > 0
+        e = np.exp(-np.abs(u))
+        softplus = np.where(pos, np.maximum(u, 0.0) + np.log1p(e), 0.0)
+        s = np.where(pos, np.where(u >= 0, 1.0, e) / (1.0 + e), 0.0)  # expit(u) for x > 0
+        lg = gammaln(r + d.ux) - gammaln(r)
+        ll_rows = lg[d.ix] + r * log_alpha + bl[ixp] - rx * log_at + softplus
+        ll = float(n @ ll_rows)
+        dg_r = (digamma(r + d.ux) - digamma(r))[d.ix]
+        d_r = dg_r + log_alpha - log_at + s * dlog
+        w_t = (alpha_p[d.t_pattern] / at_pair)[d.it]
+        w_tx = (alpha_p[d.tx_pattern] / atx_pair)[d.itx]
+        g_alpha = r - rx * w_t + s * rx * (w_t - w_tx)
+        ns = n * s
+        g_a_sum = np.bincount(ixp, weights=n, minlength=xp.size)
+        g_b_s = np.bincount(ixp, weights=ns, minlength=xp.size)
+        # per-pair sums of n * g_a and n * g_b
+        pair_a = g_a_sum * ga_pair + g_b_s
+        pair_b = g_a_sum * gb_pair - g_b_s * b_pair * inv_bx_pair
+    ng_alpha = n * g_alpha
+    per_pattern = np.bincount(d.ipz, weights=ng_alpha, minlength=d.upz.shape[0])
+    grad = np.concatenate(
+        [
+            [r * float(n @ d_r), float(ng_alpha.sum()), float(pair_a.sum()), float(pair_b.sum())],
+            -(per_pattern @ d.upz),
+            pair_a @ d.pair_zd,
+            pair_b @ d.pair_zd,
+        ]
+    )
+    return ll, grad

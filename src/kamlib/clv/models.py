@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -34,6 +34,7 @@ from scipy.optimize import minimize
 
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import (
+    ColumnKind,
     check_finite_positive,
     check_fraction,
     check_int,
@@ -157,6 +158,75 @@ def _collect_arrays(df: DataFrame, columns: list[str]) -> list[np.ndarray]:
         )
         for c in columns
     ]
+
+
+_COEF_GROUPS = ("purchase", "dropout_a", "dropout_b")
+
+
+def _covariate_names(func: str, arg: str, names: Any) -> list[str]:
+    """A sequence of distinct, non-empty column names (a bare string is one name too many)."""
+    from kamlib._validation import check_name
+
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise SchemaError(
+            f"{func}(): {arg}= must be a list or tuple of column names, found {names!r}",
+            function=func,
+            argument=arg,
+            expected="a list or tuple of column names",
+            found=repr(names),
+        )
+    out = [check_name(func, arg, n) for n in names]
+    if len(set(out)) != len(out):
+        raise SchemaError(
+            f"{func}(): {arg}= repeats a column: {names!r}",
+            function=func,
+            argument=arg,
+            expected="distinct column names",
+            found=repr(names),
+        )
+    return out
+
+
+def _check_coefficients(
+    model: str, value: Any, supported: bool
+) -> dict[str, dict[str, float]] | None:
+    """Validate a stored ``coefficients`` document (JSON load or fit); None when absent/empty."""
+    from kamlib.errors import ModelFormatError
+
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not set(value) <= set(_COEF_GROUPS):
+        raise ModelFormatError(
+            "fit.coefficients", f"expected an object with keys among {list(_COEF_GROUPS)}"
+        )
+    out: dict[str, dict[str, float]] = {}
+    for group in _COEF_GROUPS:
+        entries = value.get(group, {})
+        if not isinstance(entries, Mapping):
+            raise ModelFormatError(f"fit.coefficients.{group}", "expected an object")
+        checked: dict[str, float] = {}
+        for name, coef in entries.items():
+            if (
+                not isinstance(name, str)
+                or not name
+                or isinstance(coef, bool)
+                or not isinstance(coef, (int, float))
+                or not math.isfinite(float(coef))
+            ):
+                raise ModelFormatError(
+                    f"fit.coefficients.{group}", "expected column name -> finite number"
+                )
+            checked[name] = float(coef)
+        out[group] = checked
+    if list(out["dropout_a"]) != list(out["dropout_b"]):
+        raise ModelFormatError(
+            "fit.coefficients", "dropout_a and dropout_b must name the same columns"
+        )
+    if not any(out.values()):
+        return None
+    if not supported:
+        raise ModelFormatError("fit.coefficients", f"a {model} model has no covariates")
+    return out
 
 
 #: A fitted log-parameter (in the scaled units the optimiser sees) beyond +-16 (a value outside
@@ -317,8 +387,10 @@ class _TransactionModel(FittedModel):
         weights_col: str | None = None,
         maxiter: int = 1000,
         tol: float = 1e-12,
+        purchase_covariates: Sequence[str] = (),
+        dropout_covariates: Sequence[str] = (),
     ) -> Self:
-        """Fit by maximum likelihood on a summary DataFrame (one row per account).
+        r"""Fit by maximum likelihood on a summary DataFrame (one row per account).
 
         Spark reduces the rows to distinct ``(frequency, recency, T)`` tuples with counts; only
         those reach the driver, where :meth:`fit_arrays` maximises the weighted likelihood.
@@ -335,6 +407,13 @@ class _TransactionModel(FittedModel):
             Maximum L-BFGS-B iterations per start.
         tol : float
             Relative tolerance on the objective (L-BFGS-B ``ftol``).
+        purchase_covariates, dropout_covariates : sequence of str
+            Numeric columns of time-invariant covariates (BG/NBD only; Fader & Hardie 2007):
+            :math:`\alpha_i = \alpha e^{-g \cdot z_i}` for the purchase covariates,
+            :math:`a_i = a e^{d_a \cdot z_i}`, :math:`b_i = b e^{d_b \cdot z_i}` for the
+            dropout ones; see :attr:`coefficients`. Rows with a null or NaN covariate are
+            excluded and counted in ``fit_info["excluded"]``. Predictions then read the same
+            columns from the scored DataFrame.
 
         Returns
         -------
@@ -351,6 +430,19 @@ class _TransactionModel(FittedModel):
         from pyspark.sql import functions as F
 
         func = f"{type(self).__name__}.fit"
+        if purchase_covariates or dropout_covariates:
+            return self._fit_covariates_df(
+                df,
+                func,
+                frequency_col=frequency_col,
+                recency_col=recency_col,
+                T_col=T_col,
+                weights_col=weights_col,
+                purchase_covariates=purchase_covariates,
+                dropout_covariates=dropout_covariates,
+                maxiter=maxiter,
+                tol=tol,
+            )
         require_columns(
             df,
             func,
@@ -383,14 +475,31 @@ class _TransactionModel(FittedModel):
         *,
         maxiter: int = 1000,
         tol: float = 1e-12,
+        purchase_covariates: Mapping[str, Any] | None = None,
+        dropout_covariates: Mapping[str, Any] | None = None,
     ) -> Self:
         """Fit on numpy arrays (optionally count-weighted distinct tuples); returns self.
 
         The objective is ``-LL / N + penalizer * sum(p ** 2)``, with ``N`` the total weight and
         ``p`` the parameters with time-like ones (``alpha``, and ``beta`` for Pareto/NBD)
         expressed in units where the largest ``T`` is 1, as lifetimes does.
+        ``purchase_covariates`` / ``dropout_covariates`` map covariate names to arrays of the
+        same length (BG/NBD only, see :meth:`fit`).
         """
         func = f"{type(self).__name__}.fit"
+        if purchase_covariates or dropout_covariates:
+            return self._fit_covariates(
+                func,
+                frequency,
+                recency,
+                T,
+                weights,
+                dict(purchase_covariates or {}),
+                dict(dropout_covariates or {}),
+                maxiter=maxiter,
+                tol=tol,
+                excluded=0,
+            )
         started = time.perf_counter()
         x = _as_array(func, "frequency", frequency)
         tx = _as_array(func, "recency", recency)
@@ -478,6 +587,336 @@ class _TransactionModel(FittedModel):
         if np.any((x == 0) & (tx != 0)):
             raise SchemaError(f"{func}(): recency must be 0 where frequency is 0")
 
+    # -- covariates (BG/NBD; Fader & Hardie 2007) ------------------------------------------
+    _supports_covariates: ClassVar[bool] = False
+
+    def _set_fitted(self, params: Mapping[str, float], **fit_info: Any) -> None:
+        coefficients = _check_coefficients(
+            type(self).__name__, fit_info.get("coefficients"), self._supports_covariates
+        )
+        if coefficients is None:
+            fit_info.pop("coefficients", None)
+        else:
+            fit_info["coefficients"] = coefficients
+        super()._set_fitted(params, **fit_info)
+
+    @property
+    def coefficients(self) -> dict[str, dict[str, float]]:
+        """Covariate coefficients (empty dicts for a model fitted without covariates).
+
+        ``{"purchase": {col: g}, "dropout_a": {col: d_a}, "dropout_b": {col: d_b}}``.
+        """
+        self._require_fitted("coefficients")
+        stored = self._fit_info.get("coefficients") or {}
+        return {k: dict(stored.get(k, {})) for k in _COEF_GROUPS}
+
+    @property
+    def coefficient_standard_errors(self) -> dict[str, dict[str, float]]:
+        """Standard errors of :attr:`coefficients` (same layout), from the inverse Hessian."""
+        self._require_fitted("coefficient_standard_errors")
+        stored = self._fit_info.get("coefficient_standard_errors") or {}
+        return {k: dict(stored.get(k, {})) for k in _COEF_GROUPS}
+
+    @property
+    def covariate_columns(self) -> tuple[str, ...]:
+        """Columns the predictions read (purchase then dropout covariates; empty if none)."""
+        if self._params is None:
+            return ()
+        stored = self._fit_info.get("coefficients") or {}
+        names = [*stored.get("purchase", {}), *stored.get("dropout_a", {})]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated parameters (4 plus the covariate coefficients)."""
+        stored = self._fit_info.get("coefficients") or {}
+        return len(self.param_names) + sum(len(stored.get(k, {})) for k in _COEF_GROUPS)
+
+    def _require_covariates(self, df: DataFrame, func: str) -> tuple[str, ...]:
+        """The model's covariate columns, checked numeric in ``df`` (SchemaError, no job)."""
+        covariates = self.covariate_columns
+        for c in covariates:
+            require_columns(df, func, covariates=(c, "numeric"))
+        return covariates
+
+    def _row_params(
+        self, cols: Mapping[str, np.ndarray] | None
+    ) -> tuple[tuple[Any, ...], np.ndarray | bool]:
+        """THE prediction hook: per-row parameters from the (Arrow) columns of a batch.
+
+        Returns ``(params, ok)``: the fitted scalars and ``True`` for a model without
+        covariates; otherwise ``(r, alpha_i, a_i, b_i)`` as arrays (one value per row) and a
+        mask of the rows whose covariates are all finite (the others must become null).
+        Every kernel broadcasts these parameters elementwise.
+        """
+        params = self._p("predict")
+        stored = self._fit_info.get("coefficients") or {}
+        if not any(stored.get(k) for k in _COEF_GROUPS):
+            return params, True
+        if cols is None:
+            raise SchemaError(
+                f"{type(self).__name__}: the model has covariates "
+                f"{list(self.covariate_columns)}; pass covariates={{name: array}}"
+            )
+        missing = [c for c in self.covariate_columns if c not in cols]
+        if missing:
+            raise SchemaError(
+                f"{type(self).__name__}: covariates= lacks {missing} (the model was fitted "
+                f"with covariates {list(self.covariate_columns)})"
+            )
+        purchase, drop_a, drop_b = (stored.get(k, {}) for k in _COEF_GROUPS)
+
+        def matrix(names: Any) -> np.ndarray:
+            arrays = [np.asarray(cols[c], dtype=np.float64).ravel() for c in names]
+            if not arrays:
+                return np.zeros((0, 0))
+            return np.stack(arrays, axis=1)
+
+        zp, zd = matrix(purchase), matrix(drop_a)
+        size = max(zp.shape[0], zd.shape[0])
+        zp = zp if zp.size else np.zeros((size, 0))
+        zd = zd if zd.size else np.zeros((size, 0))
+        ok = np.all(np.isfinite(zp), axis=1) & np.all(np.isfinite(zd), axis=1)
+        zp = np.where(ok[:, None], zp, 0.0)
+        zd = np.where(ok[:, None], zd, 0.0)
+        rows = L.bg_cov_row_params(
+            params,
+            np.array([purchase[c] for c in purchase], dtype=np.float64),
+            np.array([drop_a[c] for c in drop_a], dtype=np.float64),
+            np.array([drop_b[c] for c in drop_a], dtype=np.float64),
+            zp,
+            zd,
+        )
+        return rows, ok
+
+    def _fit_covariates_df(
+        self,
+        df: DataFrame,
+        func: str,
+        *,
+        frequency_col: str,
+        recency_col: str,
+        T_col: str,
+        weights_col: str | None,
+        purchase_covariates: Sequence[str],
+        dropout_covariates: Sequence[str],
+        maxiter: int,
+        tol: float,
+    ) -> Self:
+        """Spark side of the covariate fit: distinct (covariates x tuple) groups with counts."""
+        from pyspark.sql import functions as F
+
+        from kamlib._validation import col, finite
+
+        purchase = _covariate_names(func, "purchase_covariates", purchase_covariates)
+        dropout = _covariate_names(func, "dropout_covariates", dropout_covariates)
+        self._check_covariate_support(func)
+        require_columns(
+            df,
+            func,
+            frequency_col=(frequency_col, "numeric"),
+            recency_col=(recency_col, "numeric"),
+            T_col=(T_col, "numeric"),
+        )
+        if weights_col is not None:
+            require_columns(df, func, weights_col=(weights_col, "numeric"))
+        for arg, names in (("purchase_covariates", purchase), ("dropout_covariates", dropout)):
+            for c in names:
+                kind: ColumnKind = "numeric"
+                require_columns(df, func, **{arg: (c, kind)})
+        covariates = list(dict.fromkeys([*purchase, *dropout]))
+        ok = F.lit(True)
+        for c in covariates:
+            ok = ok & finite(col(c))
+        weight = F.lit(1.0) if weights_col is None else col(weights_col).cast("double")
+        keys = ["x", "tx", "T", *[f"z{i}" for i in range(len(covariates))]]
+        grouped = (
+            df.select(
+                F.when(ok, col(frequency_col).cast("double")).alias("x"),
+                F.when(ok, col(recency_col).cast("double")).alias("tx"),
+                F.when(ok, col(T_col).cast("double")).alias("T"),
+                *[
+                    F.when(ok, col(c).cast("double")).alias(f"z{i}")
+                    for i, c in enumerate(covariates)
+                ],
+                ok.alias("ok"),
+                weight.alias("w"),
+            )
+            .groupBy("ok", *keys)
+            .agg(F.sum("w").alias("n"), F.count(F.lit(1)).alias("rows"))
+        )
+        arr = _collect_arrays(grouped, ["ok", *keys, "n", "rows"])
+        valid = arr[0] > 0.5
+        excluded = round(float(arr[-1][~valid].sum()))
+        x, tx, t_age = (a[valid] for a in arr[1:4])
+        z = {c: arr[4 + i][valid] for i, c in enumerate(covariates)}
+        n = arr[-2][valid]
+        return self._fit_covariates(
+            func,
+            x,
+            tx,
+            t_age,
+            n,
+            {c: z[c] for c in purchase},
+            {c: z[c] for c in dropout},
+            maxiter=maxiter,
+            tol=tol,
+            excluded=excluded,
+        )
+
+    def _check_covariate_support(self, func: str) -> None:
+        if not self._supports_covariates:
+            raise SchemaError(
+                f"{func}(): covariates are supported for BetaGeo only, not {type(self).__name__}",
+                function=func,
+                argument="purchase_covariates",
+                expected="no covariates for this model",
+                found="covariates",
+            )
+
+    def _fit_covariates(
+        self,
+        func: str,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        weights: Any,
+        purchase: dict[str, Any],
+        dropout: dict[str, Any],
+        *,
+        maxiter: int,
+        tol: float,
+        excluded: int,
+    ) -> Self:
+        """Maximum likelihood with covariates over count-weighted groups (numpy side).
+
+        Starts from the plain fit with zero coefficients; optimises on covariates centred and
+        scaled to unit variance (and T scaled to 1), then maps back to the original units.
+        """
+        started = time.perf_counter()
+        self._check_covariate_support(func)
+        _covariate_names(func, "purchase_covariates", list(purchase))
+        _covariate_names(func, "dropout_covariates", list(dropout))
+        x = _as_array(func, "frequency", frequency)
+        tx = _as_array(func, "recency", recency)
+        t_age = _as_array(func, "T", T)
+        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
+        zp_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in purchase.items()]
+        zd_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in dropout.items()]
+        if any(v.size != x.size for v in [tx, t_age, n, *zp_cols, *zd_cols]):
+            raise SchemaError(
+                f"{func}(): frequency, recency, T, weights and covariates must have the same length"
+            )
+        zp = np.stack(zp_cols, axis=1) if zp_cols else np.zeros((x.size, 0))
+        zd = np.stack(zd_cols, axis=1) if zd_cols else np.zeros((x.size, 0))
+        finite_z = np.all(np.isfinite(zp), axis=1) & np.all(np.isfinite(zd), axis=1)
+        excluded += round(float(n[~finite_z].sum()))
+        keep = finite_z & (n > 0)
+        x, tx, t_age, n, zp, zd = x[keep], tx[keep], t_age[keep], n[keep], zp[keep], zd[keep]
+        if x.size == 0:
+            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        self._check_values(func, x, tx, t_age)
+        # the plain fit gives the starting point (and the usual identification checks)
+        plain = type(self)(penalizer=self.penalizer).fit_arrays(
+            x, tx, t_age, n, maxiter=maxiter, tol=tol
+        )
+        base = np.array(plain._p("fit"))
+        scale = float(plain._fit_info.get("time_scale", 1.0))
+        total = float(n.sum())
+
+        def moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            mean = (n @ z) / total
+            sd = np.sqrt(np.maximum((n @ (z - mean) ** 2) / total, 0.0))
+            return mean, np.where(sd > 0, sd, 1.0)
+
+        mp, sp = moments(zp)
+        md, sd = moments(zd)
+        natural = L.BGCovData.build(x, tx, t_age, n, zp, zd)
+        data = natural.rescaled(scale).standardized(mp, sp, md, sd)
+        kp, kd = zp.shape[1], zd.shape[1]
+        penalizer = self.penalizer
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, grad = L.bg_cov_loglik_grad(theta, data)
+            if not math.isfinite(ll) or not np.all(np.isfinite(grad)):
+                return math.inf, np.zeros_like(theta)
+            value = -ll / total
+            g = -grad / total
+            if penalizer:
+                p4 = np.exp(theta[:4])
+                value += penalizer * float(p4 @ p4)
+                g[:4] += 2.0 * penalizer * p4 * p4
+            return value, g
+
+        start_scaled = base.copy()
+        start_scaled[1] = base[1] * scale
+        x0 = np.concatenate([np.log(start_scaled), np.zeros(kp + 2 * kd)])
+        with _single_threaded_blas():
+            theta, res = _minimize(func, objective, [x0], maxiter=maxiter, tol=tol)
+        # back to natural units: alpha_i = alpha_z exp(-g_z (z - m) / s) = alpha exp(-g z)
+        g = theta[4 : 4 + kp] / sp
+        da = theta[4 + kp : 4 + kp + kd] / sd
+        db = theta[4 + kp + kd :] / sd
+        r = math.exp(theta[0])
+        alpha = math.exp(theta[1]) * math.exp(float(g @ mp)) / scale
+        a = math.exp(theta[2]) * math.exp(-float(da @ md))
+        b = math.exp(theta[3]) * math.exp(-float(db @ md))
+        theta_nat = np.concatenate([np.log([r, alpha, a, b]), g, da, db])
+        with _single_threaded_blas():
+            loglik, grad = L.bg_cov_loglik_grad(theta_nat, natural)
+            hess = L.jacobian_hessian(lambda v: L.bg_cov_loglik_grad(v, natural)[1], theta_nat)
+        if self.penalizer == 0:
+            # A Newton step polishes the L-BFGS-B optimum (analytic gradient, numeric Hessian;
+            # the step is tiny, so the Hessian is kept for the standard errors).
+            candidate = theta_nat - _newton_step(hess, grad)
+            cand_ll, _ = L.bg_cov_loglik_grad(candidate, natural)
+            if math.isfinite(cand_ll) and cand_ll >= loglik:
+                theta_nat, loglik = candidate, cand_ll
+            r, alpha, a, b = (float(v) for v in np.exp(theta_nat[:4]))
+            g = theta_nat[4 : 4 + kp]
+            da = theta_nat[4 + kp : 4 + kp + kd]
+            db = theta_nat[4 + kp + kd :]
+        if self.penalizer == 0:
+            names = (
+                *self.param_names,
+                *[f"g[{c}]" for c in purchase],
+                *[f"d_a[{c}]" for c in dropout],
+                *[f"d_b[{c}]" for c in dropout],
+            )
+            _check_identified(func, names, np.concatenate([theta[:4], np.zeros(kp + 2 * kd)]), hess)
+        se_all = _standard_errors(tuple(f"p{i}" for i in range(theta_nat.size)), hess)
+        se = np.array([se_all[f"p{i}"] for i in range(theta_nat.size)])
+        values = np.array([r, alpha, a, b])
+        param_se = dict(zip(self.param_names, (values * se[:4]).tolist(), strict=True))
+        coefficients = {
+            "purchase": dict(zip(purchase, g.tolist(), strict=True)),
+            "dropout_a": dict(zip(dropout, da.tolist(), strict=True)),
+            "dropout_b": dict(zip(dropout, db.tolist(), strict=True)),
+        }
+        coefficient_se = {
+            "purchase": dict(zip(purchase, se[4 : 4 + kp].tolist(), strict=True)),
+            "dropout_a": dict(zip(dropout, se[4 + kp : 4 + kp + kd].tolist(), strict=True)),
+            "dropout_b": dict(zip(dropout, se[4 + kp + kd :].tolist(), strict=True)),
+        }
+        self._set_fitted(
+            dict(zip(self.param_names, (r, alpha, a, b), strict=True)),
+            log_likelihood=float(loglik),
+            standard_errors=param_se,
+            coefficients=coefficients,
+            coefficient_standard_errors=coefficient_se,
+            iterations=int(res.nit),
+            function_evaluations=int(res.nfev),
+            converged=True,
+            message=str(res.message),
+            objective=float(res.fun),
+            n=total,
+            n_distinct=int(x.size),
+            excluded=excluded,
+            time_scale=scale,
+            seconds=time.perf_counter() - started,
+        )
+        return self
+
     # -- numpy interface -----------------------------------------------------------------
     def conditional_expected_purchases_np(
         self, t: Any, frequency: Any, recency: Any, T: Any
@@ -529,24 +968,13 @@ class _TransactionModel(FittedModel):
             return self._expected_with_interval(
                 df, func, t, interval, draws, (frequency_col, recency_col, T_col), output_col
             )
-        params = self._p("expected_purchases")
-        require_columns(
+        return self._score_horizon(
             df,
             func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            T_col=(T_col, "numeric"),
-        )
-        kernel = self._conditional_kernel()
-        horizon = float(t)
-        names = (frequency_col, recency_col, T_col)
-
-        def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
-            return {output_col: _valid_only(kernel(params, horizon, x, tx, t_age), x, tx, t_age)}
-
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
+            (frequency_col, recency_col, T_col),
+            output_col,
+            self._conditional_kernel(),
+            float(t),
         )
 
     def probability_alive(
@@ -576,23 +1004,8 @@ class _TransactionModel(FittedModel):
                 self._future_alive_kernel(),
                 horizon,
             )
-        params = self._p("probability_alive")
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            T_col=(T_col, "numeric"),
-        )
-        kernel = self._alive_kernel()
-        names = (frequency_col, recency_col, T_col)
-
-        def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
-            return {output_col: _valid_only(kernel(params, x, tx, t_age), x, tx, t_age)}
-
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
+        return self._score_horizon(
+            df, func, (frequency_col, recency_col, T_col), output_col, self._alive_kernel()
         )
 
     def _conditional_kernel(self) -> Callable[..., FloatArray]:
@@ -671,8 +1084,13 @@ class _TransactionModel(FittedModel):
         kernel: Callable[..., FloatArray],
         *args: float,
     ) -> DataFrame:
-        """One Arrow pass adding ``kernel(params, *args, x, t_x, T)`` as ``output_col``."""
-        params = self._p(func.rsplit(".", 1)[-1])
+        """One Arrow pass adding ``kernel(params, *args, x, t_x, T)`` as ``output_col``.
+
+        The one scoring path of the transaction models: per-row parameters from
+        :meth:`_row_params` (covariate models), null where the summary or a covariate is
+        invalid.
+        """
+        self._p(func.rsplit(".", 1)[-1])  # NotFittedError before any job
         require_columns(
             df,
             func,
@@ -680,15 +1098,18 @@ class _TransactionModel(FittedModel):
             recency_col=(names[1], "numeric"),
             T_col=(names[2], "numeric"),
         )
+        covariates = self._require_covariates(df, func)
+        row_params = self._row_params
 
         def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: kernel(params, *args, cols[names[0]], cols[names[1]], cols[names[2]])
-            }
+            params, ok = row_params(cols if covariates else None)
+            x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
+            with np.errstate(all="ignore"):
+                out = kernel(params, *args, x, tx, t_age)
+            return {output_col: np.where(ok, _valid_only(out, x, tx, t_age), np.nan)}
 
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
-        )
+        inputs = list(dict.fromkeys([*names, *covariates]))
+        return with_numpy_columns(df, score, inputs=inputs, outputs=[output_col])
 
     def _interval_draws(self, draws: int) -> list[np.ndarray]:
         params = self._p("predictive_interval_np")
@@ -742,6 +1163,13 @@ class _TransactionModel(FittedModel):
         level = check_fraction(func, "interval", interval, high_inclusive=False)
         count = check_int(func, "draws", draws, low=1)
         params = self._p("expected_purchases")
+        if self.covariate_columns:
+            raise SchemaError(
+                function=func,
+                argument="interval",
+                expected="None for a model with covariates (the draws are of the base parameters)",
+                found=repr(interval),
+            )
         require_columns(
             df,
             func,
@@ -917,10 +1345,15 @@ class BetaGeo(_TransactionModel):
     The hypergeometric term is Euler-transformed, so predictions stay finite for ``x = 0`` with
     ``a + b < 1`` (where lifetimes returns NaN, lifetimes #442) and for very large ``x``.
 
+    With ``fit(..., purchase_covariates=, dropout_covariates=)`` each account has its own
+    :math:`\alpha_i = \alpha e^{-g \cdot z_i}`, :math:`a_i = a e^{d_a \cdot z_i}`,
+    :math:`b_i = b e^{d_b \cdot z_i}` (Fader & Hardie 2007); see :attr:`coefficients`.
+
     References
     ----------
     Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way: An Alternative to the
-    Pareto/NBD Model", Marketing Science 24(2), 275-284.
+    Pareto/NBD Model", Marketing Science 24(2), 275-284. Fader & Hardie (2007),
+    "Incorporating Time-Invariant Covariates into the Pareto/NBD and BG/NBD Models".
 
     Examples
     --------
@@ -935,6 +1368,7 @@ class BetaGeo(_TransactionModel):
     model_type: ClassVar[str] = "BetaGeo"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _modified: ClassVar[bool] = False
+    _supports_covariates: ClassVar[bool] = True
 
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
         penalizer, modified = self.penalizer, self._modified
@@ -964,16 +1398,38 @@ class BetaGeo(_TransactionModel):
         ]
 
     def conditional_expected_purchases_np(
-        self, t: Any, frequency: Any, recency: Any, T: Any
+        self,
+        t: Any,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        *,
+        covariates: Mapping[str, Any] | None = None,
     ) -> FloatArray:
-        """Conditional expected purchases in the next ``t`` units (FHL 2005 eq. 10)."""
-        return L.bg_conditional_expected(
-            self._p("conditional_expected_purchases_np"), t, frequency, recency, T
-        )
+        """Conditional expected purchases in the next ``t`` units (FHL 2005 eq. 10).
 
-    def probability_alive_np(self, frequency: Any, recency: Any, T: Any) -> FloatArray:
+        A model fitted with covariates needs ``covariates={column: array}`` (NaN where a
+        covariate is missing).
+        """
+        if not self.covariate_columns:
+            return L.bg_conditional_expected(
+                self._p("conditional_expected_purchases_np"), t, frequency, recency, T
+            )
+        params, ok = self._row_params(covariates)
+        with np.errstate(all="ignore"):
+            out = L.bg_conditional_expected(params, t, frequency, recency, T)
+        return np.asarray(np.where(ok, out, np.nan))
+
+    def probability_alive_np(
+        self, frequency: Any, recency: Any, T: Any, *, covariates: Mapping[str, Any] | None = None
+    ) -> FloatArray:
         """P(alive | frequency, recency, T); exactly 1 when frequency is 0."""
-        return L.bg_probability_alive(self._p("probability_alive_np"), frequency, recency, T)
+        if not self.covariate_columns:
+            return L.bg_probability_alive(self._p("probability_alive_np"), frequency, recency, T)
+        params, ok = self._row_params(covariates)
+        with np.errstate(all="ignore"):
+            out = L.bg_probability_alive(params, frequency, recency, T)
+        return np.asarray(np.where(ok, out, np.nan))
 
     def expected_purchases_np(self, t: Any) -> FloatArray:
         r"""Unconditional :math:`E[X(t)]` of a new customer (FHL 2005 eq. 9)."""
@@ -1029,16 +1485,25 @@ class ModifiedBetaGeo(BetaGeo):
 
     model_type: ClassVar[str] = "ModifiedBetaGeo"
     _modified: ClassVar[bool] = True
+    _supports_covariates: ClassVar[bool] = False
 
     def conditional_expected_purchases_np(
-        self, t: Any, frequency: Any, recency: Any, T: Any
+        self,
+        t: Any,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        *,
+        covariates: Mapping[str, Any] | None = None,
     ) -> FloatArray:
-        """Conditional expected purchases in the next ``t`` units."""
+        """Conditional expected purchases in the next ``t`` units (no covariates)."""
         return L.mbg_conditional_expected(
             self._p("conditional_expected_purchases_np"), t, frequency, recency, T
         )
 
-    def probability_alive_np(self, frequency: Any, recency: Any, T: Any) -> FloatArray:
+    def probability_alive_np(
+        self, frequency: Any, recency: Any, T: Any, *, covariates: Mapping[str, Any] | None = None
+    ) -> FloatArray:
         """P(alive | frequency, recency, T) (below 1 even when frequency is 0)."""
         return L.mbg_probability_alive(self._p("probability_alive_np"), frequency, recency, T)
 

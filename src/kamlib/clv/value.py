@@ -78,8 +78,13 @@ def clv_multi_np(
     months: Sequence[int] = (12,),
     discount_rate: float = 0.01,
     freq: str = "D",
+    covariates: Mapping[str, Any] | None = None,
 ) -> list[NDArray[np.float64]]:
-    """:func:`clv_np` for several horizons in one pass (one array per entry of ``months``)."""
+    """:func:`clv_np` for several horizons in one pass (one array per entry of ``months``).
+
+    A transaction model fitted with covariates reads them from ``covariates`` (column ->
+    array); its per-account parameters rule out the factorised shortcut.
+    """
     x = np.asarray(frequency, dtype=np.float64)
     tx = np.asarray(recency, dtype=np.float64)
     t_age = np.asarray(T, dtype=np.float64)
@@ -94,19 +99,22 @@ def clv_multi_np(
     factor = MONTH_FACTOR[freq]
     horizons = [int(h) for h in months]
     spend = np.asarray(spend_model.expected_spend_np(x0, m0), dtype=np.float64)
-    if _factorises(transaction_model) and x0.size:
+    with_covariates = bool(getattr(transaction_model, "covariate_columns", ()))
+    if _factorises(transaction_model) and x0.size and not with_covariates:
         parts = _discounted_purchases_factorised(
             transaction_model, x0, tx0, t0, horizons, discount_rate, factor
         )
         return [np.where(ok, spend * part, np.nan) for part in parts]
+    extra: dict[str, Any] = {"covariates": covariates} if with_covariates else {}
     previous = np.asarray(
-        transaction_model.conditional_expected_purchases_np(0.0, x0, tx0, t0), dtype=np.float64
+        transaction_model.conditional_expected_purchases_np(0.0, x0, tx0, t0, **extra),
+        dtype=np.float64,
     )
     total = np.zeros_like(x0)
     at: dict[int, NDArray[np.float64]] = {0: np.where(ok, total, np.nan)}
     for i in range(1, max(horizons, default=0) + 1):
         current = np.asarray(
-            transaction_model.conditional_expected_purchases_np(i * factor, x0, tx0, t0),
+            transaction_model.conditional_expected_purchases_np(i * factor, x0, tx0, t0, **extra),
             dtype=np.float64,
         )
         total += spend * (current - previous) / (1.0 + discount_rate) ** i
@@ -280,6 +288,16 @@ def customer_lifetime_value(
         level = check_fraction(func, "interval", interval, high_inclusive=False)
         _check_model(func, "transaction_model", transaction_model, ("predictive_interval_np",))
     bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
+    covariates = tuple(getattr(transaction_model, "covariate_columns", ()) or ())
+    for c in covariates:  # a covariate model reads its columns (SchemaError before any job)
+        require_columns(df, func, covariates=(c, "numeric"))
+    if level is not None and covariates:
+        raise SchemaError(
+            function=func,
+            argument="interval",
+            expected="None for a model with covariates (intervals use the plain parameters)",
+            found=repr(interval),
+        )
 
     def score(cols: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
         values = clv_multi_np(
@@ -292,6 +310,7 @@ def customer_lifetime_value(
             months=horizons,
             discount_rate=rate,
             freq=freq,
+            covariates=cols if covariates else None,
         )
         result = dict(zip(outputs, values, strict=True))
         if level is not None:
@@ -310,9 +329,8 @@ def customer_lifetime_value(
             )
         return result
 
-    return with_numpy_columns(
-        df, score, inputs=list(dict.fromkeys(names)), outputs=[*outputs, *bounds]
-    )
+    inputs = list(dict.fromkeys([*names, *covariates]))
+    return with_numpy_columns(df, score, inputs=inputs, outputs=[*outputs, *bounds])
 
 
 def _clv_bounds(
