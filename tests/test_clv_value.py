@@ -151,7 +151,7 @@ def test_bad_input(spark, cdnow_models):
         customer_lifetime_value(df, transaction_model=bg, spend_model=gg, discount_rate=-0.1)
     with pytest.raises(SchemaError, match="freq= must be one of"):
         customer_lifetime_value(df, transaction_model=bg, spend_model=gg, freq="Y")
-    with pytest.raises(SchemaError, match="transaction_model= must be a fitted kamlib CLV model"):
+    with pytest.raises(SchemaError, match="transaction_model= must be a fitted TransactionModel"):
         customer_lifetime_value(df, transaction_model=gg, spend_model=gg)
     with pytest.raises(NotFittedError):
         customer_lifetime_value(df, transaction_model=BetaGeo(), spend_model=gg)

@@ -403,16 +403,31 @@ class SpendModel(Protocol):
         ...
 
 
-def check_model(func: str, arg: str, model: object, protocol: type[Any]) -> None:
-    """Raise :class:`SchemaError` unless ``model`` has the methods of the ``protocol``.
+def check_model(
+    func: str,
+    arg: str,
+    model: object,
+    protocol: type[Any],
+    *,
+    methods: tuple[str, ...] | None = None,
+) -> None:
+    """Raise :class:`SchemaError` unless ``model`` can serve as a ``protocol``.
 
-    Catches a model passed as a string, a path or an unrelated object before any Spark job
-    (load a saved model with :func:`kamlib.clv.load_model` first).
+    With ``methods`` only those (the ones the caller uses) are required, so duck-typed models
+    work; without, every method of the protocol. Then the parameters are read, so an unfitted
+    model raises :class:`~kamlib.errors.NotFittedError`, all before any Spark job. Catches a
+    model passed as a string, a path or an unrelated object (load saved models first).
     """
-    if not isinstance(model, protocol):
+    if methods is None:
+        ok = isinstance(model, protocol)
+    else:
+        ok = all(callable(getattr(model, m, None)) for m in methods)
+    if not ok:
+        extra = f" (with {', '.join(methods)})" if methods else ""
         raise SchemaError(
             function=func,
             argument=arg,
-            expected=f"a fitted {protocol.__name__} (load saved models with load_model())",
+            expected=f"a fitted {protocol.__name__}{extra}; load saved models with load_model()",
             found=type(model).__name__,
         )
+    _ = getattr(model, "params", None)  # NotFittedError before any Spark job

@@ -34,6 +34,7 @@ from kamlib._validation import (
     parse_timestamp,
     require_columns,
 )
+from kamlib.clv._base import TransactionModel, check_model
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -48,20 +49,6 @@ _P = "__kamlib_eval_"
 _UNIT_DAYS = {"D": 1.0, "W": 7.0}
 #: Name of the naive run-rate row of :func:`compare_models`.
 BASELINE_NAME = "run_rate"
-
-
-def _check_model(func: str, arg: str, model: Any) -> None:
-    if not callable(getattr(model, "conditional_expected_purchases_np", None)):
-        raise SchemaError(
-            f"{func}(): {arg}= must be a fitted kamlib transaction model (BetaGeo, ParetoNBD, "
-            f"ModifiedBetaGeo) with conditional_expected_purchases_np(); found "
-            f"{type(model).__name__}",
-            function=func,
-            argument=arg,
-            expected="a fitted transaction model",
-            found=type(model).__name__,
-        )
-    _ = model.params  # NotFittedError before any Spark job
 
 
 def _covariates(model: Any) -> tuple[str, ...]:
@@ -264,7 +251,13 @@ def evaluate_holdout(
     from pyspark.sql import functions as F
 
     func = "evaluate_holdout"
-    _check_model(func, "transaction_model", transaction_model)
+    check_model(
+        func,
+        "transaction_model",
+        transaction_model,
+        TransactionModel,
+        methods=("conditional_expected_purchases_np",),
+    )
     scored, preds = _scored_holdout(
         func,
         df,
@@ -339,7 +332,13 @@ def _named_models(func: str, models: Any) -> list[tuple[str, Any]]:
                 expected=f"a name other than {BASELINE_NAME!r}",
                 found=repr(name),
             )
-        _check_model(func, f"models[{name!r}]", model)
+        check_model(
+            func,
+            f"models[{name!r}]",
+            model,
+            TransactionModel,
+            methods=("conditional_expected_purchases_np",),
+        )
     return items
 
 
@@ -546,7 +545,13 @@ def purchase_tracking(
     from pyspark.sql import functions as F
 
     func = "purchase_tracking"
-    _check_model(func, "transaction_model", transaction_model)
+    check_model(
+        func,
+        "transaction_model",
+        transaction_model,
+        TransactionModel,
+        methods=("conditional_expected_purchases_np",),
+    )
     if _covariates(transaction_model):
         raise SchemaError(
             f"{func}(): transaction_model= has covariates; the tracking curve needs the "

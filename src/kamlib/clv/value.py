@@ -23,6 +23,7 @@ import numpy as np
 
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import check_choice, check_fraction, check_positive, require_columns
+from kamlib.clv._base import SpendModel, TransactionModel, check_model
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -172,17 +173,6 @@ def _discounted_purchases_factorised(
     ]
 
 
-def _check_model(func: str, arg: str, model: Any, methods: tuple[str, ...]) -> None:
-    missing = [name for name in methods if not callable(getattr(model, name, None))]
-    if missing:
-        raise SchemaError(
-            f"{func}(): {arg}= must be a fitted kamlib CLV model with {', '.join(methods)}; "
-            f"found {type(model).__name__} without {', '.join(missing)}"
-        )
-    # raises NotFittedError before any Spark job if the model has no parameters
-    _ = model.params
-
-
 def customer_lifetime_value(
     df: DataFrame,
     *,
@@ -277,16 +267,26 @@ def customer_lifetime_value(
     horizons = _check_months(func, months)
     rate = check_positive(func, "discount_rate", discount_rate, allow_zero=True)
     check_choice(func, "freq", freq, ClvFreq)
-    _check_model(
-        func, "transaction_model", transaction_model, ("conditional_expected_purchases_np",)
+    check_model(
+        func,
+        "transaction_model",
+        transaction_model,
+        TransactionModel,
+        methods=("conditional_expected_purchases_np",),
     )
-    _check_model(func, "spend_model", spend_model, ("expected_spend_np",))
+    check_model(func, "spend_model", spend_model, SpendModel, methods=("expected_spend_np",))
     names = (frequency_col, recency_col, T_col, monetary_value_col)
     outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
     level: float | None = None
     if interval is not None:
         level = check_fraction(func, "interval", interval, high_inclusive=False)
-        _check_model(func, "transaction_model", transaction_model, ("predictive_interval_np",))
+        check_model(
+            func,
+            "transaction_model",
+            transaction_model,
+            TransactionModel,
+            methods=("predictive_interval_np",),
+        )
     bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
     covariates = tuple(getattr(transaction_model, "covariate_columns", ()) or ())
     for c in covariates:  # a covariate model reads its columns (SchemaError before any job)
