@@ -158,7 +158,7 @@ def test_delta_merge_on_the_cluster(spark, spark_cluster, tmp_path):
     from pyspark.sql import functions as F
 
     from kamlib.cli.scorecard import write_table
-    from kamlib.streaming import delta_connector_available
+    from kamlib.streaming.sinks import delta_connector_available
 
     if not delta_connector_available(spark):
         if os.environ.get("CI"):

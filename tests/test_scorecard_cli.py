@@ -240,7 +240,7 @@ def test_write_output_formats(spark, tmp_path):
 
 
 def _delta_connector(spark) -> bool:
-    from kamlib.streaming import delta_connector_available
+    from kamlib.streaming.sinks import delta_connector_available
 
     return bool(delta_connector_available(spark))
 

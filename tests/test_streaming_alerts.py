@@ -18,13 +18,13 @@ from kamlib.schema import ORDER_EVENT
 from kamlib.streaming import (
     DetractorBurstRule,
     DropRule,
-    ReadTable,
     SpikeRule,
     alerts_each_batch,
     evaluate_alerts,
     new_alerts,
     windowed_revenue,
 )
+from kamlib.streaming.enrich import ReadTable
 from kamlib.testing import assert_approx_rows
 from tests.reference import streaming_kpis as ref
 

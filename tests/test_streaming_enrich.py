@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from kamlib import SchemaError
 from kamlib.schema import ORDER_EVENT
 from kamlib.streaming import (
-    ReadTable,
     enrich_with_accounts,
     refreshing_reference,
     unknown_accounts,
     windowed_revenue,
 )
+from kamlib.streaming.enrich import ReadTable
 from tests.reference import streaming_kpis as ref
 
 T0 = dt.datetime(2024, 3, 1)

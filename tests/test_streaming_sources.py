@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 
 from kamlib.errors import ConnectorUnavailableError, SchemaError
-from kamlib.streaming import (
-    RECORD_COLUMNS,
-    KafkaOptions,
-    file_source,
-    fixture_source,
-    is_secret_option,
-    kafka_options,
-    kafka_source,
-)
+from kamlib.streaming import KafkaOptions, file_source, fixture_source, kafka_options, kafka_source
 from kamlib.streaming.sinks import parquet_sink
+from kamlib.streaming.sources import RECORD_COLUMNS, is_secret_option
 from tests.reference.streaming import count_lines
 
 SECRET = "s3cr3t-Pa55word"

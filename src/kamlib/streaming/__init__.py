@@ -5,13 +5,15 @@ Sources that all return the Kafka record shape (``key``, ``value``, ``topic``, `
 streaming KPIs with watermarks and de-duplication, enrichment with account reference data,
 sessionization, per-account alerts, sinks with checkpoints that survive restarts, and the query
 runner behind ``kamlib stream``.
+
+The package exports what users call; plumbing (record constants, connector probes, type aliases,
+the runner's building blocks) stays importable from the submodules (``kamlib.streaming.sinks``,
+``.sources``, ``.runner``, ...).
 """
 
 from __future__ import annotations
 
 from kamlib.streaming.alerts import (
-    ALERT_COLUMNS,
-    AlertBatchEvaluator,
     DetractorBurstRule,
     DropRule,
     SpikeRule,
@@ -20,14 +22,11 @@ from kamlib.streaming.alerts import (
     new_alerts,
 )
 from kamlib.streaming.decode import (
-    COORDINATES,
-    DEFAULT_RANGES,
     Decoded,
     decode_json,
 )
 from kamlib.streaming.enrich import (
     ReadTable,
-    ReferenceRefresher,
     enrich_with_accounts,
     refreshing_reference,
     unknown_accounts,
@@ -41,82 +40,40 @@ from kamlib.streaming.kpis import (
     windowed_revenue,
 )
 from kamlib.streaming.runner import (
-    BatchProgress,
     StreamReport,
-    await_queries,
-    batch_progress,
-    pin_shuffle_partitions,
-    revenue_daily_stream,
     run_order_stream,
-    start_decoded,
 )
 from kamlib.streaming.sessions import (
     session_engagement,
     sessionize,
 )
 from kamlib.streaming.sinks import (
-    BATCH_ID_COL,
-    DELTA_PACKAGE,
-    BatchWriter,
-    DeltaEngine,
-    OutputMode,
-    apply_trigger,
-    batch_committed,
-    default_app_id,
     delta_batch_writer,
-    delta_connector_available,
     delta_sink,
     idempotent_writer,
-    parquet_batch_writer,
     parquet_sink,
-    require_checkpoint,
-    write_batch_files,
 )
 from kamlib.streaming.sources import (
-    FIXTURE_FORMAT,
-    RECORD_COLUMNS,
     KafkaOptions,
     file_source,
     fixture_source,
-    is_secret_option,
     kafka_options,
-    kafka_package,
     kafka_sink,
     kafka_source,
-    register_fixture_source,
 )
 
 __all__ = [
-    "ALERT_COLUMNS",
-    "BATCH_ID_COL",
-    "COORDINATES",
-    "DEFAULT_RANGES",
-    "DELTA_PACKAGE",
-    "FIXTURE_FORMAT",
-    "RECORD_COLUMNS",
-    "AlertBatchEvaluator",
-    "BatchProgress",
-    "BatchWriter",
     "Decoded",
-    "DeltaEngine",
     "DetractorBurstRule",
     "DropRule",
     "KafkaOptions",
-    "OutputMode",
     "ReadTable",
-    "ReferenceRefresher",
     "SpikeRule",
     "StreamReport",
     "alerts_each_batch",
-    "apply_trigger",
-    "await_queries",
-    "batch_committed",
-    "batch_progress",
     "decode_json",
     "deduplicate_events",
-    "default_app_id",
     "delta_batch_writer",
-    "delta_connector_available",
     "delta_sink",
     "enrich_with_accounts",
     "evaluate_alerts",
@@ -124,27 +81,18 @@ __all__ = [
     "fixture_source",
     "flag_late",
     "idempotent_writer",
-    "is_secret_option",
     "kafka_options",
-    "kafka_package",
     "kafka_sink",
     "kafka_source",
     "late_rows",
     "new_alerts",
-    "parquet_batch_writer",
     "parquet_sink",
-    "pin_shuffle_partitions",
     "progress_watermark",
     "refreshing_reference",
-    "register_fixture_source",
-    "require_checkpoint",
-    "revenue_daily_stream",
     "run_order_stream",
     "session_engagement",
     "sessionize",
-    "start_decoded",
     "streaming_nps",
     "unknown_accounts",
     "windowed_revenue",
-    "write_batch_files",
 ]
