@@ -74,62 +74,12 @@ def _single_threaded_blas() -> Iterator[None]:
     """Run the tiny optimiser linear algebra with one BLAS thread, then restore.
 
     L-BFGS-B works on 4x4 problems; OpenBLAS worker threads only add synchronisation cost, which
-    explodes on a loaded 2-core machine. Uses ``threadpoolctl`` when installed, else the
-    ``*_set_num_threads`` entry points of the OpenBLAS libraries already loaded by scipy/numpy.
+    explodes on a loaded 2-core machine. ``threadpoolctl`` finds and limits every BLAS loaded.
     """
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    restore: list[tuple[Any, int]] = []
-    for lib in _openblas_handles():
-        for get_name, set_name in (
-            ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-            ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-            ("openblas_get_num_threads", "openblas_set_num_threads"),
-        ):
-            getter = getattr(lib, get_name, None)
-            setter = getattr(lib, set_name, None)
-            if getter is not None and setter is not None:
-                try:
-                    before = int(getter())
-                    setter(1)
-                except OSError:  # pragma: no cover - defensive
-                    continue
-                restore.append((setter, before))
-                break
-    try:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-    finally:
-        for setter, before in restore:
-            setter(before)
-
-
-def _openblas_handles() -> list[Any]:
-    import ctypes
-
-    paths: list[str] = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            for line in maps:
-                path = line.rsplit(" ", 1)[-1].strip()
-                name = path.rsplit("/", 1)[-1].lower()
-                if "openblas" in name and ".so" in name and path not in paths:
-                    paths.append(path)
-    except OSError:
-        return []
-    handles = []
-    for path in paths:
-        try:
-            handles.append(ctypes.CDLL(path))
-        except OSError:  # pragma: no cover - defensive
-            continue
-    return handles
-
 
 def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> FloatArray:
     """``values`` where the summary is valid, NaN (null in Spark) where it is not.
