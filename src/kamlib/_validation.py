@@ -323,10 +323,11 @@ _DURATION_UNIT_ALIASES = {
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
 
 
-def check_duration(func: str, arg: str, value: Any) -> tuple[str, int]:
+def check_duration(func: str, arg: str, value: Any, *, allow_zero: bool = False) -> tuple[str, int]:
     """The one duration check: ``"1 day"``, ``"2 hours 30 minutes"`` or a ``timedelta``.
 
-    Returns the normalised Spark interval string and the duration in whole seconds (> 0).
+    Returns the normalised Spark interval string and the duration in whole seconds (> 0, or
+    >= 0 with ``allow_zero``).
     """
     if isinstance(value, _dt.timedelta):
         seconds = value.total_seconds()
@@ -355,7 +356,7 @@ def check_duration(func: str, arg: str, value: Any) -> tuple[str, int]:
         total += int(match.group(1)) * _DURATION_UNIT_SECONDS[unit]
         pos = match.end()
         parts += 1
-    if parts == 0 or text[pos:].strip() or total <= 0:
+    if parts == 0 or text[pos:].strip() or total < 0 or (total == 0 and not allow_zero):
         raise SchemaError(
             f"{func}(): {arg}= must be a positive duration such as '1 day', '30 minutes' or "
             f"'2 hours 30 minutes' (units: weeks, days, hours, minutes, seconds), found {value!r}"

@@ -229,12 +229,16 @@ def run_stream(
         raise SchemaError(
             f"{func}: --starting-offsets must be 'earliest' or 'latest', found {starting_offsets!r}"
         )
-    for flag, duration in (("--watermark", watermark), ("--trigger-interval", trigger_interval)):
+    for flag, duration, zero in (
+        ("--watermark", watermark, False),
+        ("--trigger-interval", trigger_interval, True),  # 0: micro-batches back to back
+    ):
         try:
-            check_duration(func, flag, duration)
+            check_duration(func, flag, duration, allow_zero=zero)
         except SchemaError:
             raise SchemaError(
-                f"{func}: {flag} must be a positive duration such as '1 day' or '30 minutes' "
+                f"{func}: {flag} must be a {'' if zero else 'positive '}duration such as "
+                "'1 day' or '30 minutes' "
                 f"(units: weeks, days, hours, minutes, seconds), found {duration!r}"
             ) from None
     paths = [("--output", output)] + ([("--input", input)] if source == "files" else [])

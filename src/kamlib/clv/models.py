@@ -81,6 +81,7 @@ def _single_threaded_blas() -> Iterator[None]:
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
+
 def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> FloatArray:
     """``values`` where the summary is valid, NaN (null in Spark) where it is not.
 
