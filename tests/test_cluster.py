@@ -146,7 +146,7 @@ def test_scorecard_in_process_and_spark_submit_equal_local(
     env = {**_env(), "SPARK_HOME": spark_cluster.spark_home}
     done = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "using SparkSession.builder.getOrCreate()" in done.stdout + done.stderr
+    assert "using the spark-submit session" in done.stdout + done.stderr
     local = _rows(spark.read.parquet(str(local_reference / "card")), "account_id")
     assert len(local) == 200
     for name in ("inproc", "submit"):

@@ -37,6 +37,7 @@ def command_session(
         log.info("using the active Spark session")
         return active, False
     if os.environ.get("PYSPARK_GATEWAY_PORT"):  # spark-submit started the JVM for us
+        log.info("using the spark-submit session (SparkSession.builder.getOrCreate())")
         return SparkSession.builder.appName(app_name).getOrCreate(), False
     log.info("starting a local Spark session (%s)", master or "local[2]")
     return local_session(app_name=app_name, master=master or "local[2]"), True
