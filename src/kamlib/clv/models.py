@@ -82,6 +82,21 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
+def _require_summary(
+    df: DataFrame, func: str, names: tuple[str, str, str], weights_col: str | None = None
+) -> None:
+    """The (frequency, recency, T[, weights]) columns of a fit or a prediction: numeric."""
+    require_columns(
+        df,
+        func,
+        frequency_col=(names[0], "numeric"),
+        recency_col=(names[1], "numeric"),
+        T_col=(names[2], "numeric"),
+    )
+    if weights_col is not None:
+        require_columns(df, func, weights_col=(weights_col, "numeric"))
+
+
 def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> FloatArray:
     """``values`` where the summary is valid, NaN (null in Spark) where it is not.
 
@@ -394,15 +409,7 @@ class _TransactionModel(FittedModel):
                 maxiter=maxiter,
                 tol=tol,
             )
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            T_col=(T_col, "numeric"),
-        )
-        if weights_col is not None:
-            require_columns(df, func, weights_col=(weights_col, "numeric"))
+        _require_summary(df, func, (frequency_col, recency_col, T_col), weights_col)
         weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
         distinct = (
             df.select(
@@ -662,15 +669,7 @@ class _TransactionModel(FittedModel):
         purchase = _covariate_names(func, "purchase_covariates", purchase_covariates)
         dropout = _covariate_names(func, "dropout_covariates", dropout_covariates)
         self._check_covariate_support(func)
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            T_col=(T_col, "numeric"),
-        )
-        if weights_col is not None:
-            require_columns(df, func, weights_col=(weights_col, "numeric"))
+        _require_summary(df, func, (frequency_col, recency_col, T_col), weights_col)
         for arg, names in (("purchase_covariates", purchase), ("dropout_covariates", dropout)):
             for c in names:
                 kind: ColumnKind = "numeric"
@@ -1042,13 +1041,7 @@ class _TransactionModel(FittedModel):
         invalid.
         """
         self._p(func.rsplit(".", 1)[-1])  # NotFittedError before any job
-        require_columns(
-            df,
-            func,
-            frequency_col=(names[0], "numeric"),
-            recency_col=(names[1], "numeric"),
-            T_col=(names[2], "numeric"),
-        )
+        _require_summary(df, func, names)
         covariates = self._require_covariates(df, func)
         row_params = self._row_params
 
@@ -1121,13 +1114,7 @@ class _TransactionModel(FittedModel):
                 expected="None for a model with covariates (the draws are of the base parameters)",
                 found=repr(interval),
             )
-        require_columns(
-            df,
-            func,
-            frequency_col=(names[0], "numeric"),
-            recency_col=(names[1], "numeric"),
-            T_col=(names[2], "numeric"),
-        )
+        _require_summary(df, func, names)
         kernel = self._conditional_kernel()
         interval_kernel = self._interval_kernel()
         sample = self._interval_draws(count)
