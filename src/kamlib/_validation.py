@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NPS_DETRACTOR_MAX",
     "NPS_PROMOTER_MIN",
+    "TEMP_PREFIX",
     "ColumnKind",
     "any_column_name",
     "check_bands",
@@ -68,6 +69,10 @@ _KIND_TEXT: dict[str, str] = {
 }
 
 T = TypeVar("T")
+
+#: Prefix of every temporary column kamlib adds inside a transformation. User columns that
+#: start with it are renamed for the call by :func:`any_column_name`, so they never collide.
+TEMP_PREFIX = "__kamlib_"
 
 _TIMESTAMP_TEXT = "a date, a datetime or an ISO 8601 string"
 
@@ -588,7 +593,7 @@ def nps_classes(score: Column) -> tuple[Column, Column, Column]:
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SAFE_PREFIX = "__kamlib_col"
+_SAFE_PREFIX = f"{TEMP_PREFIX}col"
 
 P = ParamSpec("P")
 
