@@ -150,7 +150,11 @@ def decode_columns(
     keys = _sealed_keys(raw)
     # One object, nothing after it, no key twice (see _sealed_keys).
     one_object = F.element_at(keys, -1) == F.lit(_END_KEY)
-    duplicate = F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
+    # A key repeats when the distinct keys are fewer (cheap, native); the repeated key's name
+    # (its second occurrence: first position != own position) is only computed for those rare
+    # records, inside the CASE branch.
+    repeated = F.size(F.array_distinct(keys)) < F.size(keys)
+    second = F.filter(keys, lambda k, i: F.array_position(keys, k) != i + 1)
     problems: list[Column] = []
     for field in schema.fields:
         typed = s.getField(field.name)
@@ -184,8 +188,8 @@ def decode_columns(
             )
     problems.append(
         F.when(
-            one_object & (F.size(duplicate) > 0),
-            F.concat(F.lit("duplicate key '"), F.element_at(duplicate, 1), F.lit("'")),
+            one_object & repeated,
+            F.concat(F.lit("duplicate key '"), F.element_at(second, 1), F.lit("'")),
         )
     )
     joined = F.concat_ws("; ", *problems)
