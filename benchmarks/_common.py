@@ -21,8 +21,13 @@ from typing import Any
 DATA_DIR = Path(os.environ.get("KAMLIB_BENCH_DATA", Path(__file__).parent / "data"))
 
 
-def bench_session(app_name: str = "kamlib-bench", *, driver_memory: str = "8g") -> Any:
-    """A local[2] session sized for the benchmarks (UI off, 2 shuffle partitions... see conf)."""
+def bench_session(
+    app_name: str = "kamlib-bench",
+    *,
+    driver_memory: str = "8g",
+    conf: dict[str, str] | None = None,
+) -> Any:
+    """A local[2] session for the benchmarks (UI off, 8 shuffle partitions, AQE, + ``conf``)."""
     from kamlib.testing import local_spark_session
 
     return local_spark_session(
@@ -31,6 +36,7 @@ def bench_session(app_name: str = "kamlib-bench", *, driver_memory: str = "8g") 
             "spark.driver.memory": driver_memory,
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.adaptive.enabled": "true",
+            **(conf or {}),
         },
     )
 
