@@ -215,6 +215,7 @@ def test_secret_option_names(name: str, secret: bool) -> None:
 # ------------------------------------------------------------------------------- source
 
 
+@pytest.mark.connect
 def test_unknown_connector_is_a_schema_error(spark: Any) -> None:
     with pytest.raises(SchemaError) as info:
         kinesis_source(spark, stream_name="s", region="r", connector="kafka")  # type: ignore[arg-type]
@@ -223,6 +224,7 @@ def test_unknown_connector_is_a_schema_error(spark: Any) -> None:
     assert "'auto', 'aws-kinesis', 'databricks'" in str(info.value)
 
 
+@pytest.mark.connect
 @pytest.mark.parametrize("connector", ["auto", "aws-kinesis", "databricks"])
 def test_missing_connector_is_a_one_line_error_without_secrets(spark: Any, connector: Any) -> None:
     with pytest.raises(ConnectorUnavailableError) as info:
@@ -362,6 +364,7 @@ def test_missing_or_mistyped_columns_are_schema_errors(spark: Any) -> None:
     assert info.value.column == "data"
 
 
+@pytest.mark.connect
 def test_aws_rows_decode_end_to_end(spark: Any) -> None:
     df, rows = _aws_rows(spark)
     decoded = decode_json(kinesis_records(df), ORDER_EVENT)
@@ -380,6 +383,7 @@ def test_aws_rows_decode_end_to_end(spark: Any) -> None:
     assert seqs == {row[3] for row in rows[:6]}
 
 
+@pytest.mark.connect
 def test_streaming_rows_shaped_like_the_aws_connector_decode(spark: Any, tmp_path: Any) -> None:
     from pyspark.sql import functions as F
 
