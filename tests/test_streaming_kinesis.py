@@ -252,6 +252,21 @@ def test_missing_connector_is_a_one_line_error_without_secrets(spark: Any, conne
         assert "spark.jars" in message
 
 
+@pytest.mark.parametrize(
+    ("position", "named"),
+    [
+        (dt.datetime(2024, 1, 1), "spark-streaming-sql-kinesis-connector_2.13"),  # AWS Labs only
+        ('{"at_timestamp": "2024-01-01 00:00:00"}', "Databricks Runtime"),  # Databricks only
+    ],
+)
+def test_auto_with_a_one_connector_position_names_that_connector(
+    spark: Any, position: Any, named: str
+) -> None:
+    with pytest.raises(ConnectorUnavailableError) as info:
+        kinesis_source(spark, stream_name="s", region="eu-west-1", starting_position=position)
+    assert named in str(info.value)
+
+
 def test_bad_starting_position_fails_before_spark(spark: Any) -> None:
     with pytest.raises(SchemaError) as info:
         kinesis_source(spark, stream_name="s", region="r", starting_position="newest")

@@ -317,7 +317,8 @@ def kinesis_source(
     connector : {"auto", "aws-kinesis", "databricks"}
         ``"aws-kinesis"``: the AWS Labs connector (format ``"aws-kinesis"``);
         ``"databricks"``: Databricks Runtime's source (format ``"kinesis"``); ``"auto"``
-        (default): the first of the two whose data source loads.
+        (default): the first of the two whose data source loads (a ``starting_position`` only
+        one of them takes, a datetime or an ``at_timestamp`` JSON, selects that one).
 
     Returns
     -------
@@ -358,10 +359,11 @@ def kinesis_source(
     func = "kinesis_source"
     check_choice(func, "connector", connector, KinesisConnector)
     candidates = ["aws-kinesis", "databricks"] if connector == "auto" else [connector]
-    built = [
-        (
-            name,
-            kinesis_options(
+    built: list[tuple[str, KinesisOptions]] = []
+    invalid: list[SchemaError] = []
+    for name in candidates:
+        try:
+            opts = kinesis_options(
                 stream_name=stream_name,
                 region=region,
                 endpoint_url=endpoint_url,
@@ -369,10 +371,16 @@ def kinesis_source(
                 options=options,
                 connector=name,  # type: ignore[arg-type]
                 func=func,
-            ),
-        )
-        for name in candidates
-    ]
+            )
+        except SchemaError as exc:
+            if connector != "auto":
+                raise
+            # "auto": a starting position or option only one connector understands
+            invalid.append(exc)
+            continue
+        built.append((name, opts))
+    if invalid and not built:
+        raise invalid[0]
     for name, opts in built:
         failure: str | None = None
         missing = False
@@ -392,6 +400,8 @@ def kinesis_source(
         if failure is not None:
             raise KamlibError(f"{func}(): could not create the Kinesis source: {failure}")
         return kinesis_records(raw)
+    if invalid:  # "auto": the one connector the arguments fit is missing
+        raise _unavailable(func, built[0][0])
     raise _unavailable(func, connector)
 
 
