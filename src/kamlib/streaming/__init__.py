@@ -31,6 +31,10 @@ from kamlib.streaming.enrich import (
     refreshing_reference,
     unknown_accounts,
 )
+from kamlib.streaming.kinesis import (
+    kinesis_records,
+    kinesis_source,
+)
 from kamlib.streaming.kpis import (
     deduplicate_events,
     flag_late,
@@ -84,6 +88,8 @@ __all__ = [
     "kafka_options",
     "kafka_sink",
     "kafka_source",
+    "kinesis_records",
+    "kinesis_source",
     "late_rows",
     "new_alerts",
     "parquet_sink",
