@@ -29,7 +29,7 @@ COORDINATES: tuple[str, ...] = ("topic", "partition", "offset", "timestamp")
 DEFAULT_RANGES: dict[str, tuple[float, float]] = {"score": (0, 10)}
 
 _ERROR_COL = "error"
-_CORRUPT = "_kamlib_corrupt"
+_CORRUPT = "__kamlib_corrupt"
 _RAW_COL = "raw"
 #: Key appended by :func:`_sealed_keys`; NUL cannot start a key of a real event.
 _END_KEY = "\x00kamlib_end"
@@ -140,7 +140,7 @@ def decode_columns(
         + [T.StructField(_CORRUPT, T.StringType(), True)]
     )
     raw = F.col(_RAW_COL)
-    s = F.col("_kamlib_struct")
+    s = F.col("__kamlib_struct")
     corrupt = s.getField(_CORRUPT)
     # Set (partial results) when some field could not be converted to its type.
     type_error = corrupt.isNotNull()
@@ -213,7 +213,7 @@ def decode_columns(
         F.col(_RAW_COL),
         F.explode(
             F.array(F.from_json(raw, nullable, {"columnNameOfCorruptRecord": _CORRUPT}))
-        ).alias("_kamlib_struct"),
+        ).alias("__kamlib_struct"),
         *[F.col(c) for c in COORDINATES],
         *[F.col(c) for c in extra],
     )

@@ -137,14 +137,14 @@ def enrich_with_accounts(
             f"{func}(): reference column(s) {', '.join(repr(c) for c in clash)} already exist "
             f"in the events; choose other columns= or rename them first"
         )
-    marker = "_kamlib_known"
+    marker = "__kamlib_known"
     reference = accounts.select(
-        F.col(account_col).alias("_kamlib_key"),
+        F.col(account_col).alias("__kamlib_key"),
         *[F.col(c) for c in chosen],
         F.lit(True).alias(marker),
     )
     joined = events.join(
-        reference, F.col(account_col) == F.col("_kamlib_key"), "left" if how == "left" else "inner"
+        reference, F.col(account_col) == F.col("__kamlib_key"), "left" if how == "left" else "inner"
     )
     flag = [F.coalesce(F.col(marker), F.lit(False)).alias(flag_col)] if flag_col else []
     return joined.select(*[F.col(c) for c in event_cols], *[F.col(c) for c in chosen], *flag)

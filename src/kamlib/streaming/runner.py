@@ -233,14 +233,14 @@ def _deduplicated(
     )
     return (
         decoded.withColumn(
-            "_kamlib_key",
+            "__kamlib_key",
             F.when(err.isNull(), F.concat(F.lit("v:"), F.col(dedupe_key))).otherwise(record_id),
         )
         # Rejected records carry a null event time: they never advance the watermark,
         # are never late and (unique keys) never duplicates.
-        .withColumn("_kamlib_et", F.when(err.isNull(), F.col(event_time)))
-        .withWatermark("_kamlib_et", watermark)
-        .dropDuplicatesWithinWatermark(["_kamlib_key"])
+        .withColumn("__kamlib_et", F.when(err.isNull(), F.col(event_time)))
+        .withWatermark("__kamlib_et", watermark)
+        .dropDuplicatesWithinWatermark(["__kamlib_key"])
     )
 
 
@@ -697,14 +697,16 @@ def run_order_stream(
             if format == "parquet":
                 orders = spark.readStream.schema(order_schema).parquet(orders_path)
                 revenue = parquet_sink(
-                    revenue_daily_stream(orders, watermark=watermark),
+                    # the orders files are de-duplicated and exactly-once already
+                    revenue_daily_stream(orders, watermark=watermark, dedupe=False),
                     revenue_path,
                     checkpoint=revenue_chk,
                     query_name="revenue_daily",
                     **trigger,
                 )
             else:
-                if delta_writer == "spark":
+                redecoded = delta_writer != "spark"
+                if not redecoded:  # the de-duplicated, exactly-once orders table
                     orders = spark.readStream.format("delta").load(orders_path)
                 else:  # no Delta source without the connector: decode the source again
                     from pyspark.sql import functions as F
@@ -714,7 +716,8 @@ def run_order_stream(
                         .filter(F.col("error").isNull())
                         .select(*ORDER_EVENT.fieldNames())
                     )
-                writer = revenue_daily_stream(orders, watermark=watermark).writeStream
+                daily = revenue_daily_stream(orders, watermark=watermark, dedupe=redecoded)
+                writer = daily.writeStream
                 writer = writer.queryName("revenue_daily").option("checkpointLocation", revenue_chk)
                 writer = apply_trigger(writer, func=func, **trigger)
                 revenue = writer.foreachBatch(
