@@ -197,3 +197,53 @@ def test_delta_merge_on_the_cluster(spark, spark_cluster, tmp_path):
         }
     finally:
         spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
+
+
+def test_kamlib_stream_with_master_on_the_cluster(spark, spark_cluster, tmp_path):
+    """``kamlib stream --master spark://...`` as its own application on the cluster."""
+    from tests.reference.streaming import simulate_order_stream
+
+    def event(eid: str, account: str, when: dt.datetime, amount: float) -> str:
+        return json.dumps(
+            {
+                "event_id": eid,
+                "account_id": account,
+                "event_time": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                "amount": amount,
+            }
+        )
+
+    days = [dt.datetime(2024, 3, d) for d in (1, 2, 3, 5)]
+    lines = [
+        event(f"e{d}-{i}", f"a{i % 4}", day + dt.timedelta(minutes=40 * i), 10.0 + d + 0.5 * i)
+        for d, day in enumerate(days)
+        for i in range(30)
+    ]
+    lines += [lines[3], lines[40], "{broken", '{"event_id": "x"}', '{"a": 1} trailing']
+    landing, out, chk = tmp_path / "in", tmp_path / "out", tmp_path / "chk"
+    landing.mkdir()
+    for part in range(3):  # three files, three partitions of the file source
+        (landing / f"orders-{part}.jsonl").write_text("\n".join(lines[part::3]) + "\n")
+    command = [sys.executable, "-m", "kamlib", "stream", "--master", spark_cluster.master_url]
+    command += ["--input", str(landing), "--output", str(out), "--checkpoint", str(chk)]
+    command += ["--available-now", "--shuffle-partitions", "3"]
+    done = subprocess.run(
+        command,
+        env={**_env(), "SPARK_HOME": spark_cluster.spark_home},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ref = simulate_order_stream([lines], delay=dt.timedelta(days=1))
+    orders = spark.read.parquet(str(out / "orders")).collect()
+    assert sorted(r.event_id for r in orders) == sorted(o["event_id"] for o in ref["kept"])
+    quarantine = spark.read.parquet(str(out / "quarantine")).collect()
+    assert sorted(r.raw for r in quarantine) == sorted(lines[-3:])
+    revenue = spark.read.parquet(str(out / "revenue_daily")).collect()
+    got = {(r.account_id, r.day): (r.revenue, r.orders) for r in revenue}
+    assert got.keys() == ref["revenue_daily"].keys()
+    assert len(got) >= 12  # four accounts on the three closed days
+    for key, (amount, n) in ref["revenue_daily"].items():
+        assert got[key] == (pytest.approx(amount), n)
