@@ -102,8 +102,14 @@ def test_bad_input(spark, cdnow):
         period_transactions(summary, bg, T_col="age")
     with pytest.raises(SchemaError, match="column 'frequency_holdout'"):
         calibration_holdout_purchases(summary, bg)
-    with pytest.raises(SchemaError, match="model= must be a fitted kamlib transaction model"):
-        period_transactions(summary, object())
+    with pytest.raises(SchemaError) as info:
+        period_transactions(summary, object())  # type: ignore[arg-type]
+    assert (info.value.function, info.value.argument, info.value.found) == (
+        "period_transactions",
+        "model",
+        "object",
+    )
+    assert "PurchaseCountModel" in str(info.value.expected)
     with pytest.raises(NotFittedError):
         period_transactions(summary, BetaGeo())
     with pytest.raises(SchemaError, match="n= must be ints >= 0"):

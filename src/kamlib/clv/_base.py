@@ -377,6 +377,64 @@ class TransactionModel(Protocol):
 
 
 @runtime_checkable
+class PurchaseCountModel(Protocol):
+    """A fitted model's population distribution of purchases: what the diagnostics call.
+
+    ``period_transactions``, ``probability_of_purchases`` and ``purchase_tracking`` read
+    :math:`P(X(t) = n)` and :math:`E[X(t)]` for a new account (no history).
+    """
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Fitted parameters by name."""
+        ...
+
+    def probability_of_purchases_np(self, n: Any, t: Any) -> NDArray[np.float64]:
+        """P(X(t) = n) for a new account (numpy)."""
+        ...
+
+    def expected_purchases_np(self, t: Any) -> NDArray[np.float64]:
+        """E[X(t)] for a new account (numpy)."""
+        ...
+
+
+class CovariateTransactionModel(TransactionModel, Protocol):
+    """A transaction model fitted with covariates (:class:`~kamlib.clv.BetaGeo` with covariates)."""
+
+    @property
+    def covariate_columns(self) -> tuple[str, ...]:
+        """Columns the predictions read (empty when fitted without covariates)."""
+        ...
+
+    def conditional_expected_purchases_np(
+        self,
+        t: Any,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        *,
+        covariates: Mapping[str, Any] | None = None,
+    ) -> NDArray[np.float64]:
+        """Expected purchases in ``(T, T + t]``; ``covariates`` maps column -> array."""
+        ...
+
+
+class IntervalModel(TransactionModel, Protocol):
+    """A transaction model with prediction intervals (``interval=`` of the CLV and scoring)."""
+
+    def predictive_interval_np(
+        self, t: float, frequency: Any, recency: Any, T: Any, *, interval: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Lower and upper bounds of the purchases in the next ``t`` units (numpy)."""
+        ...
+
+
+def covariate_columns(model: object) -> tuple[str, ...]:
+    """The covariate columns a fitted model reads (empty for models without covariates)."""
+    return tuple(getattr(model, "covariate_columns", ()) or ())
+
+
+@runtime_checkable
 class SpendModel(Protocol):
     """A fitted spend model (:class:`~kamlib.clv.GammaGamma`): what CLV and the scorecard call."""
 

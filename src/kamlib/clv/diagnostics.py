@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import check_positive, require_columns
+from kamlib.clv._base import PurchaseCountModel, TransactionModel, check_model
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -32,18 +33,9 @@ def _check_max_frequency(func: str, max_frequency: int) -> int:
     return max_frequency
 
 
-def _check_transaction_model(func: str, model: Any, method: str) -> None:
-    if not callable(getattr(model, method, None)):
-        raise SchemaError(
-            f"{func}(): model= must be a fitted kamlib transaction model (BetaGeo, ParetoNBD, "
-            f"ModifiedBetaGeo) with {method}(); found {type(model).__name__}"
-        )
-    _ = model.params  # NotFittedError before any Spark job
-
-
 def period_transactions(
     df: DataFrame,
-    model: Any,
+    model: PurchaseCountModel,
     *,
     max_frequency: int = 7,
     frequency_col: str = "frequency",
@@ -94,7 +86,7 @@ def period_transactions(
     func = "period_transactions"
     require_columns(df, func, frequency_col=(frequency_col, "numeric"), T_col=(T_col, "numeric"))
     k_max = _check_max_frequency(func, max_frequency)
-    _check_transaction_model(func, model, "probability_of_purchases_np")
+    check_model(func, "model", model, PurchaseCountModel, methods=("probability_of_purchases_np",))
     x = F.col(frequency_col).cast("double")
     ages = (
         df.where(F.col(T_col).isNotNull() & x.isNotNull())
@@ -126,7 +118,7 @@ def period_transactions(
 
 def calibration_holdout_purchases(
     df: DataFrame,
-    model: Any,
+    model: TransactionModel,
     *,
     max_frequency: int = 7,
     frequency_col: str = "frequency",
@@ -175,7 +167,9 @@ def calibration_holdout_purchases(
         duration_holdout_col=(duration_holdout_col, "numeric"),
     )
     k_max = _check_max_frequency(func, max_frequency)
-    _check_transaction_model(func, model, "conditional_expected_purchases_np")
+    check_model(
+        func, "model", model, TransactionModel, methods=("conditional_expected_purchases_np",)
+    )
     names = (frequency_col, recency_col, T_col, duration_holdout_col)
     out = "__kamlib_expected_holdout"
 
@@ -206,7 +200,7 @@ def calibration_holdout_purchases(
 
 
 def probability_of_purchases(
-    model: Any,
+    model: PurchaseCountModel,
     n: int | Iterable[int],
     t: float | Iterable[float],
     *,
@@ -243,7 +237,7 @@ def probability_of_purchases(
     [0.574, 0.199, 0.085]
     """
     func = "probability_of_purchases"
-    _check_transaction_model(func, model, "probability_of_purchases_np")
+    check_model(func, "model", model, PurchaseCountModel, methods=("probability_of_purchases_np",))
     ns = [n] if isinstance(n, (int, np.integer)) else list(n)
     ts = [t] if isinstance(t, (int, float, np.number)) else list(t)
     for value in ns:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,29 +35,31 @@ from kamlib._validation import (
     parse_timestamp,
     require_columns,
 )
-from kamlib.clv._base import TransactionModel, check_model
+from kamlib.clv._base import (
+    CovariateTransactionModel,
+    PurchaseCountModel,
+    TransactionModel,
+    check_model,
+    covariate_columns,
+)
+from kamlib.clv._units import DAYS_PER_UNIT
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
     from pyspark.sql import Column, DataFrame
 
-    from kamlib.clv.summary import Freq
+    from kamlib.clv._units import Freq
 
 __all__ = ["compare_models", "evaluate_holdout", "purchase_tracking"]
 
 _P = "__kamlib_eval_"
-_UNIT_DAYS = {"D": 1.0, "W": 7.0}
 #: Name of the naive run-rate row of :func:`compare_models`.
 BASELINE_NAME = "run_rate"
 
 
-def _covariates(model: Any) -> tuple[str, ...]:
-    return tuple(getattr(model, "covariate_columns", ()) or ())
-
-
 def _predict(
-    model: Any,
+    model: TransactionModel,
     t: NDArray[np.float64],
     x: NDArray[np.float64],
     tx: NDArray[np.float64],
@@ -64,8 +67,9 @@ def _predict(
     cols: Mapping[str, NDArray[np.float64]],
 ) -> NDArray[np.float64]:
     """Conditional expected purchases; covariate models read their columns from ``cols``."""
-    if _covariates(model):
-        out = model.conditional_expected_purchases_np(t, x, tx, T, covariates=cols)
+    if covariate_columns(model):
+        with_covariates = typing.cast("CovariateTransactionModel", model)
+        out = with_covariates.conditional_expected_purchases_np(t, x, tx, T, covariates=cols)
     else:
         out = model.conditional_expected_purchases_np(t, x, tx, T)
     return np.asarray(out, dtype=np.float64)
@@ -105,7 +109,7 @@ def _scored_holdout(
     else:
         duration = check_positive(func, "duration", duration, allow_zero=True)
     require_columns(df, func, **columns)
-    covariates = list(dict.fromkeys(c for m in models for c in _covariates(m)))
+    covariates = list(dict.fromkeys(c for m in models for c in covariate_columns(m)))
     for c in covariates:  # the columns a covariate model reads (SchemaError before any job)
         require_columns(df, func, covariates=(c, "numeric"))
 
@@ -182,7 +186,7 @@ def _metrics(p: str, n: Column) -> tuple[Column, Column, Column]:
 def evaluate_holdout(
     df: DataFrame,
     *,
-    transaction_model: Any,
+    transaction_model: TransactionModel,
     frequency_col: str = "frequency",
     recency_col: str = "recency",
     T_col: str = "T",
@@ -468,7 +472,7 @@ def compare_models(
 def purchase_tracking(
     df: DataFrame,
     *,
-    transaction_model: Any,
+    transaction_model: PurchaseCountModel,
     calibration_end: _dt.date | _dt.datetime | str,
     observation_end: _dt.date | _dt.datetime | str | None = None,
     period_days: int = 7,
@@ -549,10 +553,10 @@ def purchase_tracking(
         func,
         "transaction_model",
         transaction_model,
-        TransactionModel,
-        methods=("conditional_expected_purchases_np",),
+        PurchaseCountModel,
+        methods=("expected_purchases_np",),
     )
-    if _covariates(transaction_model):
+    if covariate_columns(transaction_model):
         raise SchemaError(
             f"{func}(): transaction_model= has covariates; the tracking curve needs the "
             f"population model (fit one without covariates)",
@@ -573,7 +577,7 @@ def purchase_tracking(
     )
     length = check_int(func, "period_days", period_days, unit="days")
     check_choice(func, "freq", freq, ("D", "W"))
-    unit = _UNIT_DAYS[freq]
+    unit = DAYS_PER_UNIT[freq]
     cal = parse_timestamp(func, "calibration_end", calibration_end).date()
     end = (
         None

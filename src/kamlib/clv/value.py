@@ -16,14 +16,23 @@ monthly discount rate.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import check_choice, check_fraction, check_positive, require_columns
-from kamlib.clv._base import SpendModel, TransactionModel, check_model
+from kamlib.clv._base import (
+    CovariateTransactionModel,
+    IntervalModel,
+    SpendModel,
+    TransactionModel,
+    check_model,
+    covariate_columns,
+)
+from kamlib.clv._units import MONTH_FACTOR, ClvFreq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -32,16 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MONTH_FACTOR", "ClvFreq", "clv_multi_np", "clv_np", "customer_lifetime_value"]
 
-#: Time unit of the models' ``T`` and ``recency``: days, weeks, months or hours.
-ClvFreq = Literal["D", "W", "M", "H"]
-
-#: Time units per month, as in lifetimes.
-MONTH_FACTOR: dict[str, float] = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24.0}
-
 
 def clv_np(
-    transaction_model: Any,
-    spend_model: Any,
+    transaction_model: TransactionModel,
+    spend_model: SpendModel,
     frequency: Any,
     recency: Any,
     T: Any,
@@ -69,8 +72,8 @@ def clv_np(
 
 
 def clv_multi_np(
-    transaction_model: Any,
-    spend_model: Any,
+    transaction_model: TransactionModel,
+    spend_model: SpendModel,
     frequency: Any,
     recency: Any,
     T: Any,
@@ -100,24 +103,26 @@ def clv_multi_np(
     factor = MONTH_FACTOR[freq]
     horizons = [int(h) for h in months]
     spend = np.asarray(spend_model.expected_spend_np(x0, m0), dtype=np.float64)
-    with_covariates = bool(getattr(transaction_model, "covariate_columns", ()))
+    with_covariates = bool(covariate_columns(transaction_model))
     if _factorises(transaction_model) and x0.size and not with_covariates:
         parts = _discounted_purchases_factorised(
             transaction_model, x0, tx0, t0, horizons, discount_rate, factor
         )
         return [np.where(ok, spend * part, np.nan) for part in parts]
-    extra: dict[str, Any] = {"covariates": covariates} if with_covariates else {}
-    previous = np.asarray(
-        transaction_model.conditional_expected_purchases_np(0.0, x0, tx0, t0, **extra),
-        dtype=np.float64,
-    )
+
+    def expected(t: float) -> NDArray[np.float64]:
+        if with_covariates:
+            model = typing.cast("CovariateTransactionModel", transaction_model)
+            out = model.conditional_expected_purchases_np(t, x0, tx0, t0, covariates=covariates)
+        else:
+            out = transaction_model.conditional_expected_purchases_np(t, x0, tx0, t0)
+        return np.asarray(out, dtype=np.float64)
+
+    previous = expected(0.0)
     total = np.zeros_like(x0)
     at: dict[int, NDArray[np.float64]] = {0: np.where(ok, total, np.nan)}
     for i in range(1, max(horizons, default=0) + 1):
-        current = np.asarray(
-            transaction_model.conditional_expected_purchases_np(i * factor, x0, tx0, t0, **extra),
-            dtype=np.float64,
-        )
+        current = expected(i * factor)
         total += spend * (current - previous) / (1.0 + discount_rate) ** i
         previous = current
         if i in horizons:
@@ -125,7 +130,7 @@ def clv_multi_np(
     return [at[h] for h in horizons]
 
 
-def _factorises(model: Any) -> bool:
+def _factorises(model: TransactionModel) -> bool:
     """Whether ``E[X(t) | x, t_x, T] = P(alive | x, t_x, T) * G(t; x, T)`` holds exactly.
 
     True for kamlib's BG/NBD, MBG/NBD and Pareto/NBD: given that the account is alive, the
@@ -137,7 +142,7 @@ def _factorises(model: Any) -> bool:
 
 
 def _discounted_purchases_factorised(
-    model: Any,
+    model: TransactionModel,
     x: NDArray[np.float64],
     tx: NDArray[np.float64],
     t_age: NDArray[np.float64],
@@ -176,8 +181,8 @@ def _discounted_purchases_factorised(
 def customer_lifetime_value(
     df: DataFrame,
     *,
-    transaction_model: Any,
-    spend_model: Any,
+    transaction_model: TransactionModel,
+    spend_model: SpendModel,
     months: int | Sequence[int] = 12,
     discount_rate: float = 0.01,
     freq: ClvFreq = "D",
@@ -284,11 +289,11 @@ def customer_lifetime_value(
             func,
             "transaction_model",
             transaction_model,
-            TransactionModel,
+            IntervalModel,
             methods=("predictive_interval_np",),
         )
     bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
-    covariates = tuple(getattr(transaction_model, "covariate_columns", ()) or ())
+    covariates = covariate_columns(transaction_model)
     for c in covariates:  # a covariate model reads its columns (SchemaError before any job)
         require_columns(df, func, covariates=(c, "numeric"))
     if level is not None and covariates:
@@ -316,7 +321,7 @@ def customer_lifetime_value(
         if level is not None:
             result.update(
                 _clv_bounds(
-                    transaction_model,
+                    typing.cast("IntervalModel", transaction_model),
                     cols[names[0]],
                     cols[names[1]],
                     cols[names[2]],
@@ -334,7 +339,7 @@ def customer_lifetime_value(
 
 
 def _clv_bounds(
-    model: Any,
+    model: IntervalModel,
     frequency: NDArray[np.float64],
     recency: NDArray[np.float64],
     T: NDArray[np.float64],
