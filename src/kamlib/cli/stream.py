@@ -45,7 +45,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--starting-offsets",
         default="earliest",
-        help="where a fresh checkpoint starts reading Kafka (default: earliest)",
+        help="where a fresh checkpoint starts reading Kafka: earliest (default), latest, or JSON "
+        'offsets for every partition, e.g. \'{"orders": {"0": 42, "1": -2}}\' '
+        "(-2 earliest, -1 latest)",
     )
     p.add_argument(
         "--kafka-option",
