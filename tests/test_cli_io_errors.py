@@ -193,9 +193,14 @@ print("REPORT " + json.dumps(report))
 """
 
 
-def test_missing_jars_in_a_fresh_jvm(tmp_path: Path) -> None:
-    """s3a:// without hadoop-aws, --format delta without Delta: both CLIs, one JVM."""
+def test_missing_jars_in_a_fresh_jvm(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """s3a:// without hadoop-aws, --format delta without Delta, Kafka without its connector."""
     from kamlib.connectors import packages
+
+    try:  # the broker is optional here: the other cases need no Kafka
+        broker: KafkaBroker | None = request.getfixturevalue("kafka_service")
+    except pytest.skip.Exception:
+        broker = None
 
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -226,6 +231,19 @@ def test_missing_jars_in_a_fresh_jvm(tmp_path: Path) -> None:
         "scorecard_delta": scorecard("f", "--output", str(tmp_path / "f"), "--format", "delta"),
         "scorecard_delta_table": scorecard("g", "--output-table", "kam_card", "--format", "delta"),
     }
+    expected = {
+        "stream_s3a_output": ("kamlib stream", "--output", packages(s3=True)[0]),
+        "stream_s3a_checkpoint": ("kamlib stream", "--checkpoint", packages(s3=True)[0]),
+        "stream_delta": ("kamlib stream", "--format delta", packages(delta=True)[0]),
+        "scorecard_s3a_output": ("kamlib scorecard", "--output", packages(s3=True)[0]),
+        "scorecard_s3a_input": ("kamlib scorecard", "--transactions", packages(s3=True)[0]),
+        "scorecard_delta": ("kamlib scorecard", "--format delta", packages(delta=True)[0]),
+        "scorecard_delta_table": ("kamlib scorecard", "--output-table", packages(delta=True)[0]),
+    }
+    if broker is not None:
+        kafka = ["--source", "kafka", "--bootstrap-servers", broker.bootstrap]
+        cases["stream_kafka"] = stream("h", *kafka, "--topic", broker.create_topic(), *SECRET_OPTS)
+        expected["stream_kafka"] = ("kamlib stream", "Kafka", packages(kafka=True)[0])
     env = {k: v for k, v in os.environ.items() if k not in ("KAMLIB_JARS", "PYSPARK_SUBMIT_ARGS")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     run = subprocess.run(
@@ -243,17 +261,6 @@ def test_missing_jars_in_a_fresh_jvm(tmp_path: Path) -> None:
     report = json.loads(lines[0][len("REPORT ") :])
     # kamlib's probes leave no JVM stack trace on the process's stderr either
     assert "\tat org.apache" not in run.stderr, run.stderr[-3000:]
-    hadoop_aws = packages(s3=True)[0]
-    delta = packages(delta=True)[0]
-    expected = {
-        "stream_s3a_output": ("kamlib stream", "--output", hadoop_aws),
-        "stream_s3a_checkpoint": ("kamlib stream", "--checkpoint", hadoop_aws),
-        "stream_delta": ("kamlib stream", "--format delta", delta),
-        "scorecard_s3a_output": ("kamlib scorecard", "--output", hadoop_aws),
-        "scorecard_s3a_input": ("kamlib scorecard", "--transactions", hadoop_aws),
-        "scorecard_delta": ("kamlib scorecard", "--format delta", delta),
-        "scorecard_delta_table": ("kamlib scorecard", "--output-table", delta),
-    }
     for case, (prefix, flag, coordinate) in expected.items():
         got = report[case]
         assert got["code"] == EXIT_BAD_INPUT, (case, got)
@@ -266,7 +273,7 @@ def test_missing_jars_in_a_fresh_jvm(tmp_path: Path) -> None:
         assert SECRET not in line, (case, line)
         assert "AKIAIO" not in line, (case, line)
     # nothing half-written: no output, checkpoint, table or warehouse directory
-    for case in "abcdefg":
+    for case in "abcdefgh":
         assert not (tmp_path / case).exists(), case
     assert not warehouse.exists() or not any(warehouse.iterdir())
 

@@ -345,9 +345,11 @@ def _connector_missing(exc: BaseException) -> bool:
 
 def connector_error(func: str, what: str, package: str) -> ConnectorUnavailableError:
     """The :class:`ConnectorUnavailableError` for a missing JVM connector ``package``."""
+    flag = {"Kafka": "kafka", "Delta Lake": "delta", "Avro": "avro"}.get(what)
+    source = f" = kamlib.connectors.packages({flag}=True)" if flag else ""
     return ConnectorUnavailableError(
         f"{func}(): the {what} connector is not on the Spark classpath. Add the package "
-        f"{package} (spark-submit --packages {package}, or the Spark config "
+        f"{package}{source} (spark-submit --packages {package}, or the Spark config "
         f"spark.jars.packages={package}, or install it as a cluster library)."
     )
 
