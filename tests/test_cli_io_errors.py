@@ -284,3 +284,25 @@ def test_probe_passes_with_the_jar(spark: Any, s3a: Any) -> None:
 
     _require_filesystems(spark, "kamlib stream", {"--output": s3a.uri("kam/out")})
     assert s3a.keys() == []
+
+
+def test_runtime_failure_of_a_kafka_stream_is_one_scrubbed_line(
+    spark: Any, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query failure quoting the options back: exit 1, one line, the password redacted."""
+    from kamlib.cli import EXIT_FAILURE
+    from kamlib.errors import KamlibError
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise KamlibError(f"streaming query failed: options {JAAS}\n\tat org.apache.spark.X")
+
+    monkeypatch.setattr("kamlib.cli.stream.check_kafka", lambda *a, **k: None)
+    monkeypatch.setattr("kamlib.streaming.sources.kafka_source", lambda *a, **k: None)
+    monkeypatch.setattr("kamlib.streaming.runner.run_order_stream", fail)
+    argv = _stream(tmp_path, "--source", "kafka", "--bootstrap-servers", "127.0.0.1:9")
+    assert main([*argv, "--topic", "t", *SECRET_OPTS]) == EXIT_FAILURE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert SECRET not in err
+    assert "redacted" in err
+    assert "at org.apache" not in err

@@ -59,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(command: str, exc: BaseException) -> str:
-    """``exc``'s message on one line, without a leading ``kamlib <command>:`` (printed anyway)."""
-    text = " ".join(str(exc).split())
+    """``exc``'s first line, without a leading ``kamlib <command>:`` (printed anyway).
+
+    kamlib's own messages are one line; a wrapped Spark failure keeps its first line (the
+    exception and its message) and drops the JVM stack trace.
+    """
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[0].split()) if lines else type(exc).__name__
     prefix = f"kamlib {command}: "
     return text[len(prefix) :] if text.startswith(prefix) else text
 
