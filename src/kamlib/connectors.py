@@ -13,8 +13,10 @@ This module imports without pyspark; the version of the running Spark is read fr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from kamlib.errors import SchemaError
+from kamlib.errors import ConnectorUnavailableError, SchemaError
 
 __all__ = ["SCALA_BINARY", "SUPPORTED_SPARK", "packages"]
 
@@ -146,3 +148,116 @@ def packages(
     if s3:
         coordinates.append(f"org.apache.hadoop:hadoop-aws:{hadoop_version}")
     return coordinates
+
+
+# --------------------------------------------------------------------------- file systems
+
+#: What Hadoop / Spark say when a URI scheme has no file system implementation on the
+#: classpath (``hadoop-aws`` missing for ``s3a://``, ``gcs-connector`` for ``gs://``, ...).
+_NO_FILESYSTEM = re.compile(
+    r"No FileSystem for scheme|UnsupportedFileSystemException|"
+    r"ClassNotFoundException:\s*(?:Class\s+)?org\.apache\.hadoop\.fs\.\S+FileSystem|"
+    r"FileSystem\S*\s+not found",
+    re.IGNORECASE,
+)
+
+#: URI scheme -> (what provides it, Maven coordinate hint when kamlib does not pin one).
+_FILESYSTEM_PROVIDERS: dict[str, str] = {
+    "gs": "the GCS connector jar (com.google.cloud.bigdataoss:gcs-connector)",
+    "abfs": "the hadoop-azure jar (org.apache.hadoop:hadoop-azure)",
+    "abfss": "the hadoop-azure jar (org.apache.hadoop:hadoop-azure)",
+    "wasb": "the hadoop-azure jar (org.apache.hadoop:hadoop-azure)",
+    "wasbs": "the hadoop-azure jar (org.apache.hadoop:hadoop-azure)",
+}
+
+
+def _redact_uri(uri: str) -> str:
+    """``uri`` without user info (``s3a://KEY:SECRET@bucket/x`` -> ``s3a://***@bucket/x``)."""
+    from urllib.parse import urlparse, urlunparse
+
+    parsed = urlparse(uri)
+    if parsed.netloc and "@" in parsed.netloc:
+        return urlunparse(parsed._replace(netloc="***@" + parsed.netloc.rpartition("@")[2]))
+    return uri
+
+
+def _scheme(path: str) -> str:
+    from urllib.parse import urlparse
+
+    scheme = urlparse(path).scheme.lower()
+    return "" if len(scheme) <= 1 else scheme  # "" or a Windows drive letter: local
+
+
+def _filesystem_missing(exc: BaseException | str) -> bool:
+    """Whether an exception (or its text) says a URI scheme has no Hadoop file system."""
+    return bool(_NO_FILESYSTEM.search(str(exc)))
+
+
+def _filesystem_error(func: str, label: str, path: str) -> ConnectorUnavailableError:
+    """The one-line error for a path whose scheme has no file system on the Spark classpath.
+
+    ``func`` is the command or function (``"kamlib stream"``), ``label`` the argument that
+    holds ``path`` (``"--output"``). The message names the jar to add; for ``s3a://`` the
+    ``hadoop-aws`` coordinate matching the running Spark and ``kamlib.connectors.packages``.
+    """
+    scheme = _scheme(path) or "file"
+    shown = _redact_uri(path)
+    if scheme in ("s3a", "s3", "s3n"):
+        try:
+            coordinate = packages(s3=True)[0]
+        except SchemaError:
+            coordinate = "org.apache.hadoop:hadoop-aws (at the Hadoop version of your Spark)"
+        fix = (
+            f"add {coordinate} (kamlib.connectors.packages(s3=True)) to spark.jars.packages "
+            "or spark-submit --packages"
+        )
+        if scheme != "s3a":
+            fix += f", and use s3a:// instead of {scheme}://"
+        return ConnectorUnavailableError(
+            f"{func}: {label} {shown!r} needs the hadoop-aws jar, which is not on the Spark "
+            f"classpath; {fix}"
+        )
+    provider = _FILESYSTEM_PROVIDERS.get(scheme, f"the Hadoop file system jar for {scheme}://")
+    return ConnectorUnavailableError(
+        f"{func}: {label} {shown!r}: Spark has no file system for {scheme}:// paths; add "
+        f"{provider} to the Spark classpath (spark.jars.packages or spark-submit --packages)"
+    )
+
+
+def _require_filesystems(spark: Any, func: str, paths: Mapping[str, str | None]) -> None:
+    """Fail fast when a path's URI scheme has no file system on the session's classpath.
+
+    For each distinct ``scheme://authority`` among ``paths`` (label -> path or URI; local
+    paths and ``file:`` are skipped) Spark resolves a path that does not exist there
+    (``spark.read.format("text").load``, two paths): without the file system jar this fails at once
+    with "No FileSystem for scheme" / ``ClassNotFoundException``, which becomes the one-line
+    :class:`~kamlib.errors.ConnectorUnavailableError` of :func:`_filesystem_error`. Any other
+    outcome (the path is missing, the store refuses the request) is left to the real read or
+    write. With the jar present this costs one metadata request per store; nothing is
+    written. Works on Spark Connect (no JVM access).
+    """
+    import uuid
+    from urllib.parse import urlparse
+
+    seen: set[tuple[str, str]] = set()
+    for label, path in paths.items():
+        if not path or not isinstance(path, str):
+            continue
+        scheme = _scheme(path)
+        if scheme in ("", "file"):
+            continue
+        netloc = urlparse(path).netloc
+        if (scheme, netloc) in seen:
+            continue
+        seen.add((scheme, netloc))
+        # Two paths: with one, Spark first looks for a file-sink log there and logs a WARN
+        # with the whole stack trace when the file system is missing.
+        probe = f"{scheme}://{netloc}/__kamlib_fs_probe_{uuid.uuid4().hex[:12]}"
+        failure: str | None = None
+        try:
+            reader = spark.read.format("text")
+            reader.load([probe, f"{probe}_"]).schema  # noqa: B018 - forces the analysis
+        except Exception as exc:
+            failure = str(exc)
+        if failure is not None and _filesystem_missing(failure):
+            raise _filesystem_error(func, label, path)

@@ -3,7 +3,9 @@
 ``kamlib --version``, ``kamlib demo``, ``kamlib scorecard``, ``kamlib report`` and
 ``kamlib stream``. Each feature
 module listed in :data:`COMMAND_MODULES` registers its own sub-command with ``add_parser``.
-Exit codes: 0 success, 2 bad input (usage or :class:`kamlib.SchemaError`), 1 runtime failure.
+Exit codes: 0 success, 2 bad input (usage, :class:`kamlib.SchemaError`, or a missing connector,
+:class:`kamlib.errors.ConnectorUnavailableError`: both are fixed by the caller's arguments or
+configuration), 1 runtime failure. Errors are printed as one line on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 from kamlib._spark import check_pyspark
 from kamlib._version import __version__
-from kamlib.errors import KamlibError, SchemaError
+from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "build_parser", "main"]
 
@@ -56,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(command: str, exc: BaseException) -> str:
+    """``exc``'s first line, without a leading ``kamlib <command>:`` (printed anyway).
+
+    kamlib's own messages are one line; a wrapped Spark failure keeps its first line (the
+    exception and its message) and drops the JVM stack trace.
+    """
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[0].split()) if lines else type(exc).__name__
+    prefix = f"kamlib {command}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kamlib`` command line and return its exit code."""
     parser = build_parser()
@@ -75,11 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     try:
         return int(handler(args))
-    except SchemaError as exc:
-        print(f"kamlib {args.command}: bad input: {exc}", file=sys.stderr)
+    except (SchemaError, ConnectorUnavailableError) as exc:
+        print(f"kamlib {args.command}: bad input: {_one_line(args.command, exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KamlibError as exc:
-        print(f"kamlib {args.command}: {exc}", file=sys.stderr)
+        print(f"kamlib {args.command}: {_one_line(args.command, exc)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -144,27 +144,15 @@ def _check_not_an_input(output: str, inputs: dict[str, str]) -> None:
             )
 
 
-def _missing_filesystem(exc: BaseException, path: str) -> ConnectorUnavailableError | None:
+def _missing_filesystem(
+    exc: BaseException, path: str, label: str = "--output"
+) -> ConnectorUnavailableError | None:
     """A 'no FileSystem for scheme' failure as a one-line connector error (else ``None``)."""
-    text = str(exc)
-    if not (
-        "No FileSystem for scheme" in text
-        or "UnsupportedFileSystemException" in text
-        or "S3AFileSystem not found" in text
-    ):
-        return None
-    scheme = urlparse(path).scheme or "file"
-    hint = ""
-    if scheme == "s3a":
-        from kamlib.connectors import packages
+    from kamlib.connectors import _filesystem_error, _filesystem_missing
 
-        try:
-            hint = f"; add {packages(s3=True)[0]} (spark.jars.packages)"
-        except SchemaError:
-            hint = "; add org.apache.hadoop:hadoop-aws at the Hadoop version of your Spark"
-    return ConnectorUnavailableError(
-        f"kamlib scorecard: Spark has no file system for {scheme}:// paths{hint}"
-    )
+    if not _filesystem_missing(exc):
+        return None
+    return _filesystem_error("kamlib scorecard", label, path)
 
 
 def read_input(spark: SparkSession, path: str, fmt: str, *, name: str) -> DataFrame:
@@ -183,7 +171,7 @@ def read_input(spark: SparkSession, path: str, fmt: str, *, name: str) -> DataFr
             raise SchemaError(
                 f"kamlib scorecard: --{name} path {shown!r} holds no readable {fmt} data"
             ) from None
-        missing = _missing_filesystem(exc, path)
+        missing = _missing_filesystem(exc, path, f"--{name}")
         if missing is not None:
             raise missing from None
         raise
@@ -242,16 +230,44 @@ def _exists_error(path: str) -> SchemaError:
     )
 
 
+def _delta_missing_error(table: bool) -> ConnectorUnavailableError:
+    if table:
+        return ConnectorUnavailableError(
+            "kamlib scorecard --output-table --format delta: the Spark Delta connector is "
+            f"not on the classpath; add {_delta_coordinate()} "
+            "(kamlib.connectors.packages(delta=True)) with "
+            "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension and "
+            "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+    return ConnectorUnavailableError(
+        "kamlib scorecard --format delta: neither the Spark Delta connector "
+        f"({_delta_coordinate()}, kamlib.connectors.packages(delta=True)) nor the 'deltalake' "
+        "Python package is available; add one of them (pip install 'kamlib[delta]')"
+    )
+
+
+def _require_delta(spark: SparkSession, *, table: bool) -> None:
+    """Fail before any Spark job when ``--format delta`` has no writer (nothing is written)."""
+    from kamlib.streaming.sinks import delta_connector_available
+
+    if delta_connector_available(spark):
+        return
+    if not table:
+        try:
+            import deltalake  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return
+    raise _delta_missing_error(table)
+
+
 def _write_delta_rs(df: DataFrame, path: str, *, overwrite: bool) -> None:
     """Fallback without the Spark Delta connector: the ``deltalake`` package on the driver."""
     try:
         from deltalake import write_deltalake
     except ImportError:
-        raise ConnectorUnavailableError(
-            "kamlib scorecard --format delta: neither the Spark Delta connector "
-            f"({_delta_coordinate()}) nor the 'deltalake' Python package is available; "
-            "add one of them (pip install 'kamlib[delta]')"
-        ) from None
+        raise _delta_missing_error(table=False) from None
     table = df.toArrow()
     try:
         write_deltalake(path, table, mode="overwrite" if overwrite else "error")
@@ -487,12 +503,7 @@ def write_table(
         raise
     except Exception as exc:
         if fmt == "delta" and _spark_delta_missing(exc):
-            raise ConnectorUnavailableError(
-                f"kamlib scorecard --output-table --format delta: the Spark Delta connector is "
-                f"not on the classpath; add {_delta_coordinate()} with "
-                "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension and "
-                "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
-            ) from None
+            raise _delta_missing_error(table=True) from None
         raise
 
 
@@ -515,6 +526,13 @@ def run_scorecard(spark: SparkSession, args: argparse.Namespace) -> int:
     as_of = parse_timestamp("kamlib scorecard", "--as-of", args.as_of)
     if as_of > _dt.datetime(9999, 1, 1):  # pragma: no cover - defensive
         raise SchemaError("kamlib scorecard: --as-of is out of range")
+    # Connectors first, so a missing jar fails before any input is read or output written.
+    from kamlib.connectors import _require_filesystems
+
+    paths = {f"--{name}": getattr(args, name, None) for name in _INPUTS}
+    _require_filesystems(spark, "kamlib scorecard", {**paths, "--output": args.output})
+    if args.format == "delta":
+        _require_delta(spark, table=bool(args.output_table))
     with _step("reading inputs"):
         tx = read_input(spark, args.transactions, args.input_format, name="transactions")
         surveys = wallets = targets = None

@@ -45,7 +45,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--starting-offsets",
         default="earliest",
-        help="where a fresh checkpoint starts reading Kafka (default: earliest)",
+        help="where a fresh checkpoint starts reading Kafka: earliest (default), latest, or JSON "
+        'offsets for every partition, e.g. \'{"orders": {"0": 42, "1": -2}}\' '
+        "(-2 earliest, -1 latest)",
     )
     p.add_argument(
         "--kafka-option",
@@ -119,13 +121,21 @@ def _kafka_options(func: str, pairs: list[str]) -> dict[str, str]:
 
 
 def check_kafka(
-    func: str, bootstrap_servers: str, topics: str, options: dict[str, str], timeout: float = 5.0
+    func: str,
+    bootstrap_servers: str,
+    topics: str,
+    options: dict[str, str],
+    timeout: float = 5.0,
+    starting_offsets: str | dict[str, dict[int, int]] = "earliest",
 ) -> None:
     """Fail fast (one-line :class:`SchemaError`) on unreachable servers or a missing topic.
 
-    Reachability is a TCP connect to each ``host:port``; the topic check uses
-    ``confluent_kafka`` when it is installed and the connection is plaintext (with SASL/SSL
-    the Spark source reports it). Messages never contain option values.
+    Reachability is a TCP connect to each ``host:port``; the metadata checks use
+    ``confluent_kafka`` (a development dependency, optional) when it is installed and the
+    connection is plaintext (with SASL/SSL the Spark source reports problems): servers that
+    accept connections but answer no Kafka metadata request, missing topics, and JSON
+    ``starting_offsets`` that do not list every partition of the subscribed topics (Spark
+    requires all of them). Messages never contain option values.
     """
     import socket
 
@@ -159,15 +169,40 @@ def check_kafka(
         return
     admin = AdminClient({"bootstrap.servers": ",".join(servers), "log_level": 0})
     try:
-        known = set(admin.list_topics(timeout=timeout * 2).topics)
+        metadata = admin.list_topics(timeout=timeout * 2).topics
     except Exception:
-        return  # reachable but no metadata: let the Spark source report it
-    missing = [t for t in topics.split(",") if t.strip() and t.strip() not in known]
+        raise SchemaError(
+            f"{func}: the Kafka bootstrap servers ({', '.join(servers)}) accept connections "
+            f"but answered no Kafka metadata request within {timeout * 2:g}s; check "
+            "--bootstrap-servers (a Kafka listener) and kafka.security.protocol"
+        ) from None
+    subscribed = [t.strip() for t in topics.split(",") if t.strip()]
+    if len(subscribed) == 1 and subscribed[0].startswith("pattern:"):
+        return  # a subscription pattern may match topics created later
+    missing = [t for t in subscribed if t not in metadata]
     if missing:
         raise SchemaError(
             f"{func}: Kafka topic(s) {', '.join(missing)} do not exist on {', '.join(servers)}; "
             "create them or fix --topic"
         )
+    if not isinstance(starting_offsets, dict):
+        return
+    for topic in subscribed:
+        actual = set(metadata[topic].partitions)
+        given = set(starting_offsets.get(topic, {}))
+        if given != actual:
+            absent = sorted(actual - given)
+            unknown = sorted(given - actual)
+            problem = (
+                f"has no partition(s) {', '.join(map(str, unknown))}"
+                if unknown
+                else f"lacks partition(s) {', '.join(map(str, absent))}"
+            )
+            raise SchemaError(
+                f"{func}: --starting-offsets {problem} of topic {topic!r} (partitions "
+                f"{', '.join(map(str, sorted(actual)))}); give an offset for every partition of "
+                "every subscribed topic (-2: earliest, -1: latest)"
+            )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -215,7 +250,7 @@ def run_stream(
     new local one (stopped at the end).
     """
     from kamlib._validation import check_duration
-    from kamlib.errors import SchemaError
+    from kamlib.errors import KamlibError, SchemaError
     from kamlib.streaming.runner import run_order_stream
     from kamlib.streaming.sinks import require_checkpoint
 
@@ -225,10 +260,13 @@ def run_stream(
         raise SchemaError(f"{func}: --source must be 'files' or 'kafka', found {source!r}")
     if format not in ("parquet", "delta"):
         raise SchemaError(f"{func}: --format must be 'parquet' or 'delta', found {format!r}")
-    if starting_offsets not in ("earliest", "latest"):
-        raise SchemaError(
-            f"{func}: --starting-offsets must be 'earliest' or 'latest', found {starting_offsets!r}"
-        )
+    from kamlib.streaming.sources import _parse_starting_offsets
+
+    subscribed = [t.strip() for t in (topic or "").split(",") if t.strip()]
+    is_pattern = len(subscribed) == 1 and subscribed[0].startswith("pattern:")
+    offsets = _parse_starting_offsets(
+        func, starting_offsets, None if is_pattern else subscribed, flag="--starting-offsets"
+    )
     for flag, duration, zero in (
         ("--watermark", watermark, False),
         ("--trigger-interval", trigger_interval, True),  # 0: micro-batches back to back
@@ -246,6 +284,7 @@ def run_stream(
         if not value:
             raise SchemaError(f"{func}: {name} must be a directory, found {value!r}")
     options = dict(kafka_options or {})
+    built = None
     if source == "kafka":
         if not bootstrap_servers or not topic:
             raise SchemaError(f"{func}: --source kafka needs --bootstrap-servers and --topic")
@@ -259,7 +298,7 @@ def run_stream(
             func=func,
         )
         try:
-            check_kafka(func, bootstrap_servers, topic, options)
+            check_kafka(func, bootstrap_servers, topic, options, starting_offsets=offsets)
         except SchemaError as exc:
             message = built.scrub(str(exc))
         else:
@@ -272,6 +311,17 @@ def run_stream(
         else command_session(app_name="kamlib-stream", master=master)
     )
     try:
+        from kamlib.connectors import _require_filesystems
+
+        _require_filesystems(  # one-line error for s3a:// & co. without their jar
+            session,
+            func,
+            {
+                "--input": input if source == "files" else None,
+                "--output": output,
+                "--checkpoint": checkpoint,
+            },
+        )
         if format == "delta":
             from kamlib.streaming.runner import delta_writer_for
 
@@ -300,6 +350,17 @@ def run_stream(
             shuffle_partitions=shuffle_partitions,
             format="delta" if format == "delta" else "parquet",
         )
+    except KamlibError as exc:
+        # Last line of defence for "no secret in any message": Spark's runtime failures of a
+        # Kafka query may quote options back.
+        text = built.scrub(str(exc)) if built is not None else str(exc)
+        if text == str(exc):
+            raise
+        try:
+            scrubbed = type(exc)(text)
+        except TypeError:  # pragma: no cover - every kamlib error takes a message
+            scrubbed = KamlibError(text)
+        raise scrubbed from None
     finally:
         if own:
             session.stop()

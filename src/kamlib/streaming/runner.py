@@ -540,7 +540,7 @@ def delta_writer_for(spark: SparkSession, func: str, option: str = "format='delt
     Raises a one-line :class:`SchemaError` naming both ways to add Delta when neither the
     connector is on the classpath nor the ``deltalake`` package is installed.
     """
-    from kamlib.streaming.sinks import DELTA_PACKAGE, delta_connector_available
+    from kamlib.streaming.sinks import _delta_package, delta_connector_available
 
     if delta_connector_available(spark):
         return "spark"
@@ -548,9 +548,9 @@ def delta_writer_for(spark: SparkSession, func: str, option: str = "format='delt
         import deltalake  # noqa: F401
     except ImportError:
         raise SchemaError(
-            f"{func}: {option} needs the Delta Lake Spark connector ({DELTA_PACKAGE}, "
-            "e.g. spark-submit --packages) or the Python package deltalake (pip install "
-            "deltalake); neither is available"
+            f"{func}: {option} needs the Delta Lake Spark connector ({_delta_package()} = "
+            "kamlib.connectors.packages(delta=True), e.g. spark-submit --packages) or the "
+            "Python package deltalake (pip install deltalake); neither is available"
         ) from None
     return "deltalake"
 
@@ -646,6 +646,10 @@ def run_order_stream(
         try:
             source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
         except Exception as exc:
+            from kamlib.connectors import _filesystem_error, _filesystem_missing
+
+            if _filesystem_missing(exc):
+                raise _filesystem_error(f"{func}()", "input=", input) from None
             if not _path_missing(exc):
                 raise
             raise SchemaError(

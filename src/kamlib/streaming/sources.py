@@ -193,6 +193,73 @@ def _names(func: str, arg: str, value: str | Sequence[str]) -> list[str]:
     return items
 
 
+_OFFSETS_FORMS = (
+    "'earliest', 'latest' or JSON offsets per partition such as "
+    '\'{"orders": {"0": 42, "1": -2}}\' (-2: earliest, -1: latest)'
+)
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _parse_starting_offsets(
+    func: str,
+    value: Any,
+    topics: Sequence[str] | None = None,
+    *,
+    flag: str = "starting_offsets=",
+) -> str | dict[str, dict[int, int]]:
+    """Validate a Kafka ``startingOffsets`` value: ``"earliest"``, ``"latest"`` or the offsets.
+
+    Spark accepts ``earliest`` and ``latest`` (any case) or a JSON object mapping each topic to
+    ``{partition: offset}`` with ``-2`` for earliest and ``-1`` for latest. ``topics`` (the
+    subscribed topics; ``None`` for a pattern) must contain every topic of the JSON. Raises a
+    one-line :class:`SchemaError` naming ``flag``, so a bad value fails before Spark starts.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise SchemaError(f"{func}: {flag} must be {_OFFSETS_FORMS}, found {value!r}")
+    text = value.strip()
+    if text.lower() in ("earliest", "latest"):
+        return text.lower()
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        raise SchemaError(
+            f"{func}: {flag} must be {_OFFSETS_FORMS}, found {_shown(value)}"
+        ) from None
+    if not isinstance(spec, dict) or not spec:
+        raise SchemaError(f"{func}: {flag} must be {_OFFSETS_FORMS}, found {_shown(value)}")
+    offsets: dict[str, dict[int, int]] = {}
+    for topic, partitions in spec.items():
+        if topics is not None and topic not in topics:
+            raise SchemaError(
+                f"{func}: {flag} names topic {topic!r}, which is not subscribed "
+                f"({', '.join(topics)}); give offsets for the subscribed topics only"
+            )
+        if not isinstance(partitions, dict) or not partitions:
+            raise SchemaError(
+                f"{func}: {flag} must map topic {topic!r} to {{partition: offset}}, "
+                f"found {_shown(json.dumps(partitions))}"
+            )
+        parsed: dict[int, int] = {}
+        for partition, offset in partitions.items():
+            if not (isinstance(partition, str) and partition.isdigit()):
+                raise SchemaError(
+                    f"{func}: {flag} partition {partition!r} of topic {topic!r} must be a "
+                    'partition number such as "0"'
+                )
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
+                raise SchemaError(
+                    f"{func}: {flag} offset of {topic}/{partition} must be an integer >= 0, "
+                    f"-1 (latest) or -2 (earliest), found {json.dumps(offset)}"
+                )
+            parsed[int(partition)] = offset
+        offsets[topic] = parsed
+    return offsets
+
+
 def kafka_options(
     *,
     bootstrap_servers: str | Sequence[str],
@@ -242,10 +309,8 @@ def kafka_options(
         built["subscribePattern"] = topic_list[0][len("pattern:") :]
     else:
         built["subscribe"] = ",".join(topic_list)
-    if not isinstance(starting_offsets, str) or not starting_offsets.strip():
-        raise SchemaError(
-            f"{func}(): starting_offsets= must be 'latest', 'earliest' or a JSON offsets spec"
-        )
+    subscribed = None if "subscribePattern" in built else topic_list
+    _parse_starting_offsets(f"{func}()", starting_offsets, subscribed)
     built["startingOffsets"] = starting_offsets
     _merge_options(func, built, options, _RESERVED_SOURCE_OPTIONS)
     return KafkaOptions(built)
@@ -280,9 +345,11 @@ def _connector_missing(exc: BaseException) -> bool:
 
 def connector_error(func: str, what: str, package: str) -> ConnectorUnavailableError:
     """The :class:`ConnectorUnavailableError` for a missing JVM connector ``package``."""
+    flag = {"Kafka": "kafka", "Delta Lake": "delta", "Avro": "avro"}.get(what)
+    source = f" = kamlib.connectors.packages({flag}=True)" if flag else ""
     return ConnectorUnavailableError(
         f"{func}(): the {what} connector is not on the Spark classpath. Add the package "
-        f"{package} (spark-submit --packages {package}, or the Spark config "
+        f"{package}{source} (spark-submit --packages {package}, or the Spark config "
         f"spark.jars.packages={package}, or install it as a cluster library)."
     )
 
