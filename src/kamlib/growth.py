@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kamlib._validation import check_fraction, require_columns
+from kamlib._validation import any_column_name, check_fraction, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ def _valid_amount(df: DataFrame, value_col: str) -> Column:
     return ok
 
 
+@any_column_name("whitespace")
 def whitespace(
     df: DataFrame,
     *,
@@ -142,6 +143,7 @@ def whitespace(
     return out.withColumnRenamed(_SEGMENT, segment_col)
 
 
+@any_column_name("next_products")
 def next_products(
     df: DataFrame,
     *,
