@@ -272,7 +272,8 @@ def health_trend(
 
         \text{health\_slope\_30d} = 30\,\frac{\sum (t - \bar t)(y - \bar y)}{\sum (t - \bar t)^2}
 
-    (least-squares slope, points per 30 days; null with fewer than two distinct dates).
+    (least-squares slope, points per 30 days; null -- never NaN -- with fewer than two
+    distinct dates with a score). NaN and ±inf scores count as missing scores.
     ``health_change_last`` = score at the last snapshot - score at the one before (null if
     either is null or there is one snapshot); ``band_changes`` = number of consecutive
     snapshot pairs whose band differs (null bands count as a band of their own).
@@ -339,13 +340,18 @@ def health_trend(
             ]
         ),
     )
+    # Null (never NaN) with fewer than two distinct as_of points with a score, and wherever
+    # the least-squares arithmetic itself is not a number (e.g. scores near ±1e308).
+    points = F.count_distinct(F.when(F.col("__kamlib_y").isNotNull(), F.col("__kamlib_d")))
+    raw_slope = F.lit(30.0) * F.regr_slope("__kamlib_y", "__kamlib_d")
+    slope = F.when((points >= 2) & ~F.isnan(raw_slope), raw_slope)
     aggs = [
         F.count(F.lit(1)).cast("int").alias("n_snapshots"),
         F.min("__kamlib_t").alias("first_as_of"),
         F.max("__kamlib_t").alias("last_as_of"),
         F.max_by("__kamlib_y", "__kamlib_t").alias("health_score_last"),
         F.max_by("__kamlib_chg", "__kamlib_t").alias("health_change_last"),
-        (F.lit(30.0) * F.regr_slope("__kamlib_y", "__kamlib_d")).alias("health_slope_30d"),
+        slope.alias("health_slope_30d"),
     ]
     if band_col is not None:
         aggs += [

@@ -24,6 +24,7 @@ from kamlib._validation import (
     any_column_name,
     check_choice,
     column_names,
+    finite,
     normalize_by,
     require_columns,
 )
@@ -107,11 +108,12 @@ def contract_mrr(
     Notes
     -----
     Excluded (and counted in ``excluded_rows``): a null account, start, amount or interval
-    (or product, with ``product_col``); an end before the start; an interval <= 0 or not a
-    whole number; a negative or non-finite amount; and every extra copy of an exactly
-    duplicated contract row (the first copy is kept). A wrongly typed column is a
-    :class:`~kamlib.SchemaError` before any job. A group whose contracts are all invalid has no
-    rows, so its count is not visible; count invalid rows yourself if you need that case.
+    (or product, with ``product_col``); an end before the start; an interval <= 0, not
+    finite or not a whole number; a negative or non-finite (NaN, ±inf) amount; and every
+    extra copy of an exactly duplicated contract row (the first copy is kept). A wrongly
+    typed column is a :class:`~kamlib.SchemaError` before any job. A group whose contracts are
+    all invalid has no rows, so its count is not visible; count invalid rows yourself if you
+    need that case.
 
     References
     ----------
@@ -169,10 +171,10 @@ def contract_mrr(
         & amount.isNotNull()
         & interval.isNotNull()
         & (end.isNull() | (end >= start))
+        & finite(interval)
         & (interval > 0)
-        & (interval == F.floor(interval))
-        & ~F.isnan(amount)
-        & (F.abs(amount) != F.lit(float("inf")))
+        & (interval % F.lit(1.0) == F.lit(0.0))
+        & finite(amount)
         & (amount >= 0)
     )
     if product_col:
@@ -456,7 +458,7 @@ def cohort_retention(
         One row per (``by``..., ``cohort``, ``period_number``): ``cohort`` (date, first day of
         the period), ``period_number``, ``cohort_accounts``, ``active_accounts``, ``revenue``,
         ``logo_retention``, ``revenue_retention``, ``excluded_rows`` (input rows of the group
-        with a null account, date or value).
+        with a null account, date or value, or a NaN or ±inf value).
 
     References
     ----------
@@ -490,14 +492,14 @@ def cohort_retention(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    # NaN and ±inf values are invalid (excluded and counted); the value is summed as a double,
+    # so bigint / decimal sums cannot overflow under ANSI.
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *keys,
         F.col(account_col),
         F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kamlib_p"),
-        F.when(valid, F.col(value_col)).alias("__kamlib_v"),
+        F.when(valid, F.col(value_col).cast("double")).alias("__kamlib_v"),
         valid.alias("__kamlib_ok"),
     )
     bounds = base.groupBy(*keys).agg(
@@ -550,6 +552,7 @@ def cohort_retention(
     joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
     active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
     revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
+    retention = F.try_divide(revenue, F.col("__kamlib_r0"))
     return joined.select(
         *keys,
         _period_start(F.col("__kamlib_c"), period).alias("cohort"),
@@ -560,6 +563,7 @@ def cohort_retention(
         F.try_divide(active.cast("double"), F.col("cohort_accounts").cast("double")).alias(
             "logo_retention"
         ),
-        F.try_divide(revenue, F.col("__kamlib_r0")).alias("revenue_retention"),
+        # null, never NaN, if an overflowed (infinite) revenue meets an infinite base
+        F.when(~F.isnan(retention), retention).alias("revenue_retention"),
         F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )
