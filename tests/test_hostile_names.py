@@ -525,3 +525,20 @@ def test_v02_duplicate_names_are_a_schema_error_before_any_job(spark, name):
             with pytest.raises(SchemaError, match="duplicate column names") as info:
                 case["call"](plain, frames)
             assert info.value.expected == "unique column names"
+
+
+def test_v02_schema_errors_name_the_users_column_even_if_it_looks_private(spark):
+    from kamlib.health import health_trend
+
+    # "__kamlib_col1__" becomes the private name "__kamlib_col0__" and "a.b" "__kamlib_col1__":
+    # the message must be translated back in one pass, not chained into 'a.b'.
+    df = spark.createDataFrame(
+        [("x", "a", dt.date(2024, 1, 1))], "`__kamlib_col1__` string, `a.b` string, d date"
+    )
+    TRIED["v02 messages"] += 1
+    with pytest.raises(SchemaError, match="column '__kamlib_col1__' must be numeric") as info:
+        health_trend(
+            df, account_col="a.b", as_of_col="d", score_col="__kamlib_col1__", band_col=None
+        )
+    assert info.value.column == "__kamlib_col1__"
+    assert "a.b" not in str(info.value)

@@ -418,6 +418,29 @@ def test_rfm_summary_hostile_values(spark):
         _assert_rows({r.account_id: r.asDict() for r in out}, want)
 
 
+def test_models_fit_past_the_null_account_row(spark):
+    """The null-account row of rfm_summary (all statistics null) is skipped by the fits: the
+    parameters equal those fitted without it, and its predictions are null."""
+    from pyspark.sql import functions as F
+
+    from kamlib.clv import BetaGeo, GammaGamma
+    from kamlib.datasets import synthetic_transactions
+
+    tx = synthetic_transactions(spark, 300, seed=1)
+    kind = tx.schema["account_id"].dataType
+    nulls = tx.limit(3).withColumn("account_id", F.lit(None).cast(kind))
+    summary = rfm_summary(tx.unionByName(nulls)).cache()
+    accounts = summary.where(F.col("account_id").isNotNull())
+    TRIED["model fits"] += 2
+    for model in (BetaGeo, GammaGamma):
+        assert model().fit(summary).params == model().fit(accounts).params
+    row = BetaGeo().fit(summary).probability_alive(summary).where("account_id is null").first()
+    assert row is not None
+    assert row.n_excluded == 3
+    assert row.p_alive is None
+    summary.unpersist()
+
+
 # -- discrete_rfm_summary -----------------------------------------------------------------------
 def test_discrete_rfm_summary_hostile_dates(spark):
     """No amounts are read; null accounts and dates are ignored (documented), extreme years work."""

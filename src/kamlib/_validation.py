@@ -629,11 +629,13 @@ def _map_argument(arg: str, value: Any, to_safe: Mapping[str, str]) -> Any:
 
 
 def _unmap_text(text: str | None, back: Mapping[str, str]) -> str | None:
-    if text is None:
-        return None
-    for safe, original in back.items():
-        text = text.replace(repr(safe), repr(original)).replace(safe, original)
-    return text
+    """``text`` with every private name replaced by the user's, in one pass (no chains)."""
+    if text is None or not back:
+        return text
+    table = {repr(safe): repr(original) for safe, original in back.items()}
+    table.update(back)
+    pattern = "|".join(re.escape(k) for k in sorted(table, key=len, reverse=True))
+    return re.sub(pattern, lambda m: table[m.group(0)], text)
 
 
 def any_column_name(func: str) -> Callable[[Callable[P, DataFrame]], Callable[P, DataFrame]]:
