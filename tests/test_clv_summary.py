@@ -186,7 +186,8 @@ def test_invalid_values_are_excluded_and_counted(spark):
         "account_id string, order_date date, amount double",
     )
     got = rows_by_key(rfm_summary(tx), "account_id")
-    assert set(got) == {"a"}  # b has no valid purchase, null accounts are ignored
+    # b has no valid purchase; the null-account row is counted in a row of its own
+    assert set(got) == {"a", None}
     assert_approx_rows(
         got,
         {
@@ -196,7 +197,14 @@ def test_invalid_values_are_excluded_and_counted(spark):
                 "T": 4.0,
                 "monetary_value": -6.0,
                 "n_excluded": 3,
-            }
+            },
+            None: {
+                "frequency": None,
+                "recency": None,
+                "T": None,
+                "monetary_value": None,
+                "n_excluded": 1,
+            },
         },
     )
 

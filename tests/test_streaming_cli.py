@@ -125,6 +125,63 @@ def test_bad_durations_are_one_line_bad_input(
     assert not (tmp_path / "o").exists()
 
 
+def _path_cases(tmp: Path) -> list[tuple[list[str], str, str]]:
+    """(arguments, flag named in the message, what it says) for unusable path combinations."""
+    (tmp / "in").mkdir()
+    (tmp / "file").write_text("x")
+    (tmp / "real").mkdir()
+    (tmp / "link").symlink_to(tmp / "real")
+    i, o, c = str(tmp / "in"), str(tmp / "o"), str(tmp / "c")
+    f = str(tmp / "file")
+    return [
+        (["--input", i, "--output", f, "--checkpoint", c], "--output", "existing file"),
+        (["--input", i, "--output", o, "--checkpoint", f], "--checkpoint", "existing file"),
+        (["--input", f, "--output", o, "--checkpoint", c], "--input", "existing file"),
+        (["--input", i, "--output", i, "--checkpoint", c], "--input and --output", "same path"),
+        (["--input", i, "--output", o, "--checkpoint", o], "--output and --checkpoint", "same"),
+        (["--input", i, "--output", o, "--checkpoint", f"{o}/chk"], "--checkpoint", "inside"),
+        (["--input", i, "--output", f"{i}/out", "--checkpoint", c], "--output", "inside"),
+        (["--input", f"{c}/x/in", "--output", o, "--checkpoint", c], "--input", "inside"),
+        (["--input", i, "--output", f"{tmp}/real/", "--checkpoint", f"{tmp}/link"], "same", "same"),
+        (["--input", i, "--output", f"{o}/../in/", "--checkpoint", c], "same", "same path"),
+        (
+            ["--input", i, "--output", "s3a://b/kam", "--checkpoint", "s3a://b/kam/_chk"],
+            "inside",
+            "--checkpoint",
+        ),
+        (["--input", i, "--output", "s3a://b/kam/", "--checkpoint", "s3a://b/kam"], "same", "same"),
+    ]
+
+
+def test_unusable_paths_are_one_line_bad_input_before_spark(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    import kamlib.cli.stream as stream
+
+    def no_spark(**_: Any) -> Any:
+        raise AssertionError("a Spark session was started")
+
+    monkeypatch.setattr(stream, "command_session", no_spark)
+    cases = _path_cases(tmp_path)
+    for args, flag, what in cases:
+        code = main(["stream", *args, "--available-now"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == EXIT_BAD_INPUT, args
+        assert len(err) == 1, err
+        assert flag in err[0], (args, err[0])
+        assert what in err[0], (args, err[0])
+        assert "Traceback" not in err[0]
+    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "c").exists()
+    # separate siblings (and URIs that only share a prefix) pass the check
+    ok = [("--input", str(tmp_path / "in")), ("--output", str(tmp_path / "o"))]
+    stream.check_paths("kamlib stream", [*ok, ("--checkpoint", str(tmp_path / "o2"))])
+    stream.check_paths(
+        "kamlib stream",
+        [("--output", "s3a://b/kam"), ("--checkpoint", "s3a://b/kam2"), ("--input", "/kam")],
+    )
+
+
 def test_exactly_once_across_stop_and_restart(spark: Any, tmp_path: Path) -> None:
     landing, out, chk = tmp_path / "in", tmp_path / "out", tmp_path / "chk"
     landing.mkdir()

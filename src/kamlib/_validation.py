@@ -595,65 +595,110 @@ def nps_classes(score: Column) -> tuple[Column, Column, Column]:
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SAFE_PREFIX = f"{TEMP_PREFIX}col"
 
+#: Keyword arguments that hold column names besides ``*_col`` (a name or a sequence of
+#: names) and those that are mappings keyed by column name.
+_COLUMN_LIST_ARGS = frozenset({"by", "lower_is_better"})
+_COLUMN_MAPPING_ARGS = frozenset({"weights", "thresholds", "critical"})
+
 P = ParamSpec("P")
+
+
+def _needs_rename(name: str) -> bool:
+    """A name that needs quoting, or one that could collide with kamlib's temporaries."""
+    return not _SAFE_NAME.fullmatch(name) or name.lower().startswith(TEMP_PREFIX)
+
+
+def _is_frame(value: Any) -> bool:
+    return hasattr(value, "schema") and hasattr(value, "toDF")
+
+
+def _map_argument(arg: str, value: Any, to_safe: Mapping[str, str]) -> Any:
+    """``value`` with the column names it holds mapped by ``to_safe`` (other values unchanged)."""
+
+    def one(v: Any) -> Any:
+        return to_safe.get(v, v) if isinstance(v, str) else v
+
+    if arg.endswith(("_col", "_cols")) or arg in _COLUMN_LIST_ARGS:
+        if isinstance(value, str):
+            return one(value)
+        if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+            return [one(v) for v in value]
+    if arg in _COLUMN_MAPPING_ARGS and isinstance(value, Mapping):
+        return {one(k): v for k, v in value.items()}
+    return value
+
+
+def _unmap_text(text: str | None, back: Mapping[str, str]) -> str | None:
+    """``text`` with every private name replaced by the user's, in one pass (no chains)."""
+    if text is None or not back:
+        return text
+    table = {repr(safe): repr(original) for safe, original in back.items()}
+    table.update(back)
+    pattern = "|".join(re.escape(k) for k in sorted(table, key=len, reverse=True))
+    return re.sub(pattern, lambda m: table[m.group(0)], text)
 
 
 def any_column_name(func: str) -> Callable[[Callable[P, DataFrame]], Callable[P, DataFrame]]:
     """Make a transformation work with any column name Spark allows, and reject duplicates.
 
-    The rule, in one place: the input's top-level names must be unique (case-insensitively,
-    as Spark resolves them: else :class:`SchemaError` before any job); columns whose names
-    need quoting (dots, backticks, spaces, unicode, ...) are renamed to private names for the
-    call (``toDF``: schema only) and renamed back in the result, so no name is ever parsed
-    as a path or pasted into SQL. Column arguments (``*_col=`` and ``by=``) are mapped
-    the same way, and :class:`SchemaError` messages name the user's columns.
+    The rule, in one place: the top-level names of every DataFrame argument must be unique
+    (case-insensitively, as Spark resolves them: else :class:`SchemaError` before any job);
+    columns whose names need quoting (dots, backticks, spaces, unicode, ...) or start with
+    :data:`TEMP_PREFIX` (so they can never collide with kamlib's temporaries) are renamed to
+    private names for the call -- one ``toDF`` per frame, schema only, the same mapping for
+    every DataFrame argument (``contracts``, ``hierarchy``, ``labels``, ...) -- and renamed
+    back in the result with one ``toDF``, so no name is ever parsed as a path or pasted into
+    SQL and no rename can chain into another. Column arguments (``*_col=``, ``by=``,
+    ``lower_is_better=``) and the keys of column mappings (``weights=``, ``thresholds=``,
+    ``critical=``) are mapped the same way, and :class:`SchemaError` messages name the
+    user's columns.
     """
 
     def decorate(impl: Callable[P, DataFrame]) -> Callable[P, DataFrame]:
         @functools.wraps(impl)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> DataFrame:
-            given = args[0] if args else kwargs.get("df")
-            if given is None or not hasattr(given, "schema"):
+            frames = [a for a in args if _is_frame(a)]
+            frames += [v for v in kwargs.values() if _is_frame(v)]
+            if not frames:
                 return impl(*args, **kwargs)
-            df = typing.cast("DataFrame", given)
-            check_unique_columns(df, func)
-            names = column_names(df)
-            hostile = [n for n in names if not _SAFE_NAME.fullmatch(n)]
+            for frame in frames:
+                check_unique_columns(typing.cast("DataFrame", frame), func)
+            hostile: list[str] = []
+            for frame in frames:
+                for name in column_names(typing.cast("DataFrame", frame)):
+                    if _needs_rename(name) and name not in hostile:
+                        hostile.append(name)
             if not hostile:
                 return impl(*args, **kwargs)
             to_safe = {n: f"{_SAFE_PREFIX}{i}__" for i, n in enumerate(hostile)}
             back = {v: k for k, v in to_safe.items()}
-            renamed = df.toDF(*[to_safe.get(n, n) for n in names])
-            mapped: dict[str, Any] = {}
-            for arg, value in kwargs.items():
-                if (arg.endswith("_col") and isinstance(value, str)) or (
-                    arg == "by" and isinstance(value, str)
-                ):
-                    mapped[arg] = to_safe.get(value, value)
-                elif arg == "by" and isinstance(value, (list, tuple)):
-                    mapped[arg] = [to_safe.get(v, v) if isinstance(v, str) else v for v in value]
-                else:
-                    mapped[arg] = value
-            rest = args[1:] if args else ()
-            call_args = (renamed, *rest) if args else ()
-            if not args:
-                mapped["df"] = renamed
+
+            def rename(value: Any) -> Any:
+                if not _is_frame(value):
+                    return value
+                frame = typing.cast("DataFrame", value)
+                return frame.toDF(*[to_safe.get(n, n) for n in column_names(frame)])
+
+            call_args = tuple(rename(a) for a in args)
+            mapped: dict[str, Any] = {
+                arg: rename(value) if _is_frame(value) else _map_argument(arg, value, to_safe)
+                for arg, value in kwargs.items()
+            }
             try:
-                result = impl(*call_args, **mapped)  # type: ignore[arg-type]
+                result = impl(*call_args, **mapped)
             except SchemaError as exc:
-                message = str(exc)
-                for safe, original in back.items():
-                    message = message.replace(repr(safe), repr(original)).replace(safe, original)
                 raise SchemaError(
-                    message,
+                    _unmap_text(str(exc), back) or "",
                     function=exc.function,
                     argument=exc.argument,
                     column=back.get(exc.column or "", exc.column),
-                    expected=exc.expected,
-                    found=exc.found,
+                    expected=_unmap_text(exc.expected, back),
+                    found=_unmap_text(exc.found, back),
                 ) from None
-            present = {k: v for k, v in back.items() if k in column_names(result)}
-            return result.withColumnsRenamed(present) if present else result
+            names = column_names(result)
+            if not any(n in back for n in names):
+                return result
+            return result.toDF(*[back.get(n, n) for n in names])
 
         return wrapper
 

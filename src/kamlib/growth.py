@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kamlib._validation import check_fraction, require_columns
+from kamlib._validation import any_column_name, check_fraction, finite, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -15,18 +15,15 @@ __all__ = ["next_products", "whitespace"]
 _SEGMENT = "__kamlib_segment"
 
 
-def _valid_amount(df: DataFrame, value_col: str) -> Column:
-    """True where ``value_col`` is a finite, non-negative, non-null number."""
+def _valid_amount(value_col: str) -> Column:
+    """True where ``value_col`` is a finite (not NaN, not ±inf), non-negative, non-null number."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T_
 
     value = F.col(value_col)
-    ok = value.isNotNull() & (value >= 0)
-    if isinstance(df.schema[value_col].dataType, (T_.DoubleType, T_.FloatType)):
-        ok = ok & ~F.isnan(value) & (value != F.lit(float("inf")))
-    return ok
+    return finite(value) & (value >= 0)
 
 
+@any_column_name("whitespace")
 def whitespace(
     df: DataFrame,
     *,
@@ -107,9 +104,7 @@ def whitespace(
 
     segment = F.col(segment_col) if segment_col is not None else F.lit(0)
     valid = df.where(
-        F.col(account_col).isNotNull()
-        & F.col(product_col).isNotNull()
-        & _valid_amount(df, value_col)
+        F.col(account_col).isNotNull() & F.col(product_col).isNotNull() & _valid_amount(value_col)
     ).select(
         segment.alias(_SEGMENT),
         F.col(account_col).alias("_a"),
@@ -142,6 +137,7 @@ def whitespace(
     return out.withColumnRenamed(_SEGMENT, segment_col)
 
 
+@any_column_name("next_products")
 def next_products(
     df: DataFrame,
     *,

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from kamlib._scoring import clean_numeric, validate_weights, weighted_percent_rank_score
-from kamlib._validation import check_bands, check_choice, check_columns, normalize_by
+from kamlib._validation import (
+    any_column_name,
+    check_bands,
+    check_choice,
+    check_columns,
+    normalize_by,
+)
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -120,6 +126,7 @@ def _critical_condition(
     return condition
 
 
+@any_column_name("health_score")
 def health_score(
     df: DataFrame,
     *,
@@ -245,6 +252,7 @@ def health_score(
     return scored.withColumn("health_band", band)
 
 
+@any_column_name("health_trend")
 def health_trend(
     df: DataFrame,
     *,
@@ -264,7 +272,8 @@ def health_trend(
 
         \text{health\_slope\_30d} = 30\,\frac{\sum (t - \bar t)(y - \bar y)}{\sum (t - \bar t)^2}
 
-    (least-squares slope, points per 30 days; null with fewer than two distinct dates).
+    (least-squares slope, points per 30 days; null -- never NaN -- with fewer than two
+    distinct dates with a score). NaN and ±inf scores count as missing scores.
     ``health_change_last`` = score at the last snapshot - score at the one before (null if
     either is null or there is one snapshot); ``band_changes`` = number of consecutive
     snapshot pairs whose band differs (null bands count as a band of their own).
@@ -315,41 +324,49 @@ def health_trend(
     days = F.datediff(F.to_date(F.col(as_of_col)), F.lit("1970-01-01").cast("date"))
     rows = df.select(
         F.col(account_col),
-        F.col(as_of_col).alias("_t"),
-        days.cast("double").alias("_d"),
-        score.alias("_y"),
-        (score - F.lag(score).over(order)).alias("_chg"),
+        F.col(as_of_col).alias("__kamlib_t"),
+        days.cast("double").alias("__kamlib_d"),
+        score.alias("__kamlib_y"),
+        (score - F.lag(score).over(order)).alias("__kamlib_chg"),
         *(
             []
             if band_col is None
             else [
-                F.col(band_col).alias("_b"),
+                F.col(band_col).alias("__kamlib_b"),
                 F.when(
                     F.row_number().over(order) > 1,
                     ~F.col(band_col).eqNullSafe(F.lag(F.col(band_col)).over(order)),
-                ).alias("_bc"),
+                ).alias("__kamlib_bc"),
             ]
         ),
     )
+    # Null (never NaN) with fewer than two distinct as_of points with a score, and wherever
+    # the least-squares arithmetic itself is not a number (e.g. scores near ±1e308).
+    points = F.count_distinct(F.when(F.col("__kamlib_y").isNotNull(), F.col("__kamlib_d")))
+    raw_slope = F.lit(30.0) * F.regr_slope("__kamlib_y", "__kamlib_d")
+    slope = F.when((points >= 2) & ~F.isnan(raw_slope), raw_slope)
     aggs = [
         F.count(F.lit(1)).cast("int").alias("n_snapshots"),
-        F.min("_t").alias("first_as_of"),
-        F.max("_t").alias("last_as_of"),
-        F.max_by("_y", "_t").alias("health_score_last"),
-        F.max_by("_chg", "_t").alias("health_change_last"),
-        (F.lit(30.0) * F.regr_slope("_y", "_d")).alias("health_slope_30d"),
+        F.min("__kamlib_t").alias("first_as_of"),
+        F.max("__kamlib_t").alias("last_as_of"),
+        F.max_by("__kamlib_y", "__kamlib_t").alias("health_score_last"),
+        F.max_by("__kamlib_chg", "__kamlib_t").alias("health_change_last"),
+        slope.alias("health_slope_30d"),
     ]
     if band_col is not None:
         aggs += [
-            F.max_by("_b", "_t").alias("health_band_last"),
-            F.sum(F.col("_bc").cast("int")).cast("int").alias("_n_bc"),
+            F.max_by("__kamlib_b", "__kamlib_t").alias("health_band_last"),
+            F.sum(F.col("__kamlib_bc").cast("int")).cast("int").alias("__kamlib_n_bc"),
         ]
     out = rows.groupBy(account_col).agg(*aggs)
     if band_col is not None:
-        out = out.withColumn("band_changes", F.coalesce(F.col("_n_bc"), F.lit(0))).drop("_n_bc")
+        out = out.withColumn("band_changes", F.coalesce(F.col("__kamlib_n_bc"), F.lit(0))).drop(
+            "__kamlib_n_bc"
+        )
     return out
 
 
+@any_column_name("evaluate_health")
 def evaluate_health(
     scores: DataFrame,
     labels: DataFrame,
@@ -408,32 +425,39 @@ def evaluate_health(
     )
     joined = scores.select(
         account_col,
-        clean_numeric(scores, score_col).cast("double").alias("_s"),
-        F.col(band_col).alias("_band"),
-    ).join(labels.select(account_col, F.col(label_col).alias("_y")), account_col)
-    pos = F.col("_y").cast("int")
+        clean_numeric(scores, score_col).cast("double").alias("__kamlib_s"),
+        F.col(band_col).alias("__kamlib_band"),
+    ).join(labels.select(account_col, F.col(label_col).alias("__kamlib_y")), account_col)
+    pos = F.col("__kamlib_y").cast("int")
     per_score = (
-        joined.where(F.col("_s").isNotNull() & F.col("_y").isNotNull())
-        .groupBy("_s")
-        .agg(F.sum(pos).alias("_p"), F.sum(1 - pos).alias("_q"))
+        joined.where(F.col("__kamlib_s").isNotNull() & F.col("__kamlib_y").isNotNull())
+        .groupBy("__kamlib_s")
+        .agg(F.sum(pos).alias("__kamlib_p"), F.sum(1 - pos).alias("__kamlib_q"))
     )
-    above = Window.orderBy(F.col("_s").desc()).rowsBetween(
+    above = Window.orderBy(F.col("__kamlib_s").desc()).rowsBetween(
         Window.unboundedPreceding, Window.currentRow
     )
     auc = (
-        per_score.withColumn("_q_above", F.sum("_q").over(above) - F.col("_q"))
+        per_score.withColumn(
+            "__kamlib_q_above", F.sum("__kamlib_q").over(above) - F.col("__kamlib_q")
+        )
         .agg(
-            F.sum(F.col("_p") * F.col("_q_above") + 0.5 * F.col("_p") * F.col("_q")).alias("_u"),
-            F.sum("_p").alias("_n1"),
-            F.sum("_q").alias("_n0"),
+            F.sum(
+                F.col("__kamlib_p") * F.col("__kamlib_q_above")
+                + 0.5 * F.col("__kamlib_p") * F.col("__kamlib_q")
+            ).alias("__kamlib_u"),
+            F.sum("__kamlib_p").alias("__kamlib_n1"),
+            F.sum("__kamlib_q").alias("__kamlib_n0"),
         )
         .select(
-            F.try_divide(F.col("_u"), (F.col("_n1") * F.col("_n0")).cast("double")).alias("auc")
+            F.try_divide(
+                F.col("__kamlib_u"), (F.col("__kamlib_n1") * F.col("__kamlib_n0")).cast("double")
+            ).alias("auc")
         )
     )
     bands = (
-        joined.where(F.col("_y").isNotNull())
-        .groupBy(F.col("_band").alias(band_col))
+        joined.where(F.col("__kamlib_y").isNotNull())
+        .groupBy(F.col("__kamlib_band").alias(band_col))
         .agg(
             F.count(F.lit(1)).alias("n_accounts"),
             F.sum(pos).alias("n_churned"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kamlib._validation import require_columns
+from kamlib._validation import any_column_name, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["roll_up", "ultimate_parents"]
 
 
+@any_column_name("ultimate_parents")
 def ultimate_parents(
     hierarchy: DataFrame, *, account_col: str = "account_id", parent_col: str = "parent_id"
 ) -> DataFrame:
@@ -149,6 +150,7 @@ def ultimate_parents(
     )
 
 
+@any_column_name("roll_up")
 def roll_up(
     df: DataFrame,
     hierarchy: DataFrame,
@@ -199,15 +201,15 @@ def roll_up(
     else:
         parents = ultimate_parents(hierarchy, account_col=account_col, parent_col=parent_col)
     mapping = parents.select(
-        F.col(account_col).alias("__kam_acc"), F.col("ultimate_parent_id").alias("__kam_up")
+        F.col(account_col).alias("__kamlib_acc"), F.col("ultimate_parent_id").alias("__kamlib_up")
     )
-    joined = df.join(mapping, F.col(account_col) == F.col("__kam_acc"), "left")
+    joined = df.join(mapping, F.col(account_col) == F.col("__kamlib_acc"), "left")
     out = []
     for c in df.columns:
         if c == account_col:
             if original_col:
                 out.append(F.col(account_col).alias(original_col))
-            out.append(F.coalesce(F.col("__kam_up"), F.col(account_col)).alias(account_col))
+            out.append(F.coalesce(F.col("__kamlib_up"), F.col(account_col)).alias(account_col))
         else:
             out.append(F.col(c))
     return joined.select(*out)

@@ -20,7 +20,14 @@ import datetime as _dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from kamlib._validation import check_choice, column_names, normalize_by, require_columns
+from kamlib._validation import (
+    any_column_name,
+    check_choice,
+    column_names,
+    finite,
+    normalize_by,
+    require_columns,
+)
 from kamlib.errors import SchemaError
 from kamlib.retention import _period_index, _period_start, retention_rates, revenue_bridge
 
@@ -31,7 +38,7 @@ __all__ = ["Period", "cohort_retention", "contract_mrr", "mrr_bridge", "mrr_move
 
 Period = Literal["month", "quarter", "year"]
 
-_M = "__kam_m"
+_M = "__kamlib_m"
 
 
 def _check_by(
@@ -50,6 +57,7 @@ def _check_by(
     return keys
 
 
+@any_column_name("contract_mrr")
 def contract_mrr(
     contracts: DataFrame,
     *,
@@ -100,11 +108,12 @@ def contract_mrr(
     Notes
     -----
     Excluded (and counted in ``excluded_rows``): a null account, start, amount or interval
-    (or product, with ``product_col``); an end before the start; an interval <= 0 or not a
-    whole number; a negative or non-finite amount; and every extra copy of an exactly
-    duplicated contract row (the first copy is kept). A wrongly typed column is a
-    :class:`~kamlib.SchemaError` before any job. A group whose contracts are all invalid has no
-    rows, so its count is not visible; count invalid rows yourself if you need that case.
+    (or product, with ``product_col``); an end before the start; an interval <= 0, not
+    finite or not a whole number; a negative or non-finite (NaN, ±inf) amount; and every
+    extra copy of an exactly duplicated contract row (the first copy is kept). A wrongly
+    typed column is a :class:`~kamlib.SchemaError` before any job. A group whose contracts are
+    all invalid has no rows, so its count is not visible; count invalid rows yourself if you
+    need that case.
 
     References
     ----------
@@ -162,54 +171,58 @@ def contract_mrr(
         & amount.isNotNull()
         & interval.isNotNull()
         & (end.isNull() | (end >= start))
+        & finite(interval)
         & (interval > 0)
-        & (interval == F.floor(interval))
-        & ~F.isnan(amount)
-        & (F.abs(amount) != F.lit(float("inf")))
+        & (interval % F.lit(1.0) == F.lit(0.0))
+        & finite(amount)
         & (amount >= 0)
     )
     if product_col:
         valid = valid & F.col(product_col).isNotNull()
     base = contracts.select(
         *[F.col(c) for c in ids],
-        start.alias("__kam_s"),
-        end.alias("__kam_e"),
-        amount.alias("__kam_a"),
-        interval.alias("__kam_i"),
-        F.coalesce(valid, F.lit(False)).alias("__kam_ok"),
+        start.alias("__kamlib_s"),
+        end.alias("__kamlib_e"),
+        amount.alias("__kamlib_a"),
+        interval.alias("__kamlib_i"),
+        F.coalesce(valid, F.lit(False)).alias("__kamlib_ok"),
     )
     # Exact duplicates collapse here; the extra copies are counted as excluded.
-    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kam_n"))
-    ok = F.col("__kam_ok")
+    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kamlib_n"))
+    ok = F.col("__kamlib_ok")
     # Per-group excluded counts and default observation end: one small aggregation (one row
     # per group), broadcast back; no single-partition window over all contracts.
-    last_day = F.greatest(F.col("__kam_s"), F.coalesce("__kam_e", "__kam_s"))
+    last_day = F.greatest(F.col("__kamlib_s"), F.coalesce("__kamlib_e", "__kamlib_s"))
     per_group = distinct.groupBy(*keys).agg(
-        F.sum(F.when(ok, F.col("__kam_n") - 1).otherwise(F.col("__kam_n"))).alias("__kam_ex"),
+        F.sum(F.when(ok, F.col("__kamlib_n") - 1).otherwise(F.col("__kamlib_n"))).alias(
+            "__kamlib_ex"
+        ),
         _period_index(
             F.lit(obs) if obs is not None else F.max(F.when(ok, last_day)), "month"
-        ).alias("__kam_last"),
+        ).alias("__kamlib_last"),
     )
     renamed = per_group.select(
-        *[F.col(k).alias(f"__kam_g{i}") for i, k in enumerate(keys)], "__kam_ex", "__kam_last"
+        *[F.col(k).alias(f"__kamlib_g{i}") for i, k in enumerate(keys)],
+        "__kamlib_ex",
+        "__kamlib_last",
     )
     valid_rows = distinct.filter(ok)
     if keys:
-        cond = [F.col(k).eqNullSafe(F.col(f"__kam_g{i}")) for i, k in enumerate(keys)]
+        cond = [F.col(k).eqNullSafe(F.col(f"__kamlib_g{i}")) for i, k in enumerate(keys)]
         with_group = valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
     else:
         with_group = valid_rows.crossJoin(F.broadcast(renamed))
-    first_m = _period_index(F.col("__kam_s"), "month")
+    first_m = _period_index(F.col("__kamlib_s"), "month")
     # Active on the last day of month m  <=>  month(start) <= m < month(end).
     stop = F.least(
-        F.coalesce(_period_index(F.col("__kam_e"), "month") - F.lit(1), F.col("__kam_last")),
-        F.col("__kam_last"),
+        F.coalesce(_period_index(F.col("__kamlib_e"), "month") - F.lit(1), F.col("__kamlib_last")),
+        F.col("__kamlib_last"),
     )
     exploded = with_group.select(
         *ids,
-        "__kam_ex",
-        "__kam_a",
-        "__kam_i",
+        "__kamlib_ex",
+        "__kamlib_a",
+        "__kamlib_i",
         F.explode(
             F.when(first_m <= stop, F.sequence(first_m, stop)).otherwise(
                 F.array().cast("array<int>")
@@ -217,8 +230,8 @@ def contract_mrr(
         ).alias(_M),
     )
     per_month = exploded.groupBy(*ids, _M).agg(
-        F.sum(F.col("__kam_a") / F.col("__kam_i")).alias("mrr"),
-        F.max("__kam_ex").alias("excluded_rows"),
+        F.sum(F.col("__kamlib_a") / F.col("__kamlib_i")).alias("mrr"),
+        F.max("__kamlib_ex").alias("excluded_rows"),
     )
     return per_month.filter(F.col("mrr") > 0).select(
         *ids,
@@ -228,6 +241,7 @@ def contract_mrr(
     )
 
 
+@any_column_name("mrr_movements")
 def mrr_movements(
     mrr: DataFrame,
     *,
@@ -306,6 +320,7 @@ def _validate_mrr(df: DataFrame, func: str, account_col: str, month_col: str, mr
     )
 
 
+@any_column_name("mrr_bridge")
 def mrr_bridge(
     mrr: DataFrame,
     *,
@@ -402,6 +417,7 @@ def mrr_bridge(
     )
 
 
+@any_column_name("cohort_retention")
 def cohort_retention(
     df: DataFrame,
     *,
@@ -442,7 +458,7 @@ def cohort_retention(
         One row per (``by``..., ``cohort``, ``period_number``): ``cohort`` (date, first day of
         the period), ``period_number``, ``cohort_accounts``, ``active_accounts``, ``revenue``,
         ``logo_retention``, ``revenue_retention``, ``excluded_rows`` (input rows of the group
-        with a null account, date or value).
+        with a null account, date or value, or a NaN or ±inf value).
 
     References
     ----------
@@ -476,65 +492,70 @@ def cohort_retention(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    valid = (
-        F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & F.col(value_col).isNotNull()
-    )
+    # NaN and ±inf values are invalid (excluded and counted); the value is summed as a double,
+    # so bigint / decimal sums cannot overflow under ANSI.
+    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     base = df.select(
         *keys,
         F.col(account_col),
-        F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kam_p"),
-        F.when(valid, F.col(value_col)).alias("__kam_v"),
-        valid.alias("__kam_ok"),
+        F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kamlib_p"),
+        F.when(valid, F.col(value_col).cast("double")).alias("__kamlib_v"),
+        valid.alias("__kamlib_ok"),
     )
     bounds = base.groupBy(*keys).agg(
-        F.max(F.when(F.col("__kam_ok"), F.col("__kam_p"))).alias("__kam_last"),
-        F.count_if(~F.col("__kam_ok")).alias("excluded_rows"),
+        F.max(F.when(F.col("__kamlib_ok"), F.col("__kamlib_p"))).alias("__kamlib_last"),
+        F.count_if(~F.col("__kamlib_ok")).alias("excluded_rows"),
     )
     per = (
-        base.filter(F.col("__kam_ok"))
+        base.filter(F.col("__kamlib_ok"))
         .repartition(*keys, account_col)
-        .groupBy(*keys, account_col, "__kam_p")
-        .agg(F.sum("__kam_v").alias("__kam_v"))
+        .groupBy(*keys, account_col, "__kamlib_p")
+        .agg(F.sum("__kamlib_v").alias("__kamlib_v"))
         .select(
             *keys,
             account_col,
-            "__kam_p",
-            F.greatest(F.col("__kam_v").cast("double"), F.lit(0.0)).alias("__kam_v"),
+            "__kamlib_p",
+            F.greatest(F.col("__kamlib_v").cast("double"), F.lit(0.0)).alias("__kamlib_v"),
         )
-        .filter(F.col("__kam_v") > 0)
+        .filter(F.col("__kamlib_v") > 0)
     )
     w = Window.partitionBy(*keys, account_col)
     cells = (
-        per.select(*keys, "__kam_p", "__kam_v", F.min("__kam_p").over(w).alias("__kam_c"))
-        .groupBy(*keys, "__kam_c", (F.col("__kam_p") - F.col("__kam_c")).alias("period_number"))
+        per.select(
+            *keys, "__kamlib_p", "__kamlib_v", F.min("__kamlib_p").over(w).alias("__kamlib_c")
+        )
+        .groupBy(
+            *keys, "__kamlib_c", (F.col("__kamlib_p") - F.col("__kamlib_c")).alias("period_number")
+        )
         .agg(
             F.count(F.lit(1)).alias("active_accounts"),
-            F.sum("__kam_v").alias("revenue"),
+            F.sum("__kamlib_v").alias("revenue"),
         )
     )
     base0 = cells.filter(F.col("period_number") == 0).select(
         *keys,
-        "__kam_c",
+        "__kamlib_c",
         F.col("active_accounts").alias("cohort_accounts"),
-        F.col("revenue").alias("__kam_r0"),
+        F.col("revenue").alias("__kamlib_r0"),
     )
     cohorts = base0.join(bounds, on=keys, how="inner") if keys else base0.crossJoin(bounds)
     grid = cohorts.select(
         *keys,
-        "__kam_c",
+        "__kamlib_c",
         "cohort_accounts",
-        "__kam_r0",
+        "__kamlib_r0",
         "excluded_rows",
-        F.explode(F.sequence(F.lit(0), F.col("__kam_last") - F.col("__kam_c"))).alias(
+        F.explode(F.sequence(F.lit(0), F.col("__kamlib_last") - F.col("__kamlib_c"))).alias(
             "period_number"
         ),
     )
-    joined = grid.join(cells, on=[*keys, "__kam_c", "period_number"], how="left")
+    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
     active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
     revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
+    retention = F.try_divide(revenue, F.col("__kamlib_r0"))
     return joined.select(
         *keys,
-        _period_start(F.col("__kam_c"), period).alias("cohort"),
+        _period_start(F.col("__kamlib_c"), period).alias("cohort"),
         F.col("period_number").cast("int").alias("period_number"),
         F.col("cohort_accounts").cast("long").alias("cohort_accounts"),
         active.alias("active_accounts"),
@@ -542,6 +563,7 @@ def cohort_retention(
         F.try_divide(active.cast("double"), F.col("cohort_accounts").cast("double")).alias(
             "logo_retention"
         ),
-        F.try_divide(revenue, F.col("__kam_r0")).alias("revenue_retention"),
+        # null, never NaN, if an overflowed (infinite) revenue meets an infinite base
+        F.when(~F.isnan(retention), retention).alias("revenue_retention"),
         F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )

@@ -12,6 +12,8 @@ written twice.
 from __future__ import annotations
 
 import argparse
+import re
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from kamlib.cli._session import command_session
@@ -19,7 +21,7 @@ from kamlib.cli._session import command_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["add_parser", "run_stream"]
+__all__ = ["add_parser", "check_paths", "run_stream"]
 
 
 def add_parser(sub: Any) -> None:
@@ -205,6 +207,55 @@ def check_kafka(
             )
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_paths(func: str, paths: list[tuple[str, str]]) -> None:
+    """One-line :class:`SchemaError` for unusable ``--input`` / ``--output`` / ``--checkpoint``.
+
+    Runs before any Spark session starts. A local path that is an existing regular file is
+    rejected (each of them is a directory); two of the paths must neither be equal nor nested
+    one inside the other (a checkpoint inside the output, an output inside the landing
+    directory, ...). Local paths are compared after resolving ``~``, ``..`` and symlinks;
+    remote URIs (``scheme://...``) only as strings (trailing slashes ignored), and a URI is
+    never compared with a local path. Nothing is created or written here.
+    """
+    import os
+
+    from kamlib.errors import SchemaError
+
+    resolved: list[tuple[str, str, str, bool]] = []  # flag, given, comparable form, remote
+    for flag, value in paths:
+        if _URI.match(value):
+            resolved.append((flag, value, value.rstrip("/") or value, True))
+            continue
+        local = os.path.realpath(os.path.expanduser(value))
+        if os.path.isfile(local):
+            raise SchemaError(
+                f"{func}: {flag} {value!r} is an existing file; give a directory "
+                "(it is created if missing)"
+            )
+        resolved.append((flag, value, local, False))
+    for (flag_a, given_a, a, remote_a), (flag_b, given_b, b, remote_b) in combinations(resolved, 2):
+        if remote_a != remote_b:
+            continue
+        sep = "/" if remote_a else os.sep
+        if a == b:
+            raise SchemaError(
+                f"{func}: {flag_a} and {flag_b} are the same path {given_a!r}; give them "
+                "separate directories"
+            )
+        for (inner, in_given, in_path), (outer, out_given, out_path) in (
+            ((flag_b, given_b, b), (flag_a, given_a, a)),
+            ((flag_a, given_a, a), (flag_b, given_b, b)),
+        ):
+            if in_path.startswith(out_path.rstrip(sep) + sep):
+                raise SchemaError(
+                    f"{func}: {inner} {in_given!r} is inside {outer} {out_given!r}; give "
+                    "them separate, non-nested directories"
+                )
+
+
 def _run(args: argparse.Namespace) -> int:
     return run_stream(
         source=args.source,
@@ -283,6 +334,9 @@ def run_stream(
     for name, value in paths:
         if not value:
             raise SchemaError(f"{func}: {name} must be a directory, found {value!r}")
+    # before any Spark session: no file where a directory goes, no path inside another
+    given = [(name, value) for name, value in paths[::-1] if value]  # input, output
+    check_paths(func, [*given, ("--checkpoint", checkpoint)])
     options = dict(kafka_options or {})
     built = None
     if source == "kafka":

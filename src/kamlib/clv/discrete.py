@@ -26,6 +26,7 @@ from scipy.special import betaln, gammaln, logsumexp
 
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import (
+    any_column_name,
     check_choice,
     check_finite_positive,
     check_fraction,
@@ -63,6 +64,7 @@ def _period_index(col: Column, period: str) -> Column:
     return F.year(col) * F.lit(12) + F.month(col) - F.lit(1)
 
 
+@any_column_name("discrete_rfm_summary")
 def discrete_rfm_summary(
     df: DataFrame,
     *,

@@ -97,6 +97,18 @@ def _require_summary(
         require_columns(df, func, weights_col=(weights_col, "numeric"))
 
 
+def _without_null_account_row(df: DataFrame, names: tuple[str, str, str]) -> DataFrame:
+    """``df`` without rows whose frequency, recency and T are all null.
+
+    That is :func:`~kamlib.clv.rfm_summary`'s row counting the rows with a null account (already
+    excluded and counted there): a fit skips it. A row with only some statistics null is still
+    invalid (:class:`SchemaError`).
+    """
+    from kamlib._validation import col
+
+    return df.where(~(col(names[0]).isNull() & col(names[1]).isNull() & col(names[2]).isNull()))
+
+
 def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> FloatArray:
     """``values`` where the summary is valid, NaN (null in Spark) where it is not.
 
@@ -412,7 +424,8 @@ class _TransactionModel(FittedModel):
         _require_summary(df, func, (frequency_col, recency_col, T_col), weights_col)
         weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
         distinct = (
-            df.select(
+            _without_null_account_row(df, (frequency_col, recency_col, T_col))
+            .select(
                 F.col(frequency_col).cast("double").alias("x"),
                 F.col(recency_col).cast("double").alias("tx"),
                 F.col(T_col).cast("double").alias("T"),
@@ -681,7 +694,8 @@ class _TransactionModel(FittedModel):
         weight = F.lit(1.0) if weights_col is None else col(weights_col).cast("double")
         keys = ["x", "tx", "T", *[f"z{i}" for i in range(len(covariates))]]
         grouped = (
-            df.select(
+            _without_null_account_row(df, (frequency_col, recency_col, T_col))
+            .select(
                 F.when(ok, col(frequency_col).cast("double")).alias("x"),
                 F.when(ok, col(recency_col).cast("double")).alias("tx"),
                 F.when(ok, col(T_col).cast("double")).alias("T"),

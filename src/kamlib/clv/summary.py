@@ -72,8 +72,14 @@ def _daily(
     value_col: str,
     end: _dt.date | None,
     start_after: _dt.date | None = None,
+    *,
+    keep_null_accounts: bool = False,
 ) -> DataFrame:
-    """One row per (account, day): summed valid value, valid and invalid row counts."""
+    """One row per (account, day): summed valid value, valid and invalid row counts.
+
+    With ``keep_null_accounts`` the rows with a null account stay, all invalid (one null
+    account group, counted by :func:`_summarise`); otherwise they are dropped.
+    """
     from pyspark.sql import functions as F
 
     day = F.col(f"{_PREFIX}day")
@@ -82,12 +88,14 @@ def _daily(
         F.col(account_col).alias(account_col),
         F.to_date(F.col(date_col)).alias(f"{_PREFIX}day"),
         _clean_amount(df, value_col).alias(f"{_PREFIX}amount"),
-    ).where(F.col(account_col).isNotNull())
+    )
+    if not keep_null_accounts:
+        base = base.where(F.col(account_col).isNotNull())
     if end is not None:
         base = base.where(day.isNull() | (day <= F.lit(end)))
     if start_after is not None:
         base = base.where(day.isNull() | (day > F.lit(start_after)))
-    valid = day.isNotNull() & amount.isNotNull()
+    valid = F.col(account_col).isNotNull() & day.isNotNull() & amount.isNotNull()
     # Shuffle the rows once, by account: the daily sums and the per-account aggregate that
     # follows then need no second exchange. (A plain groupBy(account, day) would partially
     # aggregate first, which barely reduces transaction rows but costs a hash map over every
@@ -120,8 +128,10 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
         ),
         F.sum(F.col(f"{_PREFIX}invalid")).alias("n_excluded"),
     )
+    account = F.col(account_col)
     if end is None:
-        ends = daily.agg(F.max(day).alias(f"{_PREFIX}end"))
+        # the latest date of the rows with an account (null-account rows never set the end)
+        ends = daily.agg(F.max(F.when(account.isNotNull(), day)).alias(f"{_PREFIX}end"))
         per_account = per_account.crossJoin(F.broadcast(ends))
         end_col = F.col(f"{_PREFIX}end")
     else:
@@ -130,13 +140,18 @@ def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: f
     n_days = F.col(f"{_PREFIX}days")
     repeat_total = F.col(f"{_PREFIX}total") - F.col(f"{_PREFIX}first_value")
     unit_lit = F.lit(unit)
-    return per_account.where(n_days > 0).select(
-        F.col(account_col),
-        (n_days - 1).cast("double").alias("frequency"),
-        (F.datediff(F.col(f"{_PREFIX}last"), first).cast("double") / unit_lit).alias("recency"),
-        (F.datediff(end_col, first).cast("double") / unit_lit).alias("T"),
-        F.when(n_days > 1, repeat_total / (n_days - 1).cast("double"))
-        .otherwise(F.lit(0.0))
+    # The null-account group (only with keep_null_accounts) has no purchase: one row with null
+    # statistics and its excluded row count, so those rows never vanish silently.
+    has = account.isNotNull()
+    return per_account.where((n_days > 0) | account.isNull()).select(
+        account,
+        F.when(has, (n_days - 1).cast("double")).alias("frequency"),
+        F.when(has, F.datediff(F.col(f"{_PREFIX}last"), first).cast("double") / unit_lit).alias(
+            "recency"
+        ),
+        F.when(has, F.datediff(end_col, first).cast("double") / unit_lit).alias("T"),
+        F.when(has & (n_days > 1), repeat_total / (n_days - 1).cast("double"))
+        .when(has, F.lit(0.0))
         .alias("monetary_value"),
         F.col("n_excluded").cast("long").alias("n_excluded"),
     )
@@ -187,13 +202,18 @@ def rfm_summary(
     pyspark.sql.DataFrame
         ``account_col``, ``frequency``, ``recency``, ``T``, ``monetary_value`` (doubles) and
         ``n_excluded`` (long): one row per account with at least one valid purchase on or
-        before the observation end.
+        before the observation end, plus one row with a null account when there are rows
+        with a null account (see Notes).
 
     Notes
     -----
-    Rows with a null account are ignored. Rows with a null date, or a null, NaN or ±inf amount,
-    are excluded from the summary and counted in ``n_excluded`` of their account (lifetimes
-    would count a null amount as 0). ``n_excluded`` is an addition to lifetimes' columns.
+    Rows with a null date, or a null, NaN or ±inf amount, are excluded from the summary and
+    counted in ``n_excluded`` of their account (lifetimes would count a null amount as 0).
+    Rows with a null account (on or before the observation end) do not vanish: they are
+    counted in one extra row with a null account, null ``frequency``, ``recency``, ``T`` and
+    ``monetary_value`` and their number in ``n_excluded`` (drop it with
+    ``.where(F.col(account_col).isNotNull())`` before fitting a model, which rejects null
+    statistics). ``n_excluded`` is an addition to lifetimes' columns.
 
     References
     ----------
@@ -215,7 +235,7 @@ def rfm_summary(
     func = "rfm_summary"
     unit = _validate(func, df, account_col, date_col, value_col, freq)
     end = None if observation_end is None else _as_day(func, "observation_end", observation_end)
-    daily = _daily(df, account_col, date_col, value_col, end)
+    daily = _daily(df, account_col, date_col, value_col, end, keep_null_accounts=True)
     return _summarise(daily, account_col, end, unit)
 
 
