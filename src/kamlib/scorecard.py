@@ -313,51 +313,32 @@ def account_scorecard(
         transaction_model=transaction_model,
         spend_model=spend_model,
     )
-    _check_inputs(
-        func,
-        transactions,
-        surveys=surveys,
-        wallets=wallets,
-        targets=targets,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        survey_date_col=survey_date_col,
-        score_col=score_col,
-        wallet_col=wallet_col,
-        target_col=target_col,
-        product_col=product_col,
-        segment_col=segment_col,
+    cols = _Columns(
+        account_col,
+        date_col,
+        value_col,
+        survey_date_col,
+        score_col,
+        wallet_col,
+        target_col,
+        product_col,
+        segment_col,
     )
+    _check_inputs(func, transactions, cols, surveys=surveys, wallets=wallets, targets=targets)
     weights = _check_weights(
         func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
     )
-    growth_cols = [c for c in (product_col, segment_col) if c is not None]
-    tx = _filtered_transactions(
-        transactions,
-        opts.as_of,
-        columns=[account_col, date_col, value_col, *growth_cols],
-        date_col=date_col,
-        cache=cache,
-    )
-    base = _revenue_frame(tx, opts, account_col=account_col, date_col=date_col, value_col=value_col)
-    classified = _classified(base, opts, account_col=account_col, top_share=top_share)
+    tx = _filtered_transactions(transactions, opts, cols, cache=cache)
+    base = _revenue_frame(tx, opts, cols)
+    classified = _classified(base, opts, cols, top_share=top_share)
     extra = _extra_frames(
         tx,
         opts,
+        cols,
         surveys=surveys,
         wallets=wallets,
         targets=targets,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        survey_date_col=survey_date_col,
-        score_col=score_col,
         survey_window_days=survey_window_days,
-        wallet_col=wallet_col,
-        target_col=target_col,
-        product_col=product_col,
-        segment_col=segment_col,
     )
     used = _used_weights(
         func,
@@ -369,32 +350,29 @@ def account_scorecard(
         targets=targets is not None,
         churn_model=churn_model,
     )
-    clv = _clv_frame(  # the only eager step: the model fits (unless the models are given)
-        tx,
-        as_of=opts.as_of,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        freq=freq,
-        months=opts.months,
-        discount_rate=float(discount_rate),
-        penalizer=float(penalizer),
-        transaction_model=transaction_model,
-        spend_model=spend_model,
-    )
+    clv = _clv_frame(tx, opts, cols)  # the only eager step: the model fits (unless given)
     card = _joined(
-        base,
-        classified,
-        clv,
-        extra,
-        account_col=account_col,
-        wallets=wallets is not None,
-        targets=targets is not None,
+        base, classified, clv, extra, cols, wallets=wallets is not None, targets=targets is not None
     )
-    card = _scored(card, opts, used, account_col=account_col, churn_model=churn_model)
+    card = _scored(card, opts, used, cols, churn_model=churn_model)
     if cache:
         card = _materialise(card, tx, opts.as_of)
     return card
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The column names of :func:`account_scorecard`'s inputs."""
+
+    account: str
+    date: str
+    value: str
+    survey_date: str
+    score: str
+    wallet: str
+    target: str
+    product: str | None
+    segment: str | None
 
 
 @dataclass(frozen=True)
@@ -408,6 +386,11 @@ class _Options:
     abc: tuple[float, float]
     bands: tuple[float, float]
     lower_is_better: tuple[str, ...]
+    freq: Freq
+    discount_rate: float
+    penalizer: float
+    transaction_model: TransactionModel | None
+    spend_model: SpendModel | None
 
 
 def _check_options(
@@ -454,27 +437,36 @@ def _check_options(
         check_model(func, "transaction_model", transaction_model, TransactionModel)
     if spend_model is not None:
         check_model(func, "spend_model", spend_model, SpendModel)
-    return _Options(as_of_ts, window, windows, months, abc, bands, lower_is_better)
+    return _Options(
+        as_of_ts,
+        window,
+        windows,
+        months,
+        abc,
+        bands,
+        lower_is_better,
+        freq,
+        float(discount_rate),
+        float(penalizer),
+        transaction_model,
+        spend_model,
+    )
 
 
 def _check_inputs(
     func: str,
     transactions: DataFrame,
+    cols: _Columns,
     *,
     surveys: DataFrame | None,
     wallets: DataFrame | None,
     targets: DataFrame | None,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    survey_date_col: str,
-    score_col: str,
-    wallet_col: str,
-    target_col: str,
-    product_col: str | None,
-    segment_col: str | None,
 ) -> None:
     """Check the columns of every input and that their account columns share one type."""
+    account_col, date_col, value_col = cols.account, cols.date, cols.value
+    product_col, segment_col = cols.product, cols.segment
+    survey_date_col, score_col = cols.survey_date, cols.score
+    wallet_col, target_col = cols.wallet, cols.target
     require_columns(
         transactions,
         func,
@@ -507,9 +499,9 @@ def _check_inputs(
         inputs.append(("wallets", wallets, {"wallet_col": (wallet_col, "numeric")}))
     if targets is not None:
         inputs.append(("targets", targets, {"target_col": (target_col, "numeric")}))
-    for name, frame, cols in inputs:
+    for name, frame, required in inputs:
         try:
-            require_columns(frame, func, account_col=(account_col, "any"), **cols)
+            require_columns(frame, func, account_col=(account_col, "any"), **required)
         except SchemaError as exc:
             raise SchemaError(str(exc).replace(f"{func}(): ", f"{func}(): {name}=: ", 1)) from None
         found = _type_of(frame, account_col)
@@ -521,26 +513,22 @@ def _check_inputs(
 
 
 def _filtered_transactions(
-    transactions: DataFrame,
-    as_of: _dt.datetime,
-    *,
-    columns: list[str],
-    date_col: str,
-    cache: bool,
+    transactions: DataFrame, opts: _Options, cols: _Columns, *, cache: bool
 ) -> DataFrame:
-    """The transactions before ``as_of`` (only ``columns``), persisted when ``cache``."""
+    """The transactions before ``as_of`` (only the used columns), persisted when ``cache``."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    tx = transactions.where(F.col(date_col) < _as_of_literal(as_of)).select(*columns)
+    growth_cols = [c for c in (cols.product, cols.segment) if c is not None]
+    tx = transactions.where(F.col(cols.date) < _as_of_literal(opts.as_of)).select(
+        cols.account, cols.date, cols.value, *growth_cols
+    )
     if cache:
         tx = tx.persist(StorageLevel.MEMORY_AND_DISK)
     return tx
 
 
-def _revenue_frame(
-    tx: DataFrame, opts: _Options, *, account_col: str, date_col: str, value_col: str
-) -> DataFrame:
+def _revenue_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     """The churn features of every window plus ``revenue`` and ``revenue_growth``."""
     from pyspark.sql import functions as F
 
@@ -549,9 +537,9 @@ def _revenue_frame(
     features = churn_features(
         tx,
         as_of=opts.as_of,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
+        account_col=cols.account,
+        date_col=cols.date,
+        value_col=cols.value,
         windows=tuple(sorted(set(opts.windows) | {opts.window})),
     )
     rev = f"revenue_{opts.window}d"
@@ -559,40 +547,30 @@ def _revenue_frame(
     return features.withColumn("revenue", F.col(rev)).withColumn("revenue_growth", F.col(trend))
 
 
-def _classified(
-    base: DataFrame, opts: _Options, *, account_col: str, top_share: float
-) -> DataFrame:
+def _classified(base: DataFrame, opts: _Options, cols: _Columns, *, top_share: float) -> DataFrame:
     """Value rank, shares, ABC tier and key-account flag of ``revenue``."""
     from kamlib.classify import classify_accounts
 
     return classify_accounts(
-        base.select(account_col, "revenue"),
-        account_col=account_col,
+        base.select(cols.account, "revenue"),
+        account_col=cols.account,
         value_col="revenue",
         top_share=top_share,
         abc_thresholds=opts.abc,
     ).select(
-        account_col, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
+        cols.account, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
     )
 
 
 def _extra_frames(
     tx: DataFrame,
     opts: _Options,
+    cols: _Columns,
     *,
     surveys: DataFrame | None,
     wallets: DataFrame | None,
     targets: DataFrame | None,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    survey_date_col: str,
-    score_col: str,
     survey_window_days: int | None,
-    wallet_col: str,
-    target_col: str,
-    product_col: str | None,
-    segment_col: str | None,
 ) -> list[DataFrame]:
     """The per-account NPS, wallet, target and growth frames of the optional inputs."""
     from pyspark.sql import functions as F
@@ -603,34 +581,34 @@ def _extra_frames(
             _account_nps(
                 surveys,
                 as_of=opts.as_of,
-                account_col=account_col,
-                date_col=survey_date_col,
-                score_col=score_col,
+                account_col=cols.account,
+                date_col=cols.survey_date,
+                score_col=cols.score,
                 window_days=survey_window_days,
             )
         )
     if wallets is not None:
         extra.append(
-            wallets.groupBy(account_col).agg(
-                F.avg(F.col(wallet_col)).cast("double").alias("wallet")
+            wallets.groupBy(cols.account).agg(
+                F.avg(F.col(cols.wallet)).cast("double").alias("wallet")
             )
         )
     if targets is not None:
         extra.append(
-            targets.groupBy(account_col).agg(
-                F.sum(F.col(target_col)).cast("double").alias("target")
+            targets.groupBy(cols.account).agg(
+                F.sum(F.col(cols.target)).cast("double").alias("target")
             )
         )
-    if product_col is not None:
+    if cols.product is not None:
         since = opts.as_of - _dt.timedelta(days=opts.window)
         since_col = F.lit(since.isoformat(sep=" ")).cast("timestamp")
         extra.append(
             _growth_frame(
-                tx.where(F.col(date_col) >= since_col),
-                account_col=account_col,
-                product_col=product_col,
-                value_col=value_col,
-                segment_col=segment_col,
+                tx.where(F.col(cols.date) >= since_col),
+                account_col=cols.account,
+                product_col=cols.product,
+                value_col=cols.value,
+                segment_col=cols.segment,
             )
         )
     return extra
@@ -679,17 +657,17 @@ def _joined(
     classified: DataFrame,
     clv: DataFrame,
     extra: list[DataFrame],
+    cols: _Columns,
     *,
-    account_col: str,
     wallets: bool,
     targets: bool,
 ) -> DataFrame:
     """Left-join every metric frame to ``base``; add share of wallet and target attainment."""
     from pyspark.sql import functions as F
 
-    card = base.join(classified, on=account_col, how="left").join(clv, on=account_col, how="left")
+    card = base.join(classified, on=cols.account, how="left").join(clv, on=cols.account, how="left")
     for frame in extra:
-        card = card.join(frame, on=account_col, how="left")
+        card = card.join(frame, on=cols.account, how="left")
     if wallets:
         from kamlib.wallet import share_of_wallet
 
@@ -703,8 +681,8 @@ def _scored(
     card: DataFrame,
     opts: _Options,
     used: dict[str, float],
+    cols: _Columns,
     *,
-    account_col: str,
     churn_model: ChurnModel | None,
 ) -> DataFrame:
     """Add the health score, order the columns and add the churn probability."""
@@ -716,7 +694,7 @@ def _scored(
         lower_is_better=tuple(c for c in opts.lower_is_better if c in used),
         bands=opts.bands,
     )
-    ordered = [account_col] + [c for c in SCORECARD_COLUMNS if c in card.columns]
+    ordered = [cols.account] + [c for c in SCORECARD_COLUMNS if c in card.columns]
     rest = [c for c in card.columns if c not in ordered]
     card = card.select(*ordered, *rest)
     if churn_model is not None:
@@ -800,24 +778,14 @@ def _account_nps(
     )
 
 
-def _clv_frame(
-    tx: DataFrame,
-    *,
-    as_of: _dt.datetime,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    freq: Freq,
-    months: int,
-    discount_rate: float,
-    penalizer: float,
-    transaction_model: TransactionModel | None,
-    spend_model: SpendModel | None,
-) -> DataFrame:
+def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     """RFM summary at ``as_of`` scored with BG/NBD + Gamma-Gamma (fitted unless given)."""
     from pyspark.sql import functions as F
 
     from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, rfm_summary
+
+    as_of, freq, penalizer = opts.as_of, opts.freq, opts.penalizer
+    account_col, date_col, value_col = cols.account, cols.date, cols.value
 
     # Transactions are strictly before as_of: the last observable instant is just before it.
     observation_end = as_of - _dt.timedelta(microseconds=1)
@@ -829,11 +797,11 @@ def _clv_frame(
         observation_end=observation_end.date(),
         freq=freq,
     )
-    bg = transaction_model
+    bg = opts.transaction_model
     if bg is None:
         log.info("account_scorecard: fitting BG/NBD")
         bg = BetaGeo(penalizer=penalizer).fit(summary)
-    gg = spend_model
+    gg = opts.spend_model
     if gg is None:
         log.info("account_scorecard: fitting Gamma-Gamma")
         gg = GammaGamma(penalizer=penalizer).fit(summary)
@@ -847,8 +815,8 @@ def _clv_frame(
         scored,
         transaction_model=bg,
         spend_model=gg,
-        months=months,
-        discount_rate=discount_rate,
+        months=opts.months,
+        discount_rate=opts.discount_rate,
         freq=freq,
         output_col="clv",
     )
