@@ -440,3 +440,30 @@ def test_does_not_mutate_by_argument(spark):
     by = ["region"]
     retention_rates(df, by=by)
     assert by == ["region"]
+
+
+def test_bigint_max_amounts_do_not_overflow(spark):
+    # ANSI mode raises on bigint overflow: two Long.MAX_VALUE rows in one month must sum
+    # exactly (reference by hand: January = 2 * (2**63 - 1), February = 2**63 - 1).
+    big = 2**63 - 1
+    df = spark.createDataFrame(
+        [
+            ("a", d(2024, 1, 1), big),
+            ("a", d(2024, 1, 2), big),
+            ("a", d(2024, 2, 1), big),
+            ("b", d(2024, 1, 1), big),
+            ("b", d(2024, 2, 1), big),
+        ],
+        "account_id string, order_date date, amount bigint",
+    )
+    got = rows_by_key(revenue_bridge(df), "account_id")
+    assert got["a"]["previous_revenue"] == float(2 * big)
+    assert got["a"]["revenue"] == float(big)
+    assert got["a"]["movement"] == "contraction"
+    assert got["b"]["movement"] == "flat"  # exact sums: equal bigint totals compare equal
+    (r,) = retention_rates(df).collect()
+    assert r.starting_revenue == float(3 * big)
+    assert r.ending_revenue == float(2 * big)
+    assert r.contraction_revenue == float(big)
+    assert r.grr == pytest.approx(2 / 3)
+    assert r.nrr == pytest.approx(2 / 3)

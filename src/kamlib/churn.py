@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kamlib._spark import check_pyspark
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess without pysp
     raise
 
 from kamlib._validation import (
+    TEMP_PREFIX,
     any_column_name,
     check_fraction,
     check_int,
@@ -66,13 +68,17 @@ __all__ = [
 ]
 
 # Internal column names (prefixed so they never collide with user columns).
-_DAY = "__kam_day"
-_BUCKET = "__kam_k"
-_ASOF_DAY = "__kam_asof_day"
-_Y = "__kam_y"
-_NPOS = "__kam_npos"
-_NVALID = "__kam_nvalid"
-_NEXCL = "__kam_nexcl"
+_DAY = f"{TEMP_PREFIX}day"
+_BUCKET = f"{TEMP_PREFIX}k"
+_ASOF_DAY = f"{TEMP_PREFIX}asof_day"
+_Y = f"{TEMP_PREFIX}y"
+_NPOS = f"{TEMP_PREFIX}npos"
+_NVALID = f"{TEMP_PREFIX}nvalid"
+_NEXCL = f"{TEMP_PREFIX}nexcl"
+_N_PAST = f"{TEMP_PREFIX}n_past"
+_SPEND = f"{TEMP_PREFIX}spend"
+_WALLET = f"{TEMP_PREFIX}wallet"
+_SCORE = f"{TEMP_PREFIX}score"
 _AS_OF = "as_of"
 
 #: Columns that are identifiers, labels or data-quality counts, never model features.
@@ -175,7 +181,7 @@ def _feature_aggs(k: Column, windows: Sequence[int], extra_spend_days: int | Non
     valid_day = past & (F.col(_NVALID) > 0)
     y = F.col(_Y)
     aggs = [
-        F.count(F.when(past, True)).alias("__kam_n_past"),
+        F.count(F.when(past, True)).alias(_N_PAST),
         F.min(F.when(valid_day, k)).alias("recency_days"),
         F.max(F.when(valid_day, k)).alias("tenure_days"),
         _sum0(F.when(past | F.col(_DAY).isNull(), F.col(_NEXCL)))
@@ -188,18 +194,18 @@ def _feature_aggs(k: Column, windows: Sequence[int], extra_spend_days: int | Non
             _sum0(F.when(in_w, F.col(_NPOS))).cast("long").alias(f"n_orders_{w}d"),
             F.coalesce(F.sum(F.when(in_w, y)), F.lit(0.0)).alias(f"revenue_{w}d"),
             F.coalesce(F.sum(F.when((k > w) & (k <= 2 * w), y)), F.lit(0.0)).alias(
-                f"__kam_prev_{w}"
+                f"{TEMP_PREFIX}prev_{w}"
             ),
             # sum over days of d * y_d with d = w - k (0 = oldest day of the window)
-            F.coalesce(F.sum(F.when(in_w, y * (F.lit(w) - k))), F.lit(0.0)).alias(f"__kam_sdy_{w}"),
-            F.max(F.when(in_w & (F.col(_NVALID) > 0), y)).alias(f"__kam_max_{w}"),
-            F.count(F.when(in_w & (F.col(_NVALID) > 0), True)).alias(f"__kam_days_{w}"),
+            F.coalesce(F.sum(F.when(in_w, y * (F.lit(w) - k))), F.lit(0.0)).alias(
+                f"{TEMP_PREFIX}sdy_{w}"
+            ),
+            F.max(F.when(in_w & (F.col(_NVALID) > 0), y)).alias(f"{TEMP_PREFIX}max_{w}"),
+            F.count(F.when(in_w & (F.col(_NVALID) > 0), True)).alias(f"{TEMP_PREFIX}days_{w}"),
         ]
     if extra_spend_days is not None:
         aggs.append(
-            F.coalesce(F.sum(F.when(past & (k <= extra_spend_days), y)), F.lit(0.0)).alias(
-                "__kam_spend"
-            )
+            F.coalesce(F.sum(F.when(past & (k <= extra_spend_days), y)), F.lit(0.0)).alias(_SPEND)
         )
     return aggs
 
@@ -225,16 +231,17 @@ def _feature_select(windows: Sequence[int]) -> list[Column]:
     for w in windows:
         revenue = F.col(f"revenue_{w}d")
         mean = revenue / F.lit(float(w))
-        max_obs = F.col(f"__kam_max_{w}")
+        max_obs = F.col(f"{TEMP_PREFIX}max_{w}")
         # days without a valid order count as 0 revenue in the maximum
         max_daily = F.when(
-            F.col(f"__kam_days_{w}") < w, F.greatest(F.coalesce(max_obs, F.lit(0.0)), F.lit(0.0))
+            F.col(f"{TEMP_PREFIX}days_{w}") < w,
+            F.greatest(F.coalesce(max_obs, F.lit(0.0)), F.lit(0.0)),
         ).otherwise(max_obs)
         cols += [
             F.col(f"n_orders_{w}d"),
             revenue,
-            F.try_divide(revenue, F.col(f"__kam_prev_{w}")).alias(f"revenue_trend_{w}d"),
-            _slope(w, revenue, F.col(f"__kam_sdy_{w}")).alias(f"revenue_slope_{w}d"),
+            F.try_divide(revenue, F.col(f"{TEMP_PREFIX}prev_{w}")).alias(f"revenue_trend_{w}d"),
+            _slope(w, revenue, F.col(f"{TEMP_PREFIX}sdy_{w}")).alias(f"revenue_slope_{w}d"),
             F.try_divide(max_daily, mean).alias(f"spike_ratio_{w}d"),
         ]
     cols.append(F.col("excluded_rows"))
@@ -343,7 +350,7 @@ def churn_features(
     daily = _daily(source, account_col, value_col, day)
     daily = daily.withColumn(_BUCKET, _bucket(F.lit(as_of_day)))
     agg = daily.groupBy(account_col).agg(*_feature_aggs(F.col(_BUCKET), wins, None))
-    return agg.filter(F.col("__kam_n_past") > 0).select(F.col(account_col), *_feature_select(wins))
+    return agg.filter(F.col(_N_PAST) > 0).select(F.col(account_col), *_feature_select(wins))
 
 
 def usage_features(
@@ -430,16 +437,14 @@ def usage_features(
     ).filter(F.col(_DAY).isNull() | (F.col(_DAY) < F.lit(as_of_day)))
     k = _bucket(F.lit(as_of_day))
     agg = source.groupBy(account_col).agg(*_usage_aggs(k, wins))
-    return agg.filter(F.col("__kam_n_past") > 0).select(
-        F.col(account_col), *_usage_select(wins, tol)
-    )
+    return agg.filter(F.col(_N_PAST) > 0).select(F.col(account_col), *_usage_select(wins, tol))
 
 
 def _usage_aggs(k: Column, windows: Sequence[int]) -> list[Column]:
     past = k >= 1
     y = F.col(_Y)
     aggs = [
-        F.count(F.when(past, True)).alias("__kam_n_past"),
+        F.count(F.when(past, True)).alias(_N_PAST),
         F.count(F.when((past | F.col(_DAY).isNull()) & (y.isNull() | F.col(_DAY).isNull()), True))
         .cast("long")
         .alias("usage_excluded_rows"),
@@ -449,7 +454,7 @@ def _usage_aggs(k: Column, windows: Sequence[int]) -> list[Column]:
         aggs += [
             F.coalesce(F.sum(F.when(in_w, y)), F.lit(0.0)).alias(f"usage_{w}d"),
             F.coalesce(F.sum(F.when(in_w, y * (F.lit(w) - k))), F.lit(0.0)).alias(
-                f"__kam_usdy_{w}"
+                f"{TEMP_PREFIX}usdy_{w}"
             ),
         ]
     return aggs
@@ -459,7 +464,7 @@ def _usage_select(windows: Sequence[int], tol: float) -> list[Column]:
     cols: list[Column] = []
     for w in windows:
         total = F.col(f"usage_{w}d")
-        slope = _slope(w, total, F.col(f"__kam_usdy_{w}"))
+        slope = _slope(w, total, F.col(f"{TEMP_PREFIX}usdy_{w}"))
         if w < 2:
             plateau = F.lit(None).cast("boolean")
         else:
@@ -552,7 +557,7 @@ def churn_labels(
     )
     k = _bucket(F.lit(as_of_day))
     agg = source.groupBy(account_col).agg(
-        F.count(F.when(k >= 1, True)).alias("__kam_n_past"),
+        F.count(F.when(k >= 1, True)).alias(_N_PAST),
         *_label_aggs(
             k,
             horizon,
@@ -560,9 +565,7 @@ def churn_labels(
             excl_count=F.when(F.col(_Y).isNull() | F.col(_DAY).isNull(), 1).otherwise(0),
         ),
     )
-    return agg.filter(F.col("__kam_n_past") > 0).select(
-        account_col, "churned", "label_excluded_rows"
-    )
+    return agg.filter(F.col(_N_PAST) > 0).select(account_col, "churned", "label_excluded_rows")
 
 
 def _is_transaction(y: Column, purchases_only: bool) -> Column:
@@ -701,6 +704,108 @@ def training_frame(
     [('2024-02-01', 'a', 0.0, False), ('2024-02-01', 'b', 20.0, True), ('2024-03-01', 'a', 5.0, True), ('2024-03-01', 'b', 0.0, True)]
     """  # noqa: E501
     func = "training_frame"
+    opts = _check_training(
+        func,
+        df,
+        as_of_dates=as_of_dates,
+        horizon_days=horizon_days,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        windows=windows,
+        purchases_only=purchases_only,
+        usage=usage,
+        usage_metric_col=usage_metric_col,
+        usage_date_col=usage_date_col,
+        usage_windows=usage_windows,
+        plateau_tolerance=plateau_tolerance,
+        surveys=surveys,
+        score_col=score_col,
+        survey_date_col=survey_date_col,
+        nps_window_days=nps_window_days,
+        wallets=wallets,
+        wallet_col=wallet_col,
+        wallet_spend_days=wallet_spend_days,
+    )
+    as_of_df, as_of_value = _as_of_frame(df, opts)
+    frame = _transaction_rows(
+        df,
+        as_of_df,
+        opts,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        purchases_only=purchases_only,
+    )
+    if usage is not None:
+        frame = _with_usage(
+            frame,
+            usage,
+            as_of_df,
+            opts,
+            account_col=account_col,
+            usage_date_col=usage_date_col,
+            usage_metric_col=opts.usage_metric_col,
+        )
+    if surveys is not None:
+        frame = _with_survey_nps(
+            frame,
+            surveys,
+            as_of_df,
+            opts,
+            account_col=account_col,
+            survey_date_col=survey_date_col,
+            score_col=score_col,
+        )
+    if wallets is not None:
+        frame = _with_share_of_wallet(
+            frame, wallets, account_col=account_col, wallet_col=wallet_col
+        )
+    ordered = [c for c in column_names(frame) if c not in (_ASOF_DAY, account_col)]
+    return frame.select(as_of_value.alias(_AS_OF), F.col(account_col), *ordered)
+
+
+@dataclass(frozen=True)
+class _TrainingOptions:
+    """The checked options of :func:`training_frame` (``None`` where the input is not given)."""
+
+    days: list[_dt.date]
+    shift: float
+    midnight: bool
+    horizon: int
+    wins: tuple[int, ...]
+    usage_metric_col: str
+    uwins: tuple[int, ...] = ()  # with usage=
+    tol: float = 0.0  # with usage=
+    nps_days: int = 0  # with surveys=
+    spend_days: int | None = None  # with wallets=
+
+
+def _check_training(
+    func: str,
+    df: DataFrame,
+    *,
+    as_of_dates: Sequence[Any],
+    horizon_days: int,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    windows: Sequence[int],
+    purchases_only: bool,
+    usage: DataFrame | None,
+    usage_metric_col: str,
+    usage_date_col: str,
+    usage_windows: Sequence[int],
+    plateau_tolerance: float,
+    surveys: DataFrame | None,
+    score_col: str,
+    survey_date_col: str,
+    nps_window_days: int,
+    wallets: DataFrame | None,
+    wallet_col: str,
+    wallet_spend_days: int,
+) -> _TrainingOptions:
+    """Check the columns of every input and the options (schema only, no Spark job)."""
     require_columns(
         df,
         func,
@@ -713,6 +818,8 @@ def training_frame(
     days, shift, midnight = _parse_as_of_dates(func, as_of_dates)
     horizon = check_int(func, "horizon_days", horizon_days, unit="days")
     wins = _check_windows(func, "windows", windows)
+    uwins: tuple[int, ...] = ()
+    tol = 0.0
     if usage is not None:
         usage_metric_col = check_name(func, "usage_metric_col", usage_metric_col)
         require_columns(
@@ -724,6 +831,7 @@ def training_frame(
         )
         uwins = _check_windows(func, "usage_windows", usage_windows)
         tol = check_fraction(func, "plateau_tolerance", plateau_tolerance, high=float("inf"))
+    nps_days = 0
     if surveys is not None:
         require_columns(
             surveys,
@@ -741,80 +849,123 @@ def training_frame(
         spend_days = check_int(func, "wallet_spend_days", wallet_spend_days, unit="days")
     if not isinstance(purchases_only, bool):
         raise SchemaError(f"{func}(): purchases_only= must be a bool, found {purchases_only!r}")
+    return _TrainingOptions(
+        days, shift, midnight, horizon, wins, usage_metric_col, uwins, tol, nps_days, spend_days
+    )
 
+
+def _as_of_frame(df: DataFrame, opts: _TrainingOptions) -> tuple[DataFrame, Column]:
+    """The cutoff days as a small broadcast DataFrame, and the output ``as_of`` expression."""
     spark = df.sparkSession
-    as_of_df = spark.createDataFrame([(d,) for d in days], f"{_ASOF_DAY} date")
-    if midnight:
+    as_of_df = spark.createDataFrame([(d,) for d in opts.days], f"{_ASOF_DAY} date")
+    if opts.midnight:
         as_of_value = F.col(_ASOF_DAY)
     else:
         base = F.col(_ASOF_DAY).cast("timestamp_ntz") + F.make_dt_interval(
-            secs=F.lit(shift).cast("decimal(18,6)")
+            secs=F.lit(opts.shift).cast("decimal(18,6)")
         )
         as_of_value = base.cast("timestamp")
-    as_of_df = F.broadcast(as_of_df)
-    k = _bucket(F.col(_ASOF_DAY))
+    return F.broadcast(as_of_df), as_of_value
 
-    # ---- transactions: one shuffle (by account), daily rows, cross join, one aggregation
-    day = _day_expr(date_col, shift)
+
+def _transaction_rows(
+    df: DataFrame,
+    as_of_df: DataFrame,
+    opts: _TrainingOptions,
+    *,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    purchases_only: bool,
+) -> DataFrame:
+    """Churn features and labels per (cutoff, account) with a transaction before the cutoff.
+
+    One shuffle (by account), daily rows, a cross join with the cutoffs and one aggregation.
+    """
+    k = _bucket(F.col(_ASOF_DAY))
+    day = _day_expr(date_col, opts.shift)
     daily = _daily(df.select(account_col, date_col, value_col), account_col, value_col, day)
     tx_count = F.col(_NPOS) if purchases_only else F.col(_NVALID)
     joined = (
         daily.crossJoin(as_of_df)
         .withColumn(_BUCKET, k)
-        .filter(F.col(_DAY).isNull() | (F.col(_BUCKET) >= 1 - horizon))
+        .filter(F.col(_DAY).isNull() | (F.col(_BUCKET) >= 1 - opts.horizon))
     )
     kc = F.col(_BUCKET)
     agg = joined.groupBy(_ASOF_DAY, account_col).agg(
-        *_feature_aggs(kc, wins, spend_days),
-        *_label_aggs(kc, horizon, tx_count=tx_count, excl_count=F.col(_NEXCL)),
+        *_feature_aggs(kc, opts.wins, opts.spend_days),
+        *_label_aggs(kc, opts.horizon, tx_count=tx_count, excl_count=F.col(_NEXCL)),
     )
-    result = agg.filter(F.col("__kam_n_past") > 0)
-    keep = [F.col(_ASOF_DAY), F.col(account_col), *_feature_select(wins)]
+    result = agg.filter(F.col(_N_PAST) > 0)
+    keep = [F.col(_ASOF_DAY), F.col(account_col), *_feature_select(opts.wins)]
     keep += [F.col("churned"), F.col("label_excluded_rows")]
-    if spend_days is not None:
-        keep.append(F.col("__kam_spend"))
-    frame = result.select(*keep)
+    if opts.spend_days is not None:
+        keep.append(F.col(_SPEND))
+    return result.select(*keep)
 
-    if usage is not None:
-        uday = _day_expr(usage_date_col, shift)
-        usrc = usage.select(
-            F.col(account_col), uday.alias(_DAY), F.col(usage_metric_col).cast("double").alias(_Y)
-        ).crossJoin(as_of_df)
-        usrc = usrc.filter(F.col(_DAY).isNull() | (k >= 1))
-        uagg = usrc.groupBy(_ASOF_DAY, account_col).agg(*_usage_aggs(k, uwins))
-        ufeat = uagg.filter(F.col("__kam_n_past") > 0).select(
-            F.col(_ASOF_DAY), F.col(account_col), *_usage_select(uwins, tol)
-        )
-        frame = frame.join(ufeat, on=[_ASOF_DAY, account_col], how="left")
-        fills: dict[str, Any] = {"usage_excluded_rows": 0}
-        for w in uwins:
-            fills[f"usage_{w}d"] = 0.0
-            fills[f"usage_slope_{w}d"] = 0.0 if w >= 2 else None
-            fills[f"usage_plateau_{w}d"] = False if w >= 2 else None
-        frame = frame.fillna({c: v for c, v in fills.items() if v is not None})
 
-    if surveys is not None:
-        frame = frame.join(
-            _nps_features(
-                surveys, as_of_df, account_col, survey_date_col, score_col, nps_days, shift
-            ),
-            on=[_ASOF_DAY, account_col],
-            how="left",
-        ).fillna({f"survey_responses_{nps_days}d": 0, "survey_excluded_rows": 0})
+def _with_usage(
+    frame: DataFrame,
+    usage: DataFrame,
+    as_of_df: DataFrame,
+    opts: _TrainingOptions,
+    *,
+    account_col: str,
+    usage_date_col: str,
+    usage_metric_col: str,
+) -> DataFrame:
+    """Add the usage features; accounts without usage get zero usage and slope, no plateau."""
+    k = _bucket(F.col(_ASOF_DAY))
+    uday = _day_expr(usage_date_col, opts.shift)
+    usrc = usage.select(
+        F.col(account_col), uday.alias(_DAY), F.col(usage_metric_col).cast("double").alias(_Y)
+    ).crossJoin(as_of_df)
+    usrc = usrc.filter(F.col(_DAY).isNull() | (k >= 1))
+    uagg = usrc.groupBy(_ASOF_DAY, account_col).agg(*_usage_aggs(k, opts.uwins))
+    ufeat = uagg.filter(F.col(_N_PAST) > 0).select(
+        F.col(_ASOF_DAY), F.col(account_col), *_usage_select(opts.uwins, opts.tol)
+    )
+    frame = frame.join(ufeat, on=[_ASOF_DAY, account_col], how="left")
+    fills: dict[str, Any] = {"usage_excluded_rows": 0}
+    for w in opts.uwins:
+        fills[f"usage_{w}d"] = 0.0
+        fills[f"usage_slope_{w}d"] = 0.0 if w >= 2 else None
+        fills[f"usage_plateau_{w}d"] = False if w >= 2 else None
+    return frame.fillna({c: v for c, v in fills.items() if v is not None})
 
-    if wallets is not None:
-        wal = wallets.select(
-            F.col(account_col), F.col(wallet_col).cast("double").alias("__kam_wallet")
-        )
-        frame = frame.join(wal, on=account_col, how="left")
-        wallet = F.col("__kam_wallet")
-        frame = frame.withColumn(
-            "share_of_wallet",
-            F.when(wallet > 0, F.try_divide(F.col("__kam_spend"), wallet)),
-        ).drop("__kam_wallet", "__kam_spend")
 
-    ordered = [c for c in column_names(frame) if c not in (_ASOF_DAY, account_col)]
-    return frame.select(as_of_value.alias(_AS_OF), F.col(account_col), *ordered)
+def _with_survey_nps(
+    frame: DataFrame,
+    surveys: DataFrame,
+    as_of_df: DataFrame,
+    opts: _TrainingOptions,
+    *,
+    account_col: str,
+    survey_date_col: str,
+    score_col: str,
+) -> DataFrame:
+    """Add the NPS-trend features (zero responses where an account has no survey)."""
+    nps_days = opts.nps_days
+    return frame.join(
+        _nps_features(
+            surveys, as_of_df, account_col, survey_date_col, score_col, nps_days, opts.shift
+        ),
+        on=[_ASOF_DAY, account_col],
+        how="left",
+    ).fillna({f"survey_responses_{nps_days}d": 0, "survey_excluded_rows": 0})
+
+
+def _with_share_of_wallet(
+    frame: DataFrame, wallets: DataFrame, *, account_col: str, wallet_col: str
+) -> DataFrame:
+    """Replace the trailing spend column by ``share_of_wallet`` (null where wallet <= 0)."""
+    wal = wallets.select(F.col(account_col), F.col(wallet_col).cast("double").alias(_WALLET))
+    frame = frame.join(wal, on=account_col, how="left")
+    wallet = F.col(_WALLET)
+    return frame.withColumn(
+        "share_of_wallet",
+        F.when(wallet > 0, F.try_divide(F.col(_SPEND), wallet)),
+    ).drop(_WALLET, _SPEND)
 
 
 def _nps_features(
@@ -826,12 +977,12 @@ def _nps_features(
     n: int,
     shift: float,
 ) -> DataFrame:
-    score = F.col("__kam_score")
+    score = F.col(_SCORE)
     valid, promoter, detractor = nps_classes(score)
     src = surveys.select(
         F.col(account_col),
         _day_expr(date_col, shift).alias(_DAY),
-        F.col(score_col).cast("double").alias("__kam_score"),
+        F.col(score_col).cast("double").alias(_SCORE),
     ).crossJoin(as_of_df)
     k = _bucket(F.col(_ASOF_DAY))
     src = src.filter(F.col(_DAY).isNull() | (k >= 1))

@@ -23,6 +23,7 @@ from kamlib._scoring import (
     weighted_percent_rank_score,
 )
 from kamlib._validation import (
+    TEMP_PREFIX,
     any_column_name,
     check_columns,
     check_group_keys,
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = ["classify_accounts", "concentration", "key_account_score"]
+
+# Internal column names (prefixed so they cannot clash with user columns).
+_POS = f"{TEMP_PREFIX}pos"
+_BEFORE = f"{TEMP_PREFIX}before"
+_TOTAL = f"{TEMP_PREFIX}total"
+_N = f"{TEMP_PREFIX}n"
 
 _OUTPUTS = (
     "value",
@@ -57,7 +64,7 @@ def _classified(
     top_share: float,
     thresholds: tuple[float, float],
 ) -> DataFrame:
-    """Per (by..., account) classification, plus the helper column ``_n`` (valued accounts)."""
+    """Per (by..., account) classification, plus the helper column ``_N`` (valued accounts)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -77,14 +84,14 @@ def _classified(
         "value",
         "null_values",
         F.row_number().over(ordered).alias("value_rank"),
-        positive.alias("_pos"),
-        F.coalesce(F.sum(positive).over(before), F.lit(0.0)).alias("_before"),
-        F.sum(positive).over(group).alias("_total"),
-        F.count("value").over(group).alias("_n"),
+        positive.alias(_POS),
+        F.coalesce(F.sum(positive).over(before), F.lit(0.0)).alias(_BEFORE),
+        F.sum(positive).over(group).alias(_TOTAL),
+        F.count("value").over(group).alias(_N),
     )
-    share = F.try_divide(F.col("_pos"), F.col("_total"))
-    before_share = F.try_divide(F.col("_before"), F.col("_total"))
-    cumulative = F.try_divide(F.col("_before") + F.col("_pos"), F.col("_total"))
+    share = F.try_divide(F.col(_POS), F.col(_TOTAL))
+    before_share = F.try_divide(F.col(_BEFORE), F.col(_TOTAL))
+    cumulative = F.try_divide(F.col(_BEFORE) + F.col(_POS), F.col(_TOTAL))
     a, b = thresholds
     tier = (
         F.when(F.col("value").isNull() | (F.col("value") <= 0), F.lit("C"))
@@ -92,7 +99,7 @@ def _classified(
         .when(before_share < b, F.lit("B"))
         .otherwise(F.lit("C"))
     )
-    is_key = F.col("value").isNotNull() & (F.col("value_rank") <= key_count(F.col("_n"), top_share))
+    is_key = F.col("value").isNotNull() & (F.col("value_rank") <= key_count(F.col(_N), top_share))
     return staged.select(
         *by,
         account_col,
@@ -103,9 +110,9 @@ def _classified(
         tier.alias("abc_tier"),
         is_key.alias("is_key_account"),
         "null_values",
-        "_pos",
-        "_total",
-        "_n",
+        _POS,
+        _TOTAL,
+        _N,
     )
 
 
@@ -281,10 +288,10 @@ def concentration(
         top_share=share,
         thresholds=(0.8, 0.95),
     )
-    n = F.max("_n").cast("double")
-    total = F.max("_total")
-    ascending_index = F.col("_n") + 1 - F.col("value_rank")
-    weighted = F.sum(F.when(F.col("value").isNotNull(), ascending_index * F.col("_pos")))
+    n = F.max(_N).cast("double")
+    total = F.max(_TOTAL)
+    ascending_index = F.col(_N) + 1 - F.col("value_rank")
+    weighted = F.sum(F.when(F.col("value").isNotNull(), ascending_index * F.col(_POS)))
     gini = F.try_divide(2.0 * weighted, n * total) - F.try_divide(n + 1.0, n)
     return classified.groupBy(*groups).agg(
         F.count("value").alias("n_accounts"),

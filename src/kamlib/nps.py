@@ -19,6 +19,7 @@ from kamlib._scoring import clean_numeric, clip
 from kamlib._validation import (
     NPS_DETRACTOR_MAX,
     NPS_PROMOTER_MIN,
+    TEMP_PREFIX,
     any_column_name,
     check_columns,
     check_fraction,
@@ -178,75 +179,125 @@ def nps(
     z = _z(level)
 
     score, valid = _nps_score(df, score_col)
-    if weight_col is not None:
+    if weight_col is None:
+        aggregated = _unweighted_counts(df, groups, score, valid)
+    else:
         weight = clean_numeric(df, weight_col).cast("double")
         valid = valid & F.coalesce((weight >= 0) & (weight < F.lit(math.inf)), F.lit(False))
-    if weight_col is None:
-        # Unweighted: one small integer code per response and four counts (everything else
-        # follows from them), so the aggregation is about as cheap as a plain count.
-        code = "__kam_nps_code"
-        coded = df.select(
-            *groups,
-            F.when(~valid, F.lit(-1))
-            .when(score >= NPS_PROMOTER_MIN, F.lit(2))
-            .when(score <= NPS_DETRACTOR_MAX, F.lit(0))
-            .otherwise(F.lit(1))
-            .alias(code),
-        )
-        c = F.col(code)
-        counted = coded.groupBy(*groups).agg(
-            F.count(F.lit(1)).alias("_total"),
-            F.count_if(c >= 0).alias("n"),
-            F.count_if(c == 2).alias("promoters"),
-            F.count_if(c == 0).alias("detractors"),
-        )
-        aggregated = counted.select(
-            *groups,
-            "n",
-            (F.col("_total") - F.col("n")).alias("invalid"),
-            "promoters",
-            (F.col("n") - F.col("promoters") - F.col("detractors")).alias("passives"),
-            "detractors",
-            F.col("n").cast("double").alias("_sw"),
-            F.col("promoters").cast("double").alias("_swp"),
-            F.col("detractors").cast("double").alias("_swd"),
-        )
-    else:
-        promoter = valid & (score >= NPS_PROMOTER_MIN)
-        detractor = valid & (score <= NPS_DETRACTOR_MAX)
-        passive = valid & (score > NPS_DETRACTOR_MAX) & (score < NPS_PROMOTER_MIN)
-        aggregated = df.groupBy(*groups).agg(
-            F.count_if(valid).alias("n"),
-            F.count_if(~valid).alias("invalid"),
-            F.count_if(promoter).alias("promoters"),
-            F.count_if(passive).alias("passives"),
-            F.count_if(detractor).alias("detractors"),
-            F.sum(F.when(valid, weight)).alias("_sw"),
-            F.sum(F.when(valid, weight * weight)).alias("_sw2"),
-            F.sum(F.when(promoter, weight).otherwise(0.0)).alias("_swp"),
-            F.sum(F.when(detractor, weight).otherwise(0.0)).alias("_swd"),
-            # The same sums of weights scaled by 2**-600, read only when a plain sum
-            # overflowed (weights beyond ~1e154): then the weights too small to survive the
-            # scaling are negligible beside the large ones.
-            F.sum(F.when(valid, weight * _TINY)).alias("_sws"),
-            F.sum(F.when(valid, (weight * _TINY) * (weight * _TINY))).alias("_sw2s"),
-            F.sum(F.when(promoter, weight * _TINY).otherwise(0.0)).alias("_swps"),
-            F.sum(F.when(detractor, weight * _TINY).otherwise(0.0)).alias("_swds"),
-        )
-    p_p = F.try_divide(F.col("_swp"), F.col("_sw"))
-    p_d = F.try_divide(F.col("_swd"), F.col("_sw"))
-    if weight_col is None:
-        n_eff = F.col("n").cast("double")
-    else:
-        inf = F.lit(math.inf)
-        overflow = (F.col("_sw") == inf) | (F.col("_sw2") == inf)
-        p_p = F.when(overflow, F.try_divide(F.col("_swps"), F.col("_sws"))).otherwise(p_p)
-        p_d = F.when(overflow, F.try_divide(F.col("_swds"), F.col("_sws"))).otherwise(p_d)
-        # (sum w)^2 / sum w^2 as (sum w / sqrt(sum w^2))^2: no intermediate overflow.
-        root = F.when(overflow, F.try_divide(F.col("_sws"), F.sqrt(F.col("_sw2s")))).otherwise(
-            F.try_divide(F.col("_sw"), F.sqrt(F.col("_sw2")))
-        )
-        n_eff = root * root
+        aggregated = _weighted_counts(df, groups, score, valid, weight)
+    p_p, p_d, n_eff = _shares(weighted=weight_col is not None)
+    return _with_interval(aggregated, groups, p_p, p_d, n_eff, z)
+
+
+# Internal column names of :func:`nps` (prefixed so they cannot clash with user columns):
+# the sums of weights (all, promoters, detractors, squared) and the same scaled by 2**-600.
+_CODE = f"{TEMP_PREFIX}nps_code"
+_RESPONSES = f"{TEMP_PREFIX}total"
+_SW = f"{TEMP_PREFIX}sw"
+_SW2 = f"{TEMP_PREFIX}sw2"
+_SWP = f"{TEMP_PREFIX}swp"
+_SWD = f"{TEMP_PREFIX}swd"
+_SWS = f"{TEMP_PREFIX}sws"
+_SW2S = f"{TEMP_PREFIX}sw2s"
+_SWPS = f"{TEMP_PREFIX}swps"
+_SWDS = f"{TEMP_PREFIX}swds"
+
+
+def _unweighted_counts(df: DataFrame, groups: list[str], score: Column, valid: Column) -> DataFrame:
+    """Response counts per group from one small integer code per response.
+
+    Four counts (everything else follows from them), so the aggregation is about as cheap as
+    a plain count; the sums of weights are the counts.
+    """
+    from pyspark.sql import functions as F
+
+    coded = df.select(
+        *groups,
+        F.when(~valid, F.lit(-1))
+        .when(score >= NPS_PROMOTER_MIN, F.lit(2))
+        .when(score <= NPS_DETRACTOR_MAX, F.lit(0))
+        .otherwise(F.lit(1))
+        .alias(_CODE),
+    )
+    c = F.col(_CODE)
+    counted = coded.groupBy(*groups).agg(
+        F.count(F.lit(1)).alias(_RESPONSES),
+        F.count_if(c >= 0).alias("n"),
+        F.count_if(c == 2).alias("promoters"),
+        F.count_if(c == 0).alias("detractors"),
+    )
+    return counted.select(
+        *groups,
+        "n",
+        (F.col(_RESPONSES) - F.col("n")).alias("invalid"),
+        "promoters",
+        (F.col("n") - F.col("promoters") - F.col("detractors")).alias("passives"),
+        "detractors",
+        F.col("n").cast("double").alias(_SW),
+        F.col("promoters").cast("double").alias(_SWP),
+        F.col("detractors").cast("double").alias(_SWD),
+    )
+
+
+def _weighted_counts(
+    df: DataFrame, groups: list[str], score: Column, valid: Column, weight: Column
+) -> DataFrame:
+    """Response counts and sums of weights (plain and scaled by 2**-600) per group."""
+    from pyspark.sql import functions as F
+
+    promoter = valid & (score >= NPS_PROMOTER_MIN)
+    detractor = valid & (score <= NPS_DETRACTOR_MAX)
+    passive = valid & (score > NPS_DETRACTOR_MAX) & (score < NPS_PROMOTER_MIN)
+    return df.groupBy(*groups).agg(
+        F.count_if(valid).alias("n"),
+        F.count_if(~valid).alias("invalid"),
+        F.count_if(promoter).alias("promoters"),
+        F.count_if(passive).alias("passives"),
+        F.count_if(detractor).alias("detractors"),
+        F.sum(F.when(valid, weight)).alias(_SW),
+        F.sum(F.when(valid, weight * weight)).alias(_SW2),
+        F.sum(F.when(promoter, weight).otherwise(0.0)).alias(_SWP),
+        F.sum(F.when(detractor, weight).otherwise(0.0)).alias(_SWD),
+        # The same sums of weights scaled by 2**-600, read only when a plain sum
+        # overflowed (weights beyond ~1e154): then the weights too small to survive the
+        # scaling are negligible beside the large ones.
+        F.sum(F.when(valid, weight * _TINY)).alias(_SWS),
+        F.sum(F.when(valid, (weight * _TINY) * (weight * _TINY))).alias(_SW2S),
+        F.sum(F.when(promoter, weight * _TINY).otherwise(0.0)).alias(_SWPS),
+        F.sum(F.when(detractor, weight * _TINY).otherwise(0.0)).alias(_SWDS),
+    )
+
+
+def _shares(*, weighted: bool) -> tuple[Column, Column, Column]:
+    """Promoter and detractor shares and the (effective) sample size of the counts."""
+    from pyspark.sql import functions as F
+
+    p_p = F.try_divide(F.col(_SWP), F.col(_SW))
+    p_d = F.try_divide(F.col(_SWD), F.col(_SW))
+    if not weighted:
+        return p_p, p_d, F.col("n").cast("double")
+    inf = F.lit(math.inf)
+    overflow = (F.col(_SW) == inf) | (F.col(_SW2) == inf)
+    p_p = F.when(overflow, F.try_divide(F.col(_SWPS), F.col(_SWS))).otherwise(p_p)
+    p_d = F.when(overflow, F.try_divide(F.col(_SWDS), F.col(_SWS))).otherwise(p_d)
+    # (sum w)^2 / sum w^2 as (sum w / sqrt(sum w^2))^2: no intermediate overflow.
+    root = F.when(overflow, F.try_divide(F.col(_SWS), F.sqrt(F.col(_SW2S)))).otherwise(
+        F.try_divide(F.col(_SW), F.sqrt(F.col(_SW2)))
+    )
+    return p_p, p_d, root * root
+
+
+def _with_interval(
+    aggregated: DataFrame,
+    groups: list[str],
+    p_p: Column,
+    p_d: Column,
+    n_eff: Column,
+    z: float,
+) -> DataFrame:
+    """The output columns: counts, ``nps``, its standard error and confidence interval."""
+    from pyspark.sql import functions as F
+
     trinomial = clip(p_p + p_d - (p_p - p_d) * (p_p - p_d), low=0.0)
     std_error = F.lit(100.0) * F.sqrt(F.try_divide(trinomial, n_eff))
     score_expr = F.lit(100.0) * (p_p - p_d)

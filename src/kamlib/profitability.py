@@ -128,6 +128,37 @@ def account_profitability(
     b 40.0 0.5 -10.0 2 1.0
     """
     func = "account_profitability"
+    keys = _validate(
+        df,
+        func,
+        account_col=account_col,
+        revenue_col=revenue_col,
+        cost_col=cost_col,
+        cost_to_serve_col=cost_to_serve_col,
+        by=by,
+    )
+    per_account = _account_totals(
+        df,
+        keys,
+        account_col=account_col,
+        revenue_col=revenue_col,
+        cost_col=cost_col,
+        cost_to_serve_col=cost_to_serve_col,
+    )
+    return _ranked(_margins(per_account, keys, account_col), keys, account_col)
+
+
+def _validate(
+    df: DataFrame,
+    func: str,
+    *,
+    account_col: str,
+    revenue_col: str,
+    cost_col: str,
+    cost_to_serve_col: str | None,
+    by: str | Iterable[str] | None,
+) -> list[str]:
+    """Check the columns, group keys and output collisions; return the group keys."""
     keys = normalize_by(func, by)
     cols: dict[str, tuple[str, Literal["any", "numeric"]]] = {
         "account_col": (account_col, "any"),
@@ -142,8 +173,19 @@ def account_profitability(
     check_output_collisions(
         func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
     )
+    return keys
 
-    from pyspark.sql import Window
+
+def _account_totals(
+    df: DataFrame,
+    keys: list[str],
+    *,
+    account_col: str,
+    revenue_col: str,
+    cost_col: str,
+    cost_to_serve_col: str | None,
+) -> DataFrame:
+    """Revenue, cost and cost to serve per account (as double) over the all-finite rows."""
     from pyspark.sql import functions as F
 
     value_cols = [revenue_col, cost_col, *([cost_to_serve_col] if cost_to_serve_col else [])]
@@ -154,17 +196,23 @@ def account_profitability(
     def total(c: str) -> Column:
         return F.coalesce(F.sum(F.when(valid, F.col(c).cast("double"))), F.lit(0.0))
 
-    per_account = df.groupBy(*keys, account_col).agg(
+    return df.groupBy(*keys, account_col).agg(
         total(revenue_col).alias("revenue"),
         total(cost_col).alias("cost"),
         (total(cost_to_serve_col) if cost_to_serve_col else F.lit(0.0)).alias("cost_to_serve"),
         F.count_if(~valid).alias("excluded_rows"),
     )
+
+
+def _margins(per_account: DataFrame, keys: list[str], account_col: str) -> DataFrame:
+    """Add gross profit, net contribution and their margins (null where revenue <= 0)."""
+    from pyspark.sql import functions as F
+
     revenue = F.col("revenue")
     gross = revenue - F.col("cost")
     net = gross - F.col("cost_to_serve")
     positive = F.when(revenue > 0, revenue)
-    measures = per_account.select(
+    return per_account.select(
         *keys,
         account_col,
         "revenue",
@@ -176,6 +224,12 @@ def account_profitability(
         F.try_divide(net, positive).alias("net_margin"),
         F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )
+
+
+def _ranked(measures: DataFrame, keys: list[str], account_col: str) -> DataFrame:
+    """Add the profit rank, margin percentile and cumulative contribution share per group."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
     order = [F.col("net_contribution").desc(), F.col(account_col).asc_nulls_last()]
     w_rank = Window.partitionBy(*keys).orderBy(*order)

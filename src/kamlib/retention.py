@@ -15,9 +15,10 @@ period, nothing collected to the driver) and accept ``by=`` for segments (region
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from kamlib._validation import (
+    TEMP_PREFIX,
     any_column_name,
     check_choice,
     check_group_keys,
@@ -39,13 +40,26 @@ Period = Literal["month", "quarter", "year"]
 MOVEMENTS: tuple[str, ...] = ("new", "reactivated", "expansion", "contraction", "churned", "flat")
 
 # Internal column names (prefixed so they cannot clash with user columns).
-_P = "__kam_pidx"
-_V = "__kam_value"
-_EX = "__kam_excluded"
-_CS = "__kam_cross"
-_FIRST = "__kam_first"
-_LAST = "__kam_last"
-_G = "__kam_g"
+_P = f"{TEMP_PREFIX}pidx"
+_V = f"{TEMP_PREFIX}value"
+_EX = f"{TEMP_PREFIX}excluded"
+_CS = f"{TEMP_PREFIX}cross"
+_FIRST = f"{TEMP_PREFIX}first"
+_LAST = f"{TEMP_PREFIX}last"
+_G = f"{TEMP_PREFIX}g"
+_VALID = f"{TEMP_PREFIX}valid"
+_PREV_P = f"{TEMP_PREFIX}prev_p"
+_PREV_V = f"{TEMP_PREFIX}prev_v"
+_NEXT_P = f"{TEMP_PREFIX}next_p"
+_NEXT_V = f"{TEMP_PREFIX}next_v"
+_BEFORE = f"{TEMP_PREFIX}before"
+_ROW = f"{TEMP_PREFIX}row"
+_CHURN_NEXT = f"{TEMP_PREFIX}churn_next"
+_CHURN_NEXT_N = f"{TEMP_PREFIX}churn_next_n"
+_PRESENT = f"{TEMP_PREFIX}present"
+_MAP = f"{TEMP_PREFIX}map"
+_T = f"{TEMP_PREFIX}t"
+_T1 = f"{TEMP_PREFIX}t1"
 _OUTPUT_NAMES = frozenset(
     {
         "period",
@@ -165,6 +179,60 @@ def _account_periods(
     )
 
 
+def _summable(df: DataFrame, value_col: str) -> Column:
+    """``value_col`` in a type whose sums are exact where possible and cannot overflow.
+
+    Integers become ``decimal(38,0)`` and decimals ``decimal(38, scale)`` (exact, so "flat"
+    does not depend on summation order, and no bigint overflow: ANSI mode would raise);
+    floating point becomes double. Sums are cast to double afterwards.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    dtype = df.select(value_col).schema.fields[0].dataType  # resolved as Spark does
+    if isinstance(dtype, T.DecimalType):
+        return F.col(value_col).cast(f"decimal(38,{dtype.scale})")
+    if isinstance(dtype, T.IntegralType):
+        return F.col(value_col).cast("decimal(38,0)")
+    return F.col(value_col).cast("double")
+
+
+def _valid_row(account_col: str, date_col: str, value_col: str) -> Column:
+    """An input row counts when its account, date and value are set and the value finite."""
+    from pyspark.sql import functions as F
+
+    return F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
+
+
+class _Masks(NamedTuple):
+    """Movement masks of an (account, period) row (see :func:`_movement_masks`)."""
+
+    new: Column
+    reactivated: Column
+    expansion: Column
+    contraction: Column
+    churned: Column
+    retained: Column
+
+
+def _movement_masks(previous: Column, revenue: Column, earlier: Column) -> _Masks:
+    """The movement masks of a row with previous and current revenue (both >= 0, not null).
+
+    ``earlier``: the account had revenue > 0 in some period before the previous one. Shared
+    by the bridge rows (:func:`_bridge_rows`) and the totals of :func:`_period_totals`.
+    """
+    gained = (previous == 0) & (revenue > 0)
+    retained = (previous > 0) & (revenue > 0)
+    return _Masks(
+        new=gained & ~earlier,
+        reactivated=gained & earlier,
+        expansion=retained & (revenue > previous),
+        contraction=retained & (revenue < previous),
+        churned=(previous > 0) & (revenue == 0),
+        retained=retained,
+    )
+
+
 def _bridge_frames(
     df: DataFrame,
     *,
@@ -176,34 +244,74 @@ def _bridge_frames(
     keys: list[str],
 ) -> tuple[DataFrame, DataFrame]:
     """Return (bridge rows with integer period index, per-group bounds and excluded counts)."""
-    from pyspark.sql import Window
+    base = _bridge_input(
+        df,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        period=period,
+        product_col=product_col,
+        keys=keys,
+    )
+    bounds = _group_bounds(base, keys)
+    positive = _positive_periods(base, account_col=account_col, product_col=product_col, keys=keys)
+    neighbours = _with_neighbours(positive, account_col=account_col, keys=keys)
+    rows = _bridge_candidates(_join_bounds(neighbours, bounds, keys), account_col, keys)
+    return _bridge_rows(rows, account_col=account_col, product_col=product_col, keys=keys), bounds
+
+
+def _bridge_input(
+    df: DataFrame,
+    *,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    period: str,
+    product_col: str | None,
+    keys: list[str],
+) -> DataFrame:
+    """The input's keys, account, [product,] period index, valid value and validity flag."""
     from pyspark.sql import functions as F
 
-    date = F.to_date(F.col(date_col))
-    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
-    base = df.select(
+    valid = _valid_row(account_col, date_col, value_col)
+    return df.select(
         *[F.col(k) for k in keys],
         F.col(account_col),
         *([F.col(product_col)] if product_col else []),
-        _period_index(date, period).alias(_P),
-        # Summed in the input type (exact for integers and decimals, so "flat" does not depend
-        # on summation order) and cast to double afterwards.
-        F.when(valid, F.col(value_col)).alias(_V),
-        valid.alias("__kam_valid"),
+        _period_index(F.to_date(F.col(date_col)), period).alias(_P),
+        F.when(valid, _summable(df, value_col)).alias(_V),
+        valid.alias(_VALID),
     )
-    # Per-group grid bounds and excluded-row counts: a cheap aggregation straight from the
-    # input (partial aggregation leaves one row per group and task), not from the shuffled
-    # per-account aggregate, so it adds no large shuffle.
-    bounds = base.groupBy(*keys).agg(
-        F.min(F.when(F.col("__kam_valid"), F.col(_P))).alias(_FIRST),
-        F.max(F.when(F.col("__kam_valid"), F.col(_P))).alias(_LAST),
-        F.count_if(~F.col("__kam_valid")).alias(_EX),
+
+
+def _group_bounds(base: DataFrame, keys: list[str]) -> DataFrame:
+    """Per-group first and last valid period and the excluded-row count.
+
+    A cheap aggregation straight from the input (partial aggregation leaves one row per group
+    and task), not from the shuffled per-account aggregate, so it adds no large shuffle.
+    """
+    from pyspark.sql import functions as F
+
+    return base.groupBy(*keys).agg(
+        F.min(F.when(F.col(_VALID), F.col(_P))).alias(_FIRST),
+        F.max(F.when(F.col(_VALID), F.col(_P))).alias(_LAST),
+        F.count_if(~F.col(_VALID)).alias(_EX),
     )
-    # One shuffle for the whole bridge: hash-partition the valid rows by account once; the
-    # per-(account, [product,] period) sums and the per-account windows below then need no
-    # further exchange (hash partitioning on the account satisfies all those clusterings).
+
+
+def _positive_periods(
+    base: DataFrame, *, account_col: str, product_col: str | None, keys: list[str]
+) -> DataFrame:
+    """The (account, period) rows with revenue > 0 (double) and their cross-sell revenue.
+
+    One shuffle for the whole bridge: the valid rows are hash-partitioned by account once;
+    the per-(account, [product,] period) sums and the per-account windows then need no
+    further exchange (hash partitioning on the account satisfies all those clusterings).
+    """
+    from pyspark.sql import functions as F
+
     account_period = _account_periods(
-        base.filter(F.col("__kam_valid")).repartition(*keys, account_col),
+        base.filter(F.col(_VALID)).repartition(*keys, account_col),
         account_col=account_col,
         product_col=product_col,
         keys=keys,
@@ -211,8 +319,7 @@ def _bridge_frames(
     )
     if product_col is None:
         account_period = account_period.withColumn(_CS, F.lit(0.0))
-
-    positive = account_period.select(
+    return account_period.select(
         *keys,
         account_col,
         _P,
@@ -220,42 +327,58 @@ def _bridge_frames(
         _CS,
     ).filter(F.col(_V) > 0)
 
+
+def _with_neighbours(positive: DataFrame, *, account_col: str, keys: list[str]) -> DataFrame:
+    """Add the account's previous positive period and revenue and its next positive period."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     w = Window.partitionBy(*keys, account_col).orderBy(_P)
-    prev_p = F.lag(_P).over(w)
-    prev_v = F.lag(_V).over(w)
-    next_p = F.lead(_P).over(w)
-    with_neighbours = positive.select(
+    return positive.select(
         *keys,
         account_col,
         _P,
         _V,
         _CS,
-        prev_p.alias("__kam_prev_p"),
-        prev_v.alias("__kam_prev_v"),
-        next_p.alias("__kam_next_p"),
+        F.lag(_P).over(w).alias(_PREV_P),
+        F.lag(_V).over(w).alias(_PREV_V),
+        F.lead(_P).over(w).alias(_NEXT_P),
     )
+
+
+def _join_bounds(rows: DataFrame, bounds: DataFrame, keys: list[str]) -> DataFrame:
+    """Broadcast-join each row with its group's first and last period (null-safe keys)."""
+    from pyspark.sql import functions as F
 
     bounds_b = bounds.select(
         *[F.col(k).alias(f"{_G}{i}") for i, k in enumerate(keys)], _FIRST, _LAST
     )
     cond = [F.col(k).eqNullSafe(F.col(f"{_G}{i}")) for i, k in enumerate(keys)]
     if cond:
-        joined = with_neighbours.join(F.broadcast(bounds_b), on=cond, how="inner")
-    else:
-        joined = with_neighbours.crossJoin(F.broadcast(bounds_b))
+        return rows.join(F.broadcast(bounds_b), on=cond, how="inner")
+    return rows.crossJoin(F.broadcast(bounds_b))
+
+
+def _bridge_candidates(joined: DataFrame, account_col: str, keys: list[str]) -> DataFrame:
+    """One struct ``_ROW`` per positive period and per churn into the next period.
+
+    Fields: ``p``, ``previous``, ``revenue``, ``first_ever`` (no earlier positive period) and
+    ``cross``; rows in the group's first period are dropped (nothing to compare with).
+    """
+    from pyspark.sql import functions as F
 
     p = F.col(_P)
     current = F.struct(
         p.alias("p"),
-        F.when(F.col("__kam_prev_p") == p - F.lit(1), F.col("__kam_prev_v"))
+        F.when(F.col(_PREV_P) == p - F.lit(1), F.col(_PREV_V))
         .otherwise(F.lit(0.0))
         .alias("previous"),
         F.col(_V).alias("revenue"),
-        F.col("__kam_prev_p").isNull().alias("first_ever"),
+        F.col(_PREV_P).isNull().alias("first_ever"),
         F.col(_CS).alias("cross"),
     )
     churn_row = F.when(
-        (F.col("__kam_next_p").isNull() | (F.col("__kam_next_p") != p + F.lit(1)))
+        (F.col(_NEXT_P).isNull() | (F.col(_NEXT_P) != p + F.lit(1)))
         & (p + F.lit(1) <= F.col(_LAST)),
         F.struct(
             (p + F.lit(1)).alias("p"),
@@ -265,41 +388,47 @@ def _bridge_frames(
             F.lit(0.0).alias("cross"),
         ),
     )
-    exploded = joined.select(
+    return joined.select(
         *keys,
         account_col,
         F.col(_FIRST),
-        F.explode(F.array_compact(F.array(current, churn_row))).alias("__kam_row"),
-    ).filter(F.col("__kam_row.p") > F.col(_FIRST))
+        F.explode(F.array_compact(F.array(current, churn_row))).alias(_ROW),
+    ).filter(F.col(f"{_ROW}.p") > F.col(_FIRST))
 
-    previous = F.col("__kam_row.previous")
-    revenue = F.col("__kam_row.revenue")
+
+def _bridge_rows(
+    rows: DataFrame, *, account_col: str, product_col: str | None, keys: list[str]
+) -> DataFrame:
+    """Label each candidate row with its movement (and the cross-sell / upsell split)."""
+    from pyspark.sql import functions as F
+
+    previous = F.col(f"{_ROW}.previous")
+    revenue = F.col(f"{_ROW}.revenue")
+    masks = _movement_masks(previous, revenue, ~F.col(f"{_ROW}.first_ever"))
     movement = (
-        F.when((previous == 0) & F.col("__kam_row.first_ever"), F.lit("new"))
-        .when(previous == 0, F.lit("reactivated"))
-        .when(revenue == 0, F.lit("churned"))
-        .when(revenue > previous, F.lit("expansion"))
-        .when(revenue < previous, F.lit("contraction"))
+        F.when(masks.new, F.lit("new"))
+        .when(masks.reactivated, F.lit("reactivated"))
+        .when(masks.churned, F.lit("churned"))
+        .when(masks.expansion, F.lit("expansion"))
+        .when(masks.contraction, F.lit("contraction"))
         .otherwise(F.lit("flat"))
     )
-    cross = F.col("__kam_row.cross")
+    cross = F.col(f"{_ROW}.cross")
     extra: list[Column] = []
     if product_col is not None:
         upsell = F.when(
-            movement == F.lit("expansion"),
-            F.greatest(revenue - previous - cross, F.lit(0.0)),
+            masks.expansion, F.greatest(revenue - previous - cross, F.lit(0.0))
         ).otherwise(F.lit(0.0))
         extra = [cross.alias("cross_sell_revenue"), upsell.alias("upsell_revenue")]
-    bridge = exploded.select(
+    return rows.select(
         *keys,
         account_col,
-        F.col("__kam_row.p").alias(_P),
+        F.col(f"{_ROW}.p").alias(_P),
         previous.alias("previous_revenue"),
         revenue.alias("revenue"),
         movement.alias("movement"),
         *extra,
     )
-    return bridge, bounds
 
 
 def _period_totals(
@@ -317,26 +446,20 @@ def _period_totals(
     Returns the totals (one row per ``keys`` and period index) and the names of the revenue
     and count columns. Each (account, period) with revenue > 0 contributes to its own period
     (``starting_revenue`` etc. without the churn part); an account whose revenue stops after
-    the period contributes its revenue to ``__kam_churn_next`` / ``__kam_churn_next_n`` of
-    that period, which the caller shifts to the next period (no exploded churn rows). The
-    columns ``__kam_present`` (valid input rows in the period: the grid bounds) and
-    ``__kam_excluded`` (excluded input rows; invalid rows are folded into one (group, null
-    period) row) come from the same pass, so bounds and excluded counts need no second scan.
+    the period contributes its revenue to ``_CHURN_NEXT`` / ``_CHURN_NEXT_N`` of that period,
+    which the caller shifts to the next period (no exploded churn rows). The columns
+    ``_PRESENT`` (valid input rows in the period: the grid bounds) and ``_EX`` (excluded
+    input rows; invalid rows are folded into one (group, null period) row) come from the same
+    pass, so bounds and excluded counts need no second scan.
     """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    date = F.to_date(F.col(date_col))
-    valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
-    base = df.select(
-        *[F.col(k) for k in keys],
-        F.when(valid, F.col(account_col)).alias(account_col),
-        *([F.when(valid, F.col(product_col)).alias(product_col)] if product_col else []),
-        F.when(valid, _period_index(date, period)).alias(_P),
-        # Summed in the input type (exact for integers and decimals, so "flat" does not depend
-        # on summation order) and cast to double afterwards.
-        F.when(valid, F.col(value_col)).alias(_V),
-        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias(_EX),
+    base = _totals_input(
+        df,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        period=period,
+        product_col=product_col,
+        keys=keys,
     )
     # One shuffle: hash-partition by account; the per-(account, [product,] period) sums and
     # the per-account window below then need no further exchange.
@@ -347,47 +470,91 @@ def _period_totals(
         keys=keys,
         sums=[_V, _EX],
     )
+    rows = _account_period_rows(
+        account_period, account_col=account_col, product_col=product_col, keys=keys
+    )
+    aggs, sums, counts = _totals_aggs(product_col is not None)
+    return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
+
+
+def _totals_input(
+    df: DataFrame,
+    *,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    period: str,
+    product_col: str | None,
+    keys: list[str],
+) -> DataFrame:
+    """The input with invalid rows nulled out (account, period, value) and flagged in ``_EX``."""
+    from pyspark.sql import functions as F
+
+    valid = _valid_row(account_col, date_col, value_col)
+    return df.select(
+        *[F.col(k) for k in keys],
+        F.when(valid, F.col(account_col)).alias(account_col),
+        *([F.when(valid, F.col(product_col)).alias(product_col)] if product_col else []),
+        F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias(_P),
+        F.when(valid, _summable(df, value_col)).alias(_V),
+        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias(_EX),
+    )
+
+
+def _account_period_rows(
+    account_period: DataFrame, *, account_col: str, product_col: str | None, keys: list[str]
+) -> DataFrame:
+    """Each (account, period) with its revenue (floored at 0) and its neighbours' periods.
+
+    All of an account's periods (also those with revenue <= 0), in order: the neighbours are
+    the adjacent rows; ``_BEFORE`` is the largest revenue of the account's earlier periods.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
-    # All of an account's periods (also those with revenue <= 0), in order: the neighbours are
-    # the adjacent rows; "new" means no earlier period of the account with revenue > 0.
     w = Window.partitionBy(*keys, account_col).orderBy(_P)
-    rows = account_period.select(
+    return account_period.select(
         *keys,
         _P,
         rev.alias(_V),
         _EX,
         *([F.col(_CS)] if product_col else []),
-        F.lag(_P).over(w).alias("__kam_prev_p"),
-        F.greatest(F.lag(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_prev_v"),
-        F.lead(_P).over(w).alias("__kam_next_p"),
-        F.greatest(F.lead(_V).over(w).cast("double"), F.lit(0.0)).alias("__kam_next_v"),
-        F.max(rev).over(w.rowsBetween(Window.unboundedPreceding, -1)).alias("__kam_before"),
+        F.lag(_P).over(w).alias(_PREV_P),
+        F.greatest(F.lag(_V).over(w).cast("double"), F.lit(0.0)).alias(_PREV_V),
+        F.lead(_P).over(w).alias(_NEXT_P),
+        F.greatest(F.lead(_V).over(w).cast("double"), F.lit(0.0)).alias(_NEXT_V),
+        F.max(rev).over(w.rowsBetween(Window.unboundedPreceding, -1)).alias(_BEFORE),
     )
+
+
+def _totals_aggs(with_products: bool) -> tuple[list[Column], list[str], list[str]]:
+    """The (group, period) aggregations, and the names of the revenue and count totals.
+
+    Only periods with revenue > 0 have a row of their own; a churn into a period is counted
+    by the account's last period with revenue (``_CHURN_NEXT``).
+    """
+    from pyspark.sql import functions as F
+
     p = F.col(_P)
     r = F.col(_V)
     zero = F.lit(0.0)
-    prev = F.when(F.col("__kam_prev_p") == p - F.lit(1), F.col("__kam_prev_v")).otherwise(zero)
-    # Only periods with revenue > 0 have a row of their own; a churn into a period is
-    # counted by the account's last period with revenue (``churn_next``).
+    prev = F.when(F.col(_PREV_P) == p - F.lit(1), F.col(_PREV_V)).otherwise(zero)
+    earlier = F.coalesce(F.col(_BEFORE) > 0, F.lit(False))
+    masks = _movement_masks(prev, r, earlier)
     active = r > 0
-    retained = active & (prev > 0)
-    earlier = F.coalesce(F.col("__kam_before") > 0, F.lit(False))
-    first_time = active & (prev == 0) & ~earlier
-    reactivated = active & (prev == 0) & earlier
-    expansion = retained & (r > prev)
-    contraction = retained & (r < prev)
-    next_positive = (F.col("__kam_next_p") == p + F.lit(1)) & (F.col("__kam_next_v") > 0)
+    next_positive = (F.col(_NEXT_P) == p + F.lit(1)) & (F.col(_NEXT_V) > 0)
     churn_next = active & ~F.coalesce(next_positive, F.lit(False))
 
     def total(condition: Column, value: Column) -> Column:
         return F.sum(F.when(condition, value).otherwise(zero))
 
     aggs = [
-        total(retained, prev).alias("starting_revenue"),
-        total(first_time, r).alias("new_revenue"),
-        total(reactivated, r).alias("reactivated_revenue"),
-        total(expansion, r - prev).alias("expansion_revenue"),
-        total(contraction, prev - r).alias("contraction_revenue"),
+        total(masks.retained, prev).alias("starting_revenue"),
+        total(masks.new, r).alias("new_revenue"),
+        total(masks.reactivated, r).alias("reactivated_revenue"),
+        total(masks.expansion, r - prev).alias("expansion_revenue"),
+        total(masks.contraction, prev - r).alias("contraction_revenue"),
         total(active, r).alias("ending_revenue"),
     ]
     sums = [
@@ -398,26 +565,26 @@ def _period_totals(
         "contraction_revenue",
         "ending_revenue",
     ]
-    if product_col is not None:
+    if with_products:
         cross = F.col(_CS)
         exp_cross = F.least(cross, r - prev)
         aggs += [
             total(active, cross).alias("cross_sell_revenue"),
-            total(expansion, exp_cross).alias("expansion_cross_sell_revenue"),
-            total(expansion, r - prev - exp_cross).alias("upsell_revenue"),
+            total(masks.expansion, exp_cross).alias("expansion_cross_sell_revenue"),
+            total(masks.expansion, r - prev - exp_cross).alias("upsell_revenue"),
         ]
         sums += ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
     counts = ["retained_accounts", "new_accounts", "reactivated_accounts"]
     aggs += [
-        F.count_if(retained).alias("retained_accounts"),
-        F.count_if(first_time).alias("new_accounts"),
-        F.count_if(reactivated).alias("reactivated_accounts"),
-        total(churn_next, r).alias("__kam_churn_next"),
-        F.count_if(churn_next).alias("__kam_churn_next_n"),
-        F.count_if(p.isNotNull()).alias("__kam_present"),
+        F.count_if(masks.retained).alias("retained_accounts"),
+        F.count_if(masks.new).alias("new_accounts"),
+        F.count_if(masks.reactivated).alias("reactivated_accounts"),
+        total(churn_next, r).alias(_CHURN_NEXT),
+        F.count_if(churn_next).alias(_CHURN_NEXT_N),
+        F.count_if(p.isNotNull()).alias(_PRESENT),
         F.sum(_EX).alias(_EX),
     ]
-    return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
+    return aggs, sums, counts
 
 
 @any_column_name("revenue_bridge")
@@ -648,8 +815,6 @@ def retention_rates(
         product_col=product_col,
         by=by,
     )
-    from pyspark.sql import functions as F
-
     per_period, sums, counts = _period_totals(
         df,
         account_col=account_col,
@@ -659,12 +824,32 @@ def retention_rates(
         period=period,
         keys=keys,
     )
-    zero = F.lit(0.0)
-    # Per group: the grid bounds (periods with any valid row), the excluded-row count and a
-    # period -> totals map; then every period of the grid after the first, even without
-    # bridge rows (no join: a map lookup on one row per group).
-    churn = ["__kam_churn_next", "__kam_churn_next_n"]
-    present = F.col("__kam_present") > 0
+    looked_up = _grid_lookup(per_period, keys=keys, sums=sums, counts=counts)
+    filled, filled_counts = _filled_totals(sums, counts)
+    return _rates_frame(
+        looked_up,
+        filled,
+        filled_counts,
+        keys=keys,
+        period=period,
+        with_products=product_col is not None,
+    )
+
+
+def _grid_lookup(
+    per_period: DataFrame, *, keys: list[str], sums: list[str], counts: list[str]
+) -> DataFrame:
+    """Every period of each group's grid after the first, with its totals and the previous one's.
+
+    Per group: the grid bounds (periods with any valid row), the excluded-row count and a
+    period -> totals map; then every period of the grid after the first, even without
+    bridge rows (no join: a map lookup on one row per group). ``_T`` holds the period's own
+    totals, ``_T1`` those of the period before it (whose churn moves into this period).
+    """
+    from pyspark.sql import functions as F
+
+    churn = [_CHURN_NEXT, _CHURN_NEXT_N]
+    present = F.col(_PRESENT) > 0
     per_group = per_period.groupBy(*keys).agg(
         F.min(F.when(present, F.col(_P))).alias(_FIRST),
         F.max(F.when(present, F.col(_P))).alias(_LAST),
@@ -676,7 +861,7 @@ def retention_rates(
                     F.struct(F.col(_P), F.struct(*[F.col(c) for c in [*sums, *counts, *churn]])),
                 )
             )
-        ).alias("__kam_map"),
+        ).alias(_MAP),
     )
     grid = per_group.select(
         *keys,
@@ -687,24 +872,50 @@ def retention_rates(
             )
         ).alias(_P),
         F.col(_EX).alias("excluded_rows"),
-        F.col("__kam_map"),
+        F.col(_MAP),
     )
-    # The period's own totals, plus the churn out of the period before it.
-    looked_up = grid.select(
+    return grid.select(
         *keys,
         _P,
         "excluded_rows",
-        F.try_element_at(F.col("__kam_map"), F.col(_P)).alias("__kam_t"),
-        F.try_element_at(F.col("__kam_map"), F.col(_P) - F.lit(1)).alias("__kam_t1"),
+        F.try_element_at(F.col(_MAP), F.col(_P)).alias(_T),
+        F.try_element_at(F.col(_MAP), F.col(_P) - F.lit(1)).alias(_T1),
     )
-    filled = {c: F.coalesce(F.col(f"__kam_t.{c}"), zero) for c in sums}
-    filled_counts = {c: F.coalesce(F.col(f"__kam_t.{c}"), F.lit(0)).cast("long") for c in counts}
-    churned = F.coalesce(F.col("__kam_t1.__kam_churn_next"), zero)
-    churned_n = F.coalesce(F.col("__kam_t1.__kam_churn_next_n"), F.lit(0)).cast("long")
+
+
+def _filled_totals(
+    sums: list[str], counts: list[str]
+) -> tuple[dict[str, Column], dict[str, Column]]:
+    """The revenue and count totals of a :func:`_grid_lookup` row (0 where missing).
+
+    The churn out of the previous period is added to ``starting_*`` and is ``churned_*``.
+    """
+    from pyspark.sql import functions as F
+
+    zero = F.lit(0.0)
+    filled = {c: F.coalesce(F.col(f"{_T}.{c}"), zero) for c in sums}
+    filled_counts = {c: F.coalesce(F.col(f"{_T}.{c}"), F.lit(0)).cast("long") for c in counts}
+    churned = F.coalesce(F.col(f"{_T1}.{_CHURN_NEXT}"), zero)
+    churned_n = F.coalesce(F.col(f"{_T1}.{_CHURN_NEXT_N}"), F.lit(0)).cast("long")
     filled["starting_revenue"] = filled["starting_revenue"] + churned
     filled["churned_revenue"] = churned
     filled_counts["starting_accounts"] = filled_counts["retained_accounts"] + churned_n
     filled_counts["churned_accounts"] = churned_n
+    return filled, filled_counts
+
+
+def _rates_frame(
+    looked_up: DataFrame,
+    filled: dict[str, Column],
+    filled_counts: dict[str, Column],
+    *,
+    keys: list[str],
+    period: str,
+    with_products: bool,
+) -> DataFrame:
+    """The output columns: totals, GRR, NRR and logo retention (null without a start)."""
+    from pyspark.sql import functions as F
+
     start = filled["starting_revenue"]
     # Rates use the per-row totals so they stay consistent with the reported columns.
     grr = F.try_divide(
@@ -731,7 +942,7 @@ def retention_rates(
             filled["expansion_cross_sell_revenue"].alias("expansion_cross_sell_revenue"),
             filled["upsell_revenue"].alias("upsell_revenue"),
         ]
-        if product_col is not None
+        if with_products
         else []
     )
     return looked_up.select(

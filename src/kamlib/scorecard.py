@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kamlib._validation import (
@@ -294,15 +295,123 @@ def account_scorecard(
     500
     >>> _ = card.unpersist()
     """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    from kamlib.churn import churn_features
-    from kamlib.classify import classify_accounts
-    from kamlib.health import health_score
-
     func = "account_scorecard"
-    # ---- validation: schema and options only, no Spark job ---------------------------------
+    opts = _check_options(
+        func,
+        as_of=as_of,
+        freq=freq,
+        revenue_window_days=revenue_window_days,
+        churn_windows=churn_windows,
+        clv_months=clv_months,
+        discount_rate=discount_rate,
+        penalizer=penalizer,
+        top_share=top_share,
+        survey_window_days=survey_window_days,
+        abc_thresholds=abc_thresholds,
+        health_bands=health_bands,
+        health_lower_is_better=health_lower_is_better,
+        transaction_model=transaction_model,
+        spend_model=spend_model,
+    )
+    cols = _Columns(
+        account_col,
+        date_col,
+        value_col,
+        survey_date_col,
+        score_col,
+        wallet_col,
+        target_col,
+        product_col,
+        segment_col,
+    )
+    _check_inputs(func, transactions, cols, surveys=surveys, wallets=wallets, targets=targets)
+    weights = _check_weights(
+        func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
+    )
+    tx = _filtered_transactions(transactions, opts, cols, cache=cache)
+    base = _revenue_frame(tx, opts, cols)
+    classified = _classified(base, opts, cols, top_share=top_share)
+    extra = _extra_frames(
+        tx,
+        opts,
+        cols,
+        surveys=surveys,
+        wallets=wallets,
+        targets=targets,
+        survey_window_days=survey_window_days,
+    )
+    used = _used_weights(
+        func,
+        opts,
+        weights,
+        columns=[*base.columns, *classified.columns, *(c for f in extra for c in f.columns)],
+        custom_weights=health_weights is not None,
+        wallets=wallets is not None,
+        targets=targets is not None,
+        churn_model=churn_model,
+    )
+    clv = _clv_frame(tx, opts, cols)  # the only eager step: the model fits (unless given)
+    card = _joined(
+        base, classified, clv, extra, cols, wallets=wallets is not None, targets=targets is not None
+    )
+    card = _scored(card, opts, used, cols, churn_model=churn_model)
+    if cache:
+        card = _materialise(card, tx, opts.as_of)
+    return card
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The column names of :func:`account_scorecard`'s inputs."""
+
+    account: str
+    date: str
+    value: str
+    survey_date: str
+    score: str
+    wallet: str
+    target: str
+    product: str | None
+    segment: str | None
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of :func:`account_scorecard`."""
+
+    as_of: _dt.datetime
+    window: int
+    windows: tuple[int, ...]
+    months: int
+    abc: tuple[float, float]
+    bands: tuple[float, float]
+    lower_is_better: tuple[str, ...]
+    freq: Freq
+    discount_rate: float
+    penalizer: float
+    transaction_model: TransactionModel | None
+    spend_model: SpendModel | None
+
+
+def _check_options(
+    func: str,
+    *,
+    as_of: _dt.date | _dt.datetime | str,
+    freq: Freq,
+    revenue_window_days: int,
+    churn_windows: Sequence[int],
+    clv_months: int,
+    discount_rate: float,
+    penalizer: float,
+    top_share: float,
+    survey_window_days: int | None,
+    abc_thresholds: Sequence[float],
+    health_bands: tuple[float, float],
+    health_lower_is_better: str | Sequence[str],
+    transaction_model: TransactionModel | None,
+    spend_model: SpendModel | None,
+) -> _Options:
+    """Check the scalar options and the given models (no DataFrame is read)."""
     as_of_ts = parse_timestamp(func, "as_of", as_of)
     check_choice(func, "freq", freq, Freq)
     window = check_int(func, "revenue_window_days", revenue_window_days, unit="days")
@@ -328,6 +437,36 @@ def account_scorecard(
         check_model(func, "transaction_model", transaction_model, TransactionModel)
     if spend_model is not None:
         check_model(func, "spend_model", spend_model, SpendModel)
+    return _Options(
+        as_of_ts,
+        window,
+        windows,
+        months,
+        abc,
+        bands,
+        lower_is_better,
+        freq,
+        float(discount_rate),
+        float(penalizer),
+        transaction_model,
+        spend_model,
+    )
+
+
+def _check_inputs(
+    func: str,
+    transactions: DataFrame,
+    cols: _Columns,
+    *,
+    surveys: DataFrame | None,
+    wallets: DataFrame | None,
+    targets: DataFrame | None,
+) -> None:
+    """Check the columns of every input and that their account columns share one type."""
+    account_col, date_col, value_col = cols.account, cols.date, cols.value
+    product_col, segment_col = cols.product, cols.segment
+    survey_date_col, score_col = cols.survey_date, cols.score
+    wallet_col, target_col = cols.wallet, cols.target
     require_columns(
         transactions,
         func,
@@ -335,7 +474,6 @@ def account_scorecard(
         date_col=(date_col, "temporal"),
         value_col=(value_col, "numeric"),
     )
-    growth_cols = [c for c in (product_col, segment_col) if c is not None]
     if segment_col is not None and product_col is None:
         raise SchemaError(
             function=func, argument="segment_col", expected="used with product_col=", found="None"
@@ -361,9 +499,9 @@ def account_scorecard(
         inputs.append(("wallets", wallets, {"wallet_col": (wallet_col, "numeric")}))
     if targets is not None:
         inputs.append(("targets", targets, {"target_col": (target_col, "numeric")}))
-    for name, frame, cols in inputs:
+    for name, frame, required in inputs:
         try:
-            require_columns(frame, func, account_col=(account_col, "any"), **cols)
+            require_columns(frame, func, account_col=(account_col, "any"), **required)
         except SchemaError as exc:
             raise SchemaError(str(exc).replace(f"{func}(): ", f"{func}(): {name}=: ", 1)) from None
         found = _type_of(frame, account_col)
@@ -372,142 +510,206 @@ def account_scorecard(
                 f"{func}(): column {account_col!r} of {name}= must have the type of the "
                 f"transactions' account column ({account_type}), found {found}"
             )
-    weights = _check_weights(
-        func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
-    )
 
-    # ---- the filtered transactions, read once ----------------------------------------------
-    cutoff = _as_of_literal(as_of_ts)
-    tx = transactions.where(F.col(date_col) < cutoff).select(
-        account_col, date_col, value_col, *growth_cols
+
+def _filtered_transactions(
+    transactions: DataFrame, opts: _Options, cols: _Columns, *, cache: bool
+) -> DataFrame:
+    """The transactions before ``as_of`` (only the used columns), persisted when ``cache``."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    growth_cols = [c for c in (cols.product, cols.segment) if c is not None]
+    tx = transactions.where(F.col(cols.date) < _as_of_literal(opts.as_of)).select(
+        cols.account, cols.date, cols.value, *growth_cols
     )
     if cache:
         tx = tx.persist(StorageLevel.MEMORY_AND_DISK)
+    return tx
 
-    # ---- lazy metric frames (each validates its own options before any job) -----------------
-    all_windows = tuple(sorted(set(windows) | {window}))
+
+def _revenue_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
+    """The churn features of every window plus ``revenue`` and ``revenue_growth``."""
+    from pyspark.sql import functions as F
+
+    from kamlib.churn import churn_features
+
     features = churn_features(
         tx,
-        as_of=as_of_ts,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        windows=all_windows,
+        as_of=opts.as_of,
+        account_col=cols.account,
+        date_col=cols.date,
+        value_col=cols.value,
+        windows=tuple(sorted(set(opts.windows) | {opts.window})),
     )
-    rev = f"revenue_{window}d"
-    trend = f"revenue_trend_{window}d"
-    base = features.withColumn("revenue", F.col(rev)).withColumn("revenue_growth", F.col(trend))
-    classified = classify_accounts(
-        base.select(account_col, "revenue"),
-        account_col=account_col,
+    rev = f"revenue_{opts.window}d"
+    trend = f"revenue_trend_{opts.window}d"
+    return features.withColumn("revenue", F.col(rev)).withColumn("revenue_growth", F.col(trend))
+
+
+def _classified(base: DataFrame, opts: _Options, cols: _Columns, *, top_share: float) -> DataFrame:
+    """Value rank, shares, ABC tier and key-account flag of ``revenue``."""
+    from kamlib.classify import classify_accounts
+
+    return classify_accounts(
+        base.select(cols.account, "revenue"),
+        account_col=cols.account,
         value_col="revenue",
         top_share=top_share,
-        abc_thresholds=abc,
+        abc_thresholds=opts.abc,
     ).select(
-        account_col, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
+        cols.account, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
     )
+
+
+def _extra_frames(
+    tx: DataFrame,
+    opts: _Options,
+    cols: _Columns,
+    *,
+    surveys: DataFrame | None,
+    wallets: DataFrame | None,
+    targets: DataFrame | None,
+    survey_window_days: int | None,
+) -> list[DataFrame]:
+    """The per-account NPS, wallet, target and growth frames of the optional inputs."""
+    from pyspark.sql import functions as F
+
     extra: list[DataFrame] = []
     if surveys is not None:
         extra.append(
             _account_nps(
                 surveys,
-                as_of=as_of_ts,
-                account_col=account_col,
-                date_col=survey_date_col,
-                score_col=score_col,
+                as_of=opts.as_of,
+                account_col=cols.account,
+                date_col=cols.survey_date,
+                score_col=cols.score,
                 window_days=survey_window_days,
             )
         )
     if wallets is not None:
         extra.append(
-            wallets.groupBy(account_col).agg(
-                F.avg(F.col(wallet_col)).cast("double").alias("wallet")
+            wallets.groupBy(cols.account).agg(
+                F.avg(F.col(cols.wallet)).cast("double").alias("wallet")
             )
         )
     if targets is not None:
         extra.append(
-            targets.groupBy(account_col).agg(
-                F.sum(F.col(target_col)).cast("double").alias("target")
+            targets.groupBy(cols.account).agg(
+                F.sum(F.col(cols.target)).cast("double").alias("target")
             )
         )
-    if product_col is not None:
-        since = F.lit((as_of_ts - _dt.timedelta(days=window)).isoformat(sep=" ")).cast("timestamp")
+    if cols.product is not None:
+        since = opts.as_of - _dt.timedelta(days=opts.window)
+        since_col = F.lit(since.isoformat(sep=" ")).cast("timestamp")
         extra.append(
             _growth_frame(
-                tx.where(F.col(date_col) >= since),
-                account_col=account_col,
-                product_col=product_col,
-                value_col=value_col,
-                segment_col=segment_col,
+                tx.where(F.col(cols.date) >= since_col),
+                account_col=cols.account,
+                product_col=cols.product,
+                value_col=cols.value,
+                segment_col=cols.segment,
             )
         )
+    return extra
 
-    # Every output column is known now (the CLV columns are fixed): check the health weights
-    # before the only eager step.
-    present = set(base.columns) | set(classified.columns) | set(_CLV_COLUMNS)
-    for frame in extra:
-        present |= set(frame.columns)
-    if wallets is not None:
+
+def _used_weights(
+    func: str,
+    opts: _Options,
+    weights: dict[str, float],
+    *,
+    columns: list[str],
+    custom_weights: bool,
+    wallets: bool,
+    targets: bool,
+    churn_model: ChurnModel | None,
+) -> dict[str, float]:
+    """The health weights of existing columns; checks them and the churn model's features.
+
+    Every output column is known before the model fits (the CLV columns are fixed), so this
+    runs before the only eager step.
+    """
+    present = set(columns) | set(_CLV_COLUMNS)
+    if wallets:
         present |= {"share_of_wallet", "wallet_headroom"}
-    if targets is not None:
+    if targets:
         present.add("target_attainment")
     if churn_model is not None:
         lacking = sorted(set(churn_model.features) - present)
         if lacking:
             raise SchemaError(
                 f"{func}(): churn_model= reads features the scorecard does not have: {lacking}; "
-                f"train it on churn features with windows among churn_windows={windows}"
+                f"train it on churn features with windows among churn_windows={opts.windows}"
             )
     used = {k: w for k, w in weights.items() if k in present}
-    if health_weights is not None and len(used) != len(weights):
+    if custom_weights and len(used) != len(weights):
         missing = sorted(set(weights) - present)
         raise SchemaError(
             f"{func}(): health_weights= names columns the scorecard does not have: {missing}; "
             f"available: {sorted(present)}"
         )
+    return used
 
-    # ---- CLV: the only eager step (model fits) ----------------------------------------------
-    clv = _clv_frame(
-        tx,
-        as_of=as_of_ts,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        freq=freq,
-        months=months,
-        discount_rate=float(discount_rate),
-        penalizer=float(penalizer),
-        transaction_model=transaction_model,
-        spend_model=spend_model,
-    )
 
-    # ---- join -------------------------------------------------------------------------------
-    card = base.join(classified, on=account_col, how="left").join(clv, on=account_col, how="left")
+def _joined(
+    base: DataFrame,
+    classified: DataFrame,
+    clv: DataFrame,
+    extra: list[DataFrame],
+    cols: _Columns,
+    *,
+    wallets: bool,
+    targets: bool,
+) -> DataFrame:
+    """Left-join every metric frame to ``base``; add share of wallet and target attainment."""
+    from pyspark.sql import functions as F
+
+    card = base.join(classified, on=cols.account, how="left").join(clv, on=cols.account, how="left")
     for frame in extra:
-        card = card.join(frame, on=account_col, how="left")
-    if wallets is not None:
+        card = card.join(frame, on=cols.account, how="left")
+    if wallets:
         from kamlib.wallet import share_of_wallet
 
         card = share_of_wallet(card, spend_col="revenue", wallet_col="wallet")
-    if targets is not None:
+    if targets:
         card = card.withColumn("target_attainment", F.try_divide(F.col("revenue"), F.col("target")))
+    return card
+
+
+def _scored(
+    card: DataFrame,
+    opts: _Options,
+    used: dict[str, float],
+    cols: _Columns,
+    *,
+    churn_model: ChurnModel | None,
+) -> DataFrame:
+    """Add the health score, order the columns and add the churn probability."""
+    from kamlib.health import health_score
 
     card = health_score(
         card,
         weights=used,
-        lower_is_better=tuple(c for c in lower_is_better if c in used),
-        bands=bands,
+        lower_is_better=tuple(c for c in opts.lower_is_better if c in used),
+        bands=opts.bands,
     )
-    ordered = [account_col] + [c for c in SCORECARD_COLUMNS if c in card.columns]
+    ordered = [cols.account] + [c for c in SCORECARD_COLUMNS if c in card.columns]
     rest = [c for c in card.columns if c not in ordered]
     card = card.select(*ordered, *rest)
     if churn_model is not None:
         card = churn_model.predict(card)
-    if cache:
-        card = card.persist(StorageLevel.MEMORY_AND_DISK)
-        n = card.count()
-        tx.unpersist()
-        log.info("account_scorecard: %d accounts scored at %s", n, as_of_ts.isoformat())
+    return card
+
+
+def _materialise(card: DataFrame, tx: DataFrame, as_of: _dt.datetime) -> DataFrame:
+    """Persist and materialise the result (one job), then release the transaction cache."""
+    from pyspark import StorageLevel
+
+    card = card.persist(StorageLevel.MEMORY_AND_DISK)
+    n = card.count()  # the documented materialisation of ``cache=True``
+    tx.unpersist()
+    log.info("account_scorecard: %d accounts scored at %s", n, as_of.isoformat())
     return card
 
 
@@ -556,6 +758,7 @@ def _account_nps(
     score_col: str,
     window_days: int | None,
 ) -> DataFrame:
+    """NPS, response count and confidence interval per account over the surveys before as_of."""
     from pyspark.sql import functions as F
 
     from kamlib.nps import nps
@@ -575,24 +778,14 @@ def _account_nps(
     )
 
 
-def _clv_frame(
-    tx: DataFrame,
-    *,
-    as_of: _dt.datetime,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    freq: Freq,
-    months: int,
-    discount_rate: float,
-    penalizer: float,
-    transaction_model: TransactionModel | None,
-    spend_model: SpendModel | None,
-) -> DataFrame:
+def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     """RFM summary at ``as_of`` scored with BG/NBD + Gamma-Gamma (fitted unless given)."""
     from pyspark.sql import functions as F
 
     from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, rfm_summary
+
+    as_of, freq, penalizer = opts.as_of, opts.freq, opts.penalizer
+    account_col, date_col, value_col = cols.account, cols.date, cols.value
 
     # Transactions are strictly before as_of: the last observable instant is just before it.
     observation_end = as_of - _dt.timedelta(microseconds=1)
@@ -604,11 +797,11 @@ def _clv_frame(
         observation_end=observation_end.date(),
         freq=freq,
     )
-    bg = transaction_model
+    bg = opts.transaction_model
     if bg is None:
         log.info("account_scorecard: fitting BG/NBD")
         bg = BetaGeo(penalizer=penalizer).fit(summary)
-    gg = spend_model
+    gg = opts.spend_model
     if gg is None:
         log.info("account_scorecard: fitting Gamma-Gamma")
         gg = GammaGamma(penalizer=penalizer).fit(summary)
@@ -622,8 +815,8 @@ def _clv_frame(
         scored,
         transaction_model=bg,
         spend_model=gg,
-        months=months,
-        discount_rate=discount_rate,
+        months=opts.months,
+        discount_rate=opts.discount_rate,
         freq=freq,
         output_col="clv",
     )

@@ -97,29 +97,17 @@ def _revenue_history(
     value_col: str,
     months: int,
 ) -> Section:
-    from pyspark.sql import functions as F
-
-    as_of_date = F.lit(as_of.date().isoformat()).cast("date")
-    first = F.add_months(F.trunc(as_of_date, "month"), -int(months))
-    month = F.trunc(F.to_date(F.col(date_col)), "month")
-    rows = (
-        transactions.where(F.col(account_col) == F.lit(account_id))
-        .where((F.to_date(F.col(date_col)) < as_of_date) & (month >= first))
-        .groupBy(month.alias("month"))
-        .agg(F.sum(value_col).alias("revenue"), F.count(F.lit(1)).alias("invoices"))
-        .orderBy("month")
-        .collect()
+    """Monthly invoiced revenue (bars) and contract MRR (line) of the account."""
+    rows, mrr_rows = _monthly_rows(
+        transactions,
+        mrr,
+        account_id=account_id,
+        as_of=as_of,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        months=months,
     )
-    mrr_rows: list[Any] = []
-    if mrr is not None:
-        mrr_rows = (
-            complete_months(mrr.where(F.col(account_col) == F.lit(account_id)), "month", as_of)
-            .where(F.to_date(F.col("month")) >= first)
-            .groupBy("month")
-            .agg(F.sum("mrr").alias("mrr"))
-            .orderBy("month")
-            .collect()
-        )
     fig = _figure()
     ax = fig.add_subplot()
     labels = sorted({r["month"] for r in rows} | {r["month"] for r in mrr_rows})
@@ -159,6 +147,44 @@ def _revenue_history(
         f"{sum(int(r['invoices']) for r in rows)} invoices)"
         + ("; the line is the contract MRR." if mrr_rows else "."),
     )
+
+
+def _monthly_rows(
+    transactions: DataFrame,
+    mrr: DataFrame | None,
+    *,
+    account_id: Any,
+    as_of: _dt.datetime,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    months: int,
+) -> tuple[list[Any], list[Any]]:
+    """The account's revenue and invoices per month, and its MRR per complete month."""
+    from pyspark.sql import functions as F
+
+    as_of_date = F.lit(as_of.date().isoformat()).cast("date")
+    first = F.add_months(F.trunc(as_of_date, "month"), -int(months))
+    month = F.trunc(F.to_date(F.col(date_col)), "month")
+    rows = (
+        transactions.where(F.col(account_col) == F.lit(account_id))
+        .where((F.to_date(F.col(date_col)) < as_of_date) & (month >= first))
+        .groupBy(month.alias("month"))
+        .agg(F.sum(value_col).alias("revenue"), F.count(F.lit(1)).alias("invoices"))
+        .orderBy("month")
+        .collect()
+    )
+    mrr_rows: list[Any] = []
+    if mrr is not None:
+        mrr_rows = (
+            complete_months(mrr.where(F.col(account_col) == F.lit(account_id)), "month", as_of)
+            .where(F.to_date(F.col("month")) >= first)
+            .groupBy("month")
+            .agg(F.sum("mrr").alias("mrr"))
+            .orderBy("month")
+            .collect()
+        )
+    return rows, mrr_rows
 
 
 def _mrr_movements(
@@ -202,72 +228,10 @@ def _health(
     weights: Mapping[str, float],
     lower_is_better: tuple[str, ...],
 ) -> Section:
-    from pyspark.sql import functions as F
-
-    drivers = [c for c in weights if c in card.columns]
-    body = ""
-    if drivers:
-        aggs = []
-        for c in drivers:
-            value = row.get(c)
-            aggs.append(F.percentile_approx(F.col(c), 0.5).alias(f"{c}__median"))
-            if value is not None:
-                v = F.lit(value)
-                beats = F.col(c) > v if c in lower_is_better else F.col(c) < v
-                share = F.avg(F.when(F.col(c).isNotNull(), beats.cast("double")))
-                aggs.append(share.alias(f"{c}__beats"))
-        stats = card.agg(*aggs).first()
-        total = sum(float(weights[c]) for c in drivers)
-        rows = []
-        for c in drivers:
-            value = row.get(c)
-            median = stats[f"{c}__median"] if stats is not None else None
-            standing: float | None = None
-            if stats is not None and value is not None and stats[f"{c}__beats"] is not None:
-                standing = 100.0 * float(stats[f"{c}__beats"])
-            rows.append(
-                [
-                    c,
-                    f"{100 * float(weights[c]) / total:.0f}%",
-                    value,
-                    median,
-                    None if standing is None else round(standing, 0),
-                    "lower" if c in lower_is_better else "higher",
-                ]
-            )
-        body += html_table(
-            ["driver", "weight", "account", "portfolio median", "standing (0-100)", "better"],
-            rows,
-        )
+    """Health drivers against the portfolio and, with a history, the account's trend."""
+    body = _driver_table(card, row, weights=weights, lower_is_better=lower_is_better)
     if history is not None:
-        from kamlib.health import health_trend
-
-        own = history.where(F.col(account_col) == F.lit(account_id))
-        points = own.select("as_of", "health_score", "health_band").orderBy("as_of").collect()
-        trend = health_trend(own, account_col=account_col).first()
-        fig = _figure(9.0, 2.8)
-        ax = fig.add_subplot()
-        if points:
-            xs = [str(p["as_of"])[:10] for p in points]
-            ax.axhspan(0, 40, color="#fed7d7", alpha=0.6)
-            ax.axhspan(40, 70, color="#fefcbf", alpha=0.6)
-            ax.axhspan(70, 100, color="#c6f6d5", alpha=0.6)
-            ax.plot(xs, [p["health_score"] for p in points], color="#1a202c", marker="o")
-            ax.set_ylim(0, 100)
-            ax.set_ylabel("health score")
-        body += image(fig, "account health trend")
-        if trend is not None:
-            body += html_table(
-                ["snapshots", "last change", "slope per 30 days", "band changes"],
-                [
-                    [
-                        trend["n_snapshots"],
-                        trend["health_change_last"],
-                        trend["health_slope_30d"],
-                        trend["band_changes"],
-                    ]
-                ],
-            )
+        body += _health_history(history, account_id=account_id, account_col=account_col)
     return Section(
         "health",
         "Health score and drivers",
@@ -276,6 +240,88 @@ def _health(
         "Standing = share of accounts the account beats on the driver (direction-adjusted), "
         "the percent rank the percentile health method weights.",
     )
+
+
+def _driver_table(
+    card: DataFrame,
+    row: Mapping[str, Any],
+    *,
+    weights: Mapping[str, float],
+    lower_is_better: tuple[str, ...],
+) -> str:
+    """Each weighted driver: weight, the account's value, the portfolio median and standing."""
+    from pyspark.sql import functions as F
+
+    drivers = [c for c in weights if c in card.columns]
+    if not drivers:
+        return ""
+    aggs = []
+    for c in drivers:
+        value = row.get(c)
+        aggs.append(F.percentile_approx(F.col(c), 0.5).alias(f"{c}__median"))
+        if value is not None:
+            v = F.lit(value)
+            beats = F.col(c) > v if c in lower_is_better else F.col(c) < v
+            share = F.avg(F.when(F.col(c).isNotNull(), beats.cast("double")))
+            aggs.append(share.alias(f"{c}__beats"))
+    stats = card.agg(*aggs).first()
+    total = sum(float(weights[c]) for c in drivers)
+    rows = []
+    for c in drivers:
+        value = row.get(c)
+        median = stats[f"{c}__median"] if stats is not None else None
+        standing: float | None = None
+        if stats is not None and value is not None and stats[f"{c}__beats"] is not None:
+            standing = 100.0 * float(stats[f"{c}__beats"])
+        rows.append(
+            [
+                c,
+                f"{100 * float(weights[c]) / total:.0f}%",
+                value,
+                median,
+                None if standing is None else round(standing, 0),
+                "lower" if c in lower_is_better else "higher",
+            ]
+        )
+    return html_table(
+        ["driver", "weight", "account", "portfolio median", "standing (0-100)", "better"],
+        rows,
+    )
+
+
+def _health_history(history: DataFrame, *, account_id: Any, account_col: str) -> str:
+    """The account's health-score chart over the snapshots and its trend statistics."""
+    from pyspark.sql import functions as F
+
+    from kamlib.health import health_trend
+
+    own = history.where(F.col(account_col) == F.lit(account_id))
+    points = own.select("as_of", "health_score", "health_band").orderBy("as_of").collect()
+    trend = health_trend(own, account_col=account_col).first()
+    fig = _figure(9.0, 2.8)
+    ax = fig.add_subplot()
+    if points:
+        xs = [str(p["as_of"])[:10] for p in points]
+        ax.axhspan(0, 40, color="#fed7d7", alpha=0.6)
+        ax.axhspan(40, 70, color="#fefcbf", alpha=0.6)
+        ax.axhspan(70, 100, color="#c6f6d5", alpha=0.6)
+        ax.plot(xs, [p["health_score"] for p in points], color="#1a202c", marker="o")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("health score")
+    body = image(fig, "account health trend")
+    if trend is not None:
+        body += html_table(
+            ["snapshots", "last change", "slope per 30 days", "band changes"],
+            [
+                [
+                    trend["n_snapshots"],
+                    trend["health_change_last"],
+                    trend["health_slope_30d"],
+                    trend["band_changes"],
+                ]
+            ],
+        )
+    return body
 
 
 def _nps(
@@ -496,38 +542,22 @@ def account_report(
     >>> html = account_report(card, account_id="A00000042", transactions=tx,
     ...                       as_of="2026-01-01")  # doctest: +SKIP
     """
-    from pyspark.sql import functions as F
-
-    from kamlib._validation import parse_timestamp, require_columns
+    from kamlib._validation import parse_timestamp
+    from kamlib.scorecard import DEFAULT_HEALTH_WEIGHTS
 
     func = "account_report"
     as_of_ts = parse_timestamp(func, "as_of", as_of)
-    require_columns(card, func, account_col=(account_col, "any"))
-    require_columns(
-        transactions,
+    _check_inputs(
         func,
-        account_col=(account_col, "any"),
-        date_col=(date_col, "temporal"),
-        value_col=(value_col, "numeric"),
+        card,
+        transactions,
+        mrr=mrr,
+        health_history=health_history,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
     )
-    if mrr is not None:
-        require_columns(
-            mrr, func, account_col=(account_col, "any"), month_col=("month", "temporal")
-        )
-        require_columns(mrr, func, mrr_col=("mrr", "numeric"))
-    if health_history is not None:
-        require_columns(
-            health_history,
-            func,
-            account_col=(account_col, "any"),
-            as_of_col=("as_of", "temporal"),
-            score_col=("health_score", "numeric"),
-        )
-    first = card.where(F.col(account_col) == F.lit(account_id)).limit(1).collect()
-    if not first:
-        raise SchemaError(f"{func}(): account {account_id!r} is not in the scorecard")
-    row = first[0].asDict()
-    from kamlib.scorecard import DEFAULT_HEALTH_WEIGHTS
+    row = _account_row(func, card, account_id=account_id, account_col=account_col)
 
     weights = dict(DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights)
     sections = [
@@ -560,12 +590,99 @@ def account_report(
             lower_is_better=tuple(health_lower_is_better),
         )
     )
+    sections += _relationship_sections(
+        row,
+        surveys,
+        whitespace,
+        recommendations,
+        alerts,
+        account_id=account_id,
+        as_of=as_of_ts,
+        account_col=account_col,
+        survey_date_col=survey_date_col,
+        score_col=score_col,
+        product_col=product_col,
+        limit=limit,
+    )
+    return render_html(
+        title or f"Quarterly business review: {account_id}",
+        sections,
+        subtitle=f"Account {account_id}, scored as of {as_of_ts.date()}",
+    )
+
+
+def _check_inputs(
+    func: str,
+    card: DataFrame,
+    transactions: DataFrame,
+    *,
+    mrr: DataFrame | None,
+    health_history: DataFrame | None,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+) -> None:
+    """Check the columns of the scorecard, the transactions and the optional inputs."""
+    from kamlib._validation import require_columns
+
+    require_columns(card, func, account_col=(account_col, "any"))
+    require_columns(
+        transactions,
+        func,
+        account_col=(account_col, "any"),
+        date_col=(date_col, "temporal"),
+        value_col=(value_col, "numeric"),
+    )
+    if mrr is not None:
+        require_columns(
+            mrr, func, account_col=(account_col, "any"), month_col=("month", "temporal")
+        )
+        require_columns(mrr, func, mrr_col=("mrr", "numeric"))
+    if health_history is not None:
+        require_columns(
+            health_history,
+            func,
+            account_col=(account_col, "any"),
+            as_of_col=("as_of", "temporal"),
+            score_col=("health_score", "numeric"),
+        )
+
+
+def _account_row(
+    func: str, card: DataFrame, *, account_id: Any, account_col: str
+) -> dict[str, Any]:
+    """The account's scorecard row (one small collect); SchemaError when it is absent."""
+    from pyspark.sql import functions as F
+
+    first = card.where(F.col(account_col) == F.lit(account_id)).limit(1).collect()
+    if not first:
+        raise SchemaError(f"{func}(): account {account_id!r} is not in the scorecard")
+    return dict(first[0].asDict())
+
+
+def _relationship_sections(
+    row: Mapping[str, Any],
+    surveys: DataFrame | None,
+    whitespace: DataFrame | None,
+    recommendations: DataFrame | None,
+    alerts: DataFrame | None,
+    *,
+    account_id: Any,
+    as_of: _dt.datetime,
+    account_col: str,
+    survey_date_col: str,
+    score_col: str,
+    product_col: str,
+    limit: int,
+) -> list[Section]:
+    """The NPS, CLV, targets, whitespace and alerts sections (those whose inputs exist)."""
+    sections: list[Section] = []
     if surveys is not None:
         sections.append(
             _nps(
                 surveys,
                 account_id=account_id,
-                as_of=as_of_ts,
+                as_of=as_of,
                 account_col=account_col,
                 date_col=survey_date_col,
                 score_col=score_col,
@@ -589,8 +706,4 @@ def account_report(
         sections.append(
             _alerts(alerts, account_id=account_id, account_col=account_col, limit=limit)
         )
-    return render_html(
-        title or f"Quarterly business review: {account_id}",
-        sections,
-        subtitle=f"Account {account_id}, scored as of {as_of_ts.date()}",
-    )
+    return sections

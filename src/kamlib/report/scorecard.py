@@ -343,6 +343,7 @@ def _retention(
     period: Literal["month", "quarter", "year"],
     bridge_periods: int,
 ) -> tuple[Section, Section, list[Any]]:
+    """The GRR / NRR trend and the revenue-bridge waterfall of the complete periods."""
     from pyspark.sql import functions as F
 
     from kamlib.retention import retention_rates
@@ -359,6 +360,12 @@ def _retention(
         .collect()
     )
     rows = [r for r in rows if r["starting_revenue"] is not None and r["starting_revenue"] > 0]
+    last = rows[-bridge_periods:]
+    return _retention_trend(rows, period), _bridge_waterfall(last, period), rows
+
+
+def _retention_trend(rows: list[Any], period: str) -> Section:
+    """Line chart of NRR, GRR and logo retention per period."""
     fig = _figure()
     ax = fig.add_subplot()
     if rows:
@@ -391,7 +398,7 @@ def _retention(
         ax.tick_params(axis="x", labelrotation=30)
     ax.set_ylabel("% of starting revenue")
     ax.grid(alpha=0.3)
-    trend = Section(
+    return Section(
         "retention-trend",
         f"GRR / NRR by {period}",
         image(fig, "GRR and NRR trend"),
@@ -399,7 +406,9 @@ def _retention(
         f"{period}s before the scoring date only.",
     )
 
-    last = rows[-bridge_periods:]
+
+def _bridge_waterfall(last: list[Any], period: str) -> Section:
+    """Waterfall from the first period's starting revenue to the last period's revenue."""
     fig2 = _figure()
     ax2 = fig2.add_subplot()
     if last:
@@ -440,14 +449,13 @@ def _retention(
     ax2.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _money(v)))
     ax2.set_ylabel(f"{period}ly revenue")
     ax2.grid(alpha=0.3, axis="y")
-    bridge = Section(
+    return Section(
         "revenue-bridge",
         title,
         image(fig2, "revenue bridge waterfall"),
         note=f"Revenue of the first {period} -> sum of new, reactivated, expansion, contraction "
         f"and churned revenue over the last {len(last)} {period}s -> revenue of the last {period}.",
     )
-    return trend, bridge, rows
 
 
 def _at_risk(card: DataFrame, account_col: str, limit: int) -> tuple[Section, list[Any]]:
@@ -561,32 +569,91 @@ def scorecard_report(
         period=retention_period,
         bridge_periods=max(1, int(bridge_periods)),
     )
+    extra = _retention_kpis(retention_rows, retention_period)
+    if surveys is not None:
+        extra += _nps_kpi(surveys, score_col)
+    check_choice("scorecard_report", "cohort_period", cohort_period, ("month", "quarter", "year"))
+    growth, growth_kpis = _growth_sections(
+        card,
+        as_of=as_of_ts,
+        account_col=account_col,
+        mrr=mrr,
+        cohort_period=cohort_period,
+        mrr_months=mrr_months,
+        whitespace=whitespace,
+        recommendations=recommendations,
+        product_col=product_col,
+        health_history=health_history,
+        as_of_col=as_of_col,
+    )
+    extra += growth_kpis
+    sections = [
+        _summary(card, account_col, top_share, as_of_ts, extra),
+        _pareto(card, top_share),
+        _tier_mix(card),
+        _clv_distribution(card),
+    ]
+    if surveys is not None:
+        sections.append(
+            _nps_trend(surveys, as_of=as_of_ts, date_col=survey_date_col, score_col=score_col)
+        )
+    else:
+        sections.append(Section("nps-trend", "Net Promoter Score by month", "<p>No surveys.</p>"))
+    sections.extend([trend, bridge, *growth])
+    sections.append(_at_risk(card, account_col, at_risk_limit)[0])
+    return render_html(title, sections, subtitle=subtitle or f"Scored as of {as_of_ts.date()}")
+
+
+def _retention_kpis(rows: list[Any], period: str) -> list[tuple[str, str]]:
+    """The GRR and NRR tiles of the last complete period (none without periods)."""
     extra: list[tuple[str, str]] = []
-    if retention_rows:
-        last = retention_rows[-1]
-        label = f"{retention_period} {last['period']}"
+    if rows:
+        last = rows[-1]
+        label = f"{period} {last['period']}"
         for key in ("grr", "nrr"):
             value = last[key]
             extra.append(
                 (f"{key.upper()} ({label})", "-" if value is None else f"{100 * value:.1f}%")
             )
-    if surveys is not None:
-        from kamlib.nps import nps
+    return extra
 
-        nps_row = nps(surveys, score_col=score_col).first()
-        if nps_row is not None and nps_row["nps"] is not None:
-            extra.append(("NPS (all responses)", f"{nps_row['nps']:+.0f}"))
-    check_choice("scorecard_report", "cohort_period", cohort_period, ("month", "quarter", "year"))
+
+def _nps_kpi(surveys: DataFrame, score_col: str) -> list[tuple[str, str]]:
+    """The NPS tile over all responses (none when there is no valid response)."""
+    from kamlib.nps import nps
+
+    nps_row = nps(surveys, score_col=score_col).first()
+    if nps_row is not None and nps_row["nps"] is not None:
+        return [("NPS (all responses)", f"{nps_row['nps']:+.0f}")]
+    return []
+
+
+def _growth_sections(
+    card: DataFrame,
+    *,
+    as_of: _dt.datetime,
+    account_col: str,
+    mrr: DataFrame | None,
+    cohort_period: Literal["month", "quarter", "year"],
+    mrr_months: int,
+    whitespace: DataFrame | None,
+    recommendations: DataFrame | None,
+    product_col: str,
+    health_history: DataFrame | None,
+    as_of_col: str,
+) -> tuple[list[Section], list[tuple[str, str]]]:
+    """The optional MRR, cohort, whitespace and health-trend sections and their KPI tiles."""
     growth: list[Section] = []
+    extra: list[tuple[str, str]] = []
     if mrr is not None:
         from kamlib.report.sections import cohort_section, mrr_bridge_section
 
         mrr_section, mrr_rows = mrr_bridge_section(
-            mrr, as_of=as_of_ts, account_col=account_col, months=mrr_months
+            mrr, as_of=as_of, account_col=account_col, months=mrr_months
         )
         growth.append(mrr_section)
         growth.append(
-            cohort_section(mrr, as_of=as_of_ts, account_col=account_col, period=cohort_period)[0]
+            cohort_section(mrr, as_of=as_of, account_col=account_col, period=cohort_period)[0]
         )
         if mrr_rows:
             last_mrr = mrr_rows[-1]
@@ -614,18 +681,4 @@ def scorecard_report(
                 health_history, card, account_col=account_col, as_of_col=as_of_col
             )[0]
         )
-    sections = [
-        _summary(card, account_col, top_share, as_of_ts, extra),
-        _pareto(card, top_share),
-        _tier_mix(card),
-        _clv_distribution(card),
-    ]
-    if surveys is not None:
-        sections.append(
-            _nps_trend(surveys, as_of=as_of_ts, date_col=survey_date_col, score_col=score_col)
-        )
-    else:
-        sections.append(Section("nps-trend", "Net Promoter Score by month", "<p>No surveys.</p>"))
-    sections.extend([trend, bridge, *growth])
-    sections.append(_at_risk(card, account_col, at_risk_limit)[0])
-    return render_html(title, sections, subtitle=subtitle or f"Scored as of {as_of_ts.date()}")
+    return growth, extra

@@ -11,6 +11,7 @@ import datetime as _dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from kamlib._validation import TEMP_PREFIX
 from kamlib.report._html import Section, html_table, image
 
 if TYPE_CHECKING:
@@ -97,6 +98,24 @@ def mrr_bridge_section(
         .collect()
     )
     shown = rows[-max(1, int(months)) :]
+    fig = _mrr_chart(shown, month_col)
+    table = _mrr_table(shown, month_col)
+    return (
+        Section(
+            "mrr-bridge",
+            "MRR movements",
+            image(fig, "MRR movements by month") + table,
+            note="Contract MRR (amount / billing interval on each month's last day): ending = "
+            "starting + new + reactivation + expansion - contraction - churned; an annual "
+            "invoice is spread over its 12 months, so it never shows as expansion then churn. "
+            f"Last {len(shown)} complete months before {as_of.date()}.",
+        ),
+        rows,
+    )
+
+
+def _mrr_chart(shown: list[Any], month_col: str) -> Any:
+    """Stacked monthly MRR movements (gains up, losses down) with the ending MRR line."""
     fig = _figure()
     ax = fig.add_subplot()
     if shown:
@@ -145,6 +164,11 @@ def mrr_bridge_section(
             frameon=False,
         )
         ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def _mrr_table(shown: list[Any], month_col: str) -> str:
+    """The bridge table of the last six shown months."""
     table_rows = [
         [
             str(r[month_col])[:7],
@@ -162,7 +186,7 @@ def mrr_bridge_section(
         ]
         for r in shown[-6:]
     ]
-    table = html_table(
+    return html_table(
         [
             "month",
             "starting",
@@ -178,18 +202,6 @@ def mrr_bridge_section(
             "ARR",
         ],
         table_rows,
-    )
-    return (
-        Section(
-            "mrr-bridge",
-            "MRR movements",
-            image(fig, "MRR movements by month") + table,
-            note="Contract MRR (amount / billing interval on each month's last day): ending = "
-            "starting + new + reactivation + expansion - contraction - churned; an annual "
-            "invoice is spread over its 12 months, so it never shows as expansion then churn. "
-            f"Last {len(shown)} complete months before {as_of.date()}.",
-        ),
-        rows,
     )
 
 
@@ -297,13 +309,49 @@ def whitespace_section(
     ``is_key_account`` and ``revenue``); ``recommendations`` optionally
     :func:`kamlib.growth.next_products` output (the top recommendation per listed account).
     """
+    per_product = _headroom_by_product(
+        whitespace, card, account_col=account_col, product_col=product_col
+    )
+    columns, table_rows = _top_headroom_accounts(
+        whitespace,
+        card,
+        account_col=account_col,
+        product_col=product_col,
+        recommendations=recommendations,
+        limit=limit,
+    )
+    fig = _headroom_chart(per_product, product_col)
+    total = sum(float(r["headroom"] or 0.0) for r in per_product)
+    key_total = sum(float(r["key_headroom"] or 0.0) for r in per_product)
+    return (
+        Section(
+            "whitespace",
+            "Whitespace and cross-sell headroom",
+            image(fig, "whitespace headroom by product") + html_table(columns, table_rows),
+            note=f"Total headroom {money(total)} ({money(key_total)} in key accounts): for each "
+            "account and product sold to its peers, max(peer median revenue - own revenue, 0). "
+            f"The {len(table_rows)} accounts with the most headroom are listed.",
+        ),
+        per_product,
+    )
+
+
+_KEY = f"{TEMP_PREFIX}key"
+_REC = f"{TEMP_PREFIX}rec"
+_CONF = f"{TEMP_PREFIX}conf"
+
+
+def _headroom_by_product(
+    whitespace: DataFrame, card: DataFrame, *, account_col: str, product_col: str
+) -> list[Any]:
+    """Accounts, buyers, revenue and headroom (all and key accounts') per product, collected."""
     from pyspark.sql import functions as F
 
     keyed = whitespace.join(
-        card.select(account_col, F.col("is_key_account").alias("_key")), account_col, "left"
+        card.select(account_col, F.col("is_key_account").alias(_KEY)), account_col, "left"
     )
-    is_key = F.coalesce(F.col("_key"), F.lit(False))
-    per_product = (
+    is_key = F.coalesce(F.col(_KEY), F.lit(False))
+    return (
         keyed.groupBy(product_col)
         .agg(
             F.count(F.lit(1)).alias("accounts"),
@@ -315,6 +363,20 @@ def whitespace_section(
         .orderBy(F.desc("headroom"), product_col)
         .collect()
     )
+
+
+def _top_headroom_accounts(
+    whitespace: DataFrame,
+    card: DataFrame,
+    *,
+    account_col: str,
+    product_col: str,
+    recommendations: DataFrame | None,
+    limit: int,
+) -> tuple[list[str], list[list[Any]]]:
+    """The table (columns, rows) of the accounts with the most headroom."""
+    from pyspark.sql import functions as F
+
     top = (
         whitespace.groupBy(account_col)
         .agg(
@@ -329,8 +391,8 @@ def whitespace_section(
     if recommendations is not None:
         rec = recommendations.where(F.col("rank") == 1).select(
             account_col,
-            F.col("recommended_product").alias("_rec"),
-            F.col("confidence").alias("_conf"),
+            F.col("recommended_product").alias(_REC),
+            F.col("confidence").alias(_CONF),
         )
         top = top.join(rec, account_col, "left")
     listed = top.orderBy(F.desc("headroom"), account_col).limit(max(1, int(limit))).collect()
@@ -345,11 +407,16 @@ def whitespace_section(
             r["top_product"],
         ]
         if recommendations is not None:
-            rec_text = "-" if r["_rec"] is None else f"{r['_rec']} ({pct(r['_conf'], 0)})"
+            rec_text = "-" if r[_REC] is None else f"{r[_REC]} ({pct(r[_CONF], 0)})"
             row.append(rec_text)
         table_rows.append(row)
     if recommendations is not None:
         columns.append("next product (confidence)")
+    return columns, table_rows
+
+
+def _headroom_chart(per_product: list[Any], product_col: str) -> Any:
+    """Horizontal bars of the headroom per product, key accounts first."""
     fig = _figure(9.0, 0.9 + 0.45 * max(len(per_product), 1))
     ax = fig.add_subplot()
     if per_product:
@@ -376,19 +443,7 @@ def whitespace_section(
         ax.set_xlabel("headroom (peer median revenue - own revenue, summed over accounts)")
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3, axis="x")
-    total = sum(float(r["headroom"] or 0.0) for r in per_product)
-    key_total = sum(float(r["key_headroom"] or 0.0) for r in per_product)
-    return (
-        Section(
-            "whitespace",
-            "Whitespace and cross-sell headroom",
-            image(fig, "whitespace headroom by product") + html_table(columns, table_rows),
-            note=f"Total headroom {money(total)} ({money(key_total)} in key accounts): for each "
-            "account and product sold to its peers, max(peer median revenue - own revenue, 0). "
-            f"The {len(listed)} accounts with the most headroom are listed.",
-        ),
-        per_product,
-    )
+    return fig
 
 
 # ------------------------------------------------------------------------------- health trend
@@ -411,11 +466,39 @@ def health_trend_section(
     per account :func:`kamlib.health.health_trend` gives the slope and last change. With
     ``card`` only its key accounts are listed.
     """
-    from pyspark.sql import functions as F
-
     from kamlib.health import health_trend
 
-    mix = (
+    mix = _band_mix(history, as_of_col=as_of_col, score_col=score_col, band_col=band_col)
+    trend = health_trend(
+        history,
+        account_col=account_col,
+        as_of_col=as_of_col,
+        score_col=score_col,
+        band_col=band_col,
+    )
+    n, declining, improving = _slope_counts(trend)
+    columns, listed = _fastest_falling(trend, card, account_col=account_col, limit=limit)
+    fig = _band_chart(mix, as_of_col)
+    who = "key accounts" if card is not None else "accounts"
+    return (
+        Section(
+            "health-trend",
+            "Health trend",
+            image(fig, "health band mix by snapshot")
+            + html_table(columns, [list(r) for r in listed]),
+            note=f"{len(mix)} snapshots; of {n:,} accounts {declining:,} decline by more than 1 "
+            f"point per 30 days and {improving:,} improve (least-squares slope of the health "
+            f"score). The {len(listed)} {who} falling fastest are listed.",
+        ),
+        listed,
+    )
+
+
+def _band_mix(history: DataFrame, *, as_of_col: str, score_col: str, band_col: str) -> list[Any]:
+    """Accounts, mean score and accounts per band of each snapshot, collected in date order."""
+    from pyspark.sql import functions as F
+
+    return (
         history.groupBy(as_of_col)
         .agg(
             F.count(F.lit(1)).alias("n"),
@@ -428,18 +511,29 @@ def health_trend_section(
         .orderBy(as_of_col)
         .collect()
     )
-    trend = health_trend(
-        history,
-        account_col=account_col,
-        as_of_col=as_of_col,
-        score_col=score_col,
-        band_col=band_col,
-    )
+
+
+def _slope_counts(trend: DataFrame) -> tuple[int, int, int]:
+    """Accounts, and those whose health falls / rises by more than 1 point per 30 days."""
+    from pyspark.sql import functions as F
+
     counts = trend.agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.when(F.col("health_slope_30d") < -1, 1).otherwise(0)).alias("declining"),
         F.sum(F.when(F.col("health_slope_30d") > 1, 1).otherwise(0)).alias("improving"),
     ).first()
+    n = int(counts["n"] or 0) if counts else 0
+    declining = int(counts["declining"] or 0) if counts else 0
+    improving = int(counts["improving"] or 0) if counts else 0
+    return n, declining, improving
+
+
+def _fastest_falling(
+    trend: DataFrame, card: DataFrame | None, *, account_col: str, limit: int
+) -> tuple[Sequence[str], list[Any]]:
+    """The (key) accounts with the steepest health decline: columns and collected rows."""
+    from pyspark.sql import functions as F
+
     listed_df = trend.where(F.col("health_slope_30d").isNotNull())
     if card is not None:
         listed_df = listed_df.join(
@@ -460,6 +554,11 @@ def health_trend_section(
         .limit(max(1, int(limit)))
         .collect()
     )
+    return columns, listed
+
+
+def _band_chart(mix: list[Any], as_of_col: str) -> Any:
+    """Stacked band shares per snapshot with the mean health score line."""
     fig = _figure()
     ax = fig.add_subplot()
     if mix:
@@ -477,19 +576,4 @@ def health_trend_section(
         ax2.set_ylabel("mean health score")
         ax2.set_ylim(0, 100)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
-    n = int(counts["n"] or 0) if counts else 0
-    declining = int(counts["declining"] or 0) if counts else 0
-    improving = int(counts["improving"] or 0) if counts else 0
-    who = "key accounts" if card is not None else "accounts"
-    return (
-        Section(
-            "health-trend",
-            "Health trend",
-            image(fig, "health band mix by snapshot")
-            + html_table(columns, [list(r) for r in listed]),
-            note=f"{len(mix)} snapshots; of {n:,} accounts {declining:,} decline by more than 1 "
-            f"point per 30 days and {improving:,} improve (least-squares slope of the health "
-            f"score). The {len(listed)} {who} falling fastest are listed.",
-        ),
-        listed,
-    )
+    return fig
