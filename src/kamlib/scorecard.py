@@ -27,7 +27,7 @@ from kamlib._validation import (
     require_columns,
 )
 from kamlib.clv._base import SpendModel, TransactionModel, check_model
-from kamlib.clv.summary import Freq
+from kamlib.clv._units import DAYS_PER_UNIT, Freq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -83,8 +83,6 @@ SCORECARD_COLUMNS: tuple[str, ...] = (
     "health_score",
     "health_band",
 )
-
-_DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
 
 
 def _type_of(df: DataFrame, column: str) -> str:
@@ -805,7 +803,7 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     if gg is None:
         log.info("account_scorecard: fitting Gamma-Gamma")
         gg = GammaGamma(penalizer=penalizer).fit(summary)
-    unit = _DAYS_PER_UNIT[freq]
+    unit = DAYS_PER_UNIT[freq]
     scored = bg.probability_alive(summary, output_col="p_alive")
     scored = bg.probability_no_purchase(scored, 90.0 / unit, output_col="p_no_purchase_90d")
     scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")

@@ -10,9 +10,10 @@ a per-account ``groupBy``) and match lifetimes' ``summary_data_from_transaction_
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from kamlib._validation import any_column_name, check_choice, parse_timestamp, require_columns
+from kamlib.clv._units import DAYS_PER_UNIT, Freq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -20,16 +21,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Freq", "calibration_holdout", "rfm_summary"]
 
-#: Time unit of ``recency`` and ``T``: days, or weeks of 7 days (fractional).
-Freq = Literal["D", "W"]
-
-_UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0}
 _PREFIX = "__kamlib_rfm_"
 
 
 def _unit(func: str, freq: str) -> float:
     check_choice(func, "freq", freq, Freq)
-    return _UNIT_DAYS[freq]
+    return DAYS_PER_UNIT[freq]
 
 
 def _as_day(func: str, arg: str, value: Any) -> _dt.date:
