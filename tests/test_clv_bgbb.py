@@ -178,3 +178,18 @@ def test_betageo_weights_col_equals_repeated_rows(spark):
     for name in a.param_names:
         assert a.params[name] == pytest.approx(b.params[name], rel=1e-6)
     assert a.fit_info["n"] == 9.0
+
+
+@pytest.mark.parametrize("value", [math.inf, -1.0, math.nan])
+def test_horizons_must_be_finite_non_negative(value):
+    """``t`` and ``future_periods`` are checked before anything else (no fit, no Spark)."""
+    model = BetaGeoBetaBinom()
+    with pytest.raises(SchemaError) as info:
+        model.expected_purchases(None, value)
+    assert (info.value.function, info.value.argument) == (
+        "BetaGeoBetaBinom.expected_purchases",
+        "t",
+    )
+    with pytest.raises(SchemaError) as info:
+        model.probability_alive(None, future_periods=value)
+    assert info.value.argument == "future_periods"

@@ -430,7 +430,7 @@ class BetaGeoBetaBinom(FittedModel):
         :meth:`predictive_interval_np`, in the same Arrow pass.
         """
         func = f"{type(self).__name__}.expected_purchases"
-        check_positive(func, "t", t, allow_zero=True)
+        check_finite_positive(func, "t", t, allow_zero=True)
         params = self._p("expected_purchases")
         names = (frequency_col, recency_col, n_periods_col)
         require_columns(
@@ -505,7 +505,7 @@ class BetaGeoBetaBinom(FittedModel):
         continuous-time models); giving both with different values is a :class:`SchemaError`.
         """
         func = f"{type(self).__name__}.probability_alive"
-        check_positive(func, "future_periods", future_periods, allow_zero=True)
+        check_finite_positive(func, "future_periods", future_periods, allow_zero=True)
         if future_t is not None:
             alias = check_finite_positive(func, "future_t", future_t, allow_zero=True)
             if future_periods not in (0, alias):
