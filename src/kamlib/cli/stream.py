@@ -21,6 +21,10 @@ from kamlib.cli._session import command_session
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from kamlib.errors import KamlibError
+    from kamlib.streaming.runner import StreamReport
+    from kamlib.streaming.sources import KafkaOptions
+
 __all__ = ["add_parser", "check_paths", "run_stream"]
 
 
@@ -300,7 +304,6 @@ def run_stream(
     Uses ``spark`` if given, else the active session (spark-submit, ``SPARK_REMOTE``) or a
     new local one (stopped at the end).
     """
-    from kamlib._validation import check_duration
     from kamlib.errors import KamlibError, SchemaError
     from kamlib.streaming.runner import run_order_stream
     from kamlib.streaming.sinks import require_checkpoint
@@ -318,18 +321,7 @@ def run_stream(
     offsets = _parse_starting_offsets(
         func, starting_offsets, None if is_pattern else subscribed, flag="--starting-offsets"
     )
-    for flag, duration, zero in (
-        ("--watermark", watermark, False),
-        ("--trigger-interval", trigger_interval, True),  # 0: micro-batches back to back
-    ):
-        try:
-            check_duration(func, flag, duration, allow_zero=zero)
-        except SchemaError:
-            raise SchemaError(
-                f"{func}: {flag} must be a {'' if zero else 'positive '}duration such as "
-                "'1 day' or '30 minutes' "
-                f"(units: weeks, days, hours, minutes, seconds), found {duration!r}"
-            ) from None
+    _check_durations(func, watermark, trigger_interval)
     paths = [("--output", output)] + ([("--input", input)] if source == "files" else [])
     for name, value in paths:
         if not value:
@@ -340,25 +332,7 @@ def run_stream(
     options = dict(kafka_options or {})
     built = None
     if source == "kafka":
-        if not bootstrap_servers or not topic:
-            raise SchemaError(f"{func}: --source kafka needs --bootstrap-servers and --topic")
-        from kamlib.streaming.sources import kafka_options as build_options
-
-        built = build_options(  # validates the option names (SchemaError) before Spark starts
-            bootstrap_servers=bootstrap_servers,
-            topics=topic.split(","),
-            starting_offsets=starting_offsets,
-            options=options,
-            func=func,
-        )
-        try:
-            check_kafka(func, bootstrap_servers, topic, options, starting_offsets=offsets)
-        except SchemaError as exc:
-            message = built.scrub(str(exc))
-        else:
-            message = ""
-        if message:
-            raise SchemaError(message)
+        built = _checked_kafka(func, bootstrap_servers, topic, starting_offsets, offsets, options)
     session, own = (
         (spark, False)
         if spark is not None
@@ -410,14 +384,73 @@ def run_stream(
         text = built.scrub(str(exc)) if built is not None else str(exc)
         if text == str(exc):
             raise
-        try:
-            scrubbed = type(exc)(text)
-        except TypeError:  # pragma: no cover - every kamlib error takes a message
-            scrubbed = KamlibError(text)
-        raise scrubbed from None
+        raise _same_kind(exc, text) from None
     finally:
         if own:
             session.stop()
+    _print_report(report)
+    return 0
+
+
+def _check_durations(func: str, watermark: str, trigger_interval: str) -> None:
+    """``--watermark`` (> 0) and ``--trigger-interval`` (>= 0: batches back to back)."""
+    from kamlib._validation import check_duration
+    from kamlib.errors import SchemaError
+
+    for flag, duration, zero in (
+        ("--watermark", watermark, False),
+        ("--trigger-interval", trigger_interval, True),
+    ):
+        try:
+            check_duration(func, flag, duration, allow_zero=zero)
+        except SchemaError:
+            raise SchemaError(
+                f"{func}: {flag} must be a {'' if zero else 'positive '}duration such as "
+                "'1 day' or '30 minutes' "
+                f"(units: weeks, days, hours, minutes, seconds), found {duration!r}"
+            ) from None
+
+
+def _checked_kafka(
+    func: str,
+    bootstrap_servers: str | None,
+    topic: str | None,
+    starting_offsets: str,
+    offsets: Any,
+    options: dict[str, str],
+) -> KafkaOptions:
+    """Validated Kafka options, after the broker check (one scrubbed line), before Spark starts."""
+    from kamlib.errors import SchemaError
+    from kamlib.streaming.sources import kafka_options as build_options
+
+    if not bootstrap_servers or not topic:
+        raise SchemaError(f"{func}: --source kafka needs --bootstrap-servers and --topic")
+    built = build_options(  # validates the option names (SchemaError) before Spark starts
+        bootstrap_servers=bootstrap_servers,
+        topics=topic.split(","),
+        starting_offsets=starting_offsets,
+        options=options,
+        func=func,
+    )
+    try:
+        check_kafka(func, bootstrap_servers, topic, options, starting_offsets=offsets)
+    except SchemaError as exc:
+        raise SchemaError(built.scrub(str(exc))) from None
+    return built
+
+
+def _same_kind(exc: KamlibError, text: str) -> KamlibError:
+    """``exc``'s class with the message ``text`` (a plain KamlibError if it cannot take one)."""
+    from kamlib.errors import KamlibError
+
+    try:
+        return type(exc)(text)
+    except TypeError:  # pragma: no cover - every kamlib error takes a message
+        return KamlibError(text)
+
+
+def _print_report(report: StreamReport) -> None:
+    """One line per decoded batch, then the totals."""
     for b in report.batches:
         if b.valid is not None:
             print(
@@ -432,4 +465,3 @@ def run_stream(
         f"{report.total('duplicates')} duplicates"
         + (" (stopped by signal)" if report.stopped_by_signal else "")
     )
-    return 0

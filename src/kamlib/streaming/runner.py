@@ -616,12 +616,6 @@ def run_order_stream(
     StreamReport
         Per-batch progress of the queries.
     """
-    from pyspark.sql import types as T
-
-    from kamlib.schema import ORDER_EVENT
-    from kamlib.streaming.sinks import default_app_id, delta_batch_writer, parquet_sink
-    from kamlib.streaming.sources import file_source
-
     func = "run_order_stream"
     check_choice(func, "format", format, ("parquet", "delta"))
     paths = (("output", output),) if source is not None else (("input", input), ("output", output))
@@ -634,102 +628,25 @@ def run_order_stream(
         delta_writer = delta_writer_for(spark, f"{func}()")
     if shuffle_partitions is not None:
         pin_shuffle_partitions(spark, shuffle_partitions)
-    root = output.rstrip("/")
-    orders_path = f"{root}/orders"
-    quarantine_path = f"{root}/quarantine"
-    revenue_path = f"{root}/revenue_daily"
-    chk = checkpoint.rstrip("/")
-    trigger: dict[str, Any] = (
-        {"available_now": True} if available_now else {"processing_time": processing_time}
+    plan = _OrderPlan(
+        output=output.rstrip("/"),
+        checkpoint=checkpoint.rstrip("/"),
+        watermark=watermark,
+        format=format,
+        delta_writer=delta_writer,
+        trigger={"available_now": True} if available_now else {"processing_time": processing_time},
     )
     if source is None:
-        try:
-            source = file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
-        except Exception as exc:
-            from kamlib.connectors import _filesystem_error, _filesystem_missing
-
-            if _filesystem_missing(exc):
-                raise _filesystem_error(f"{func}()", "input=", input) from None
-            if not _path_missing(exc):
-                raise
-            raise SchemaError(
-                f"{func}(): input={input!r} does not exist; create the landing directory first"
-            ) from None
-    order_schema = T.StructType(
-        [T.StructField(f.name, f.dataType, True) for f in ORDER_EVENT.fields]
-    )
-    if format == "parquet":
-        ingest = _start_parquet_decoded(
-            source,
-            ORDER_EVENT,
-            valid_path=orders_path,
-            quarantine_path=quarantine_path,
-            checkpoint=chk,
-            dedupe_key="event_id",
-            event_time="event_time",
-            watermark=watermark,
-            trigger=trigger,
-        )
-    else:
-        if delta_writer == "spark":
-            _ensure_delta_table(spark, orders_path, order_schema)
-        ingest = [
-            start_decoded(
-                source,
-                ORDER_EVENT,
-                valid_path=orders_path,
-                quarantine_path=quarantine_path,
-                checkpoint=f"{chk}/orders",
-                dedupe_key="event_id",
-                event_time="event_time",
-                watermark=watermark,
-                query_name="orders",
-                format="delta",
-                delta_writer=delta_writer,
-                **trigger,
-            )
-        ]
+        source = _order_files(spark, input, max_files_per_trigger, func)
     report = StreamReport()
-    queries = list(ingest)
+    queries = _start_order_ingest(spark, source, plan)
     try:
         if available_now:
             report.stopped_by_signal = await_queries(
                 queries, timeout=timeout, handle_signals=handle_signals
             )
         if not report.stopped_by_signal:
-            revenue_chk = f"{chk}/revenue_daily"
-            if format == "parquet":
-                orders = spark.readStream.schema(order_schema).parquet(orders_path)
-                revenue = parquet_sink(
-                    # the orders files are de-duplicated and exactly-once already
-                    revenue_daily_stream(orders, watermark=watermark, dedupe=False),
-                    revenue_path,
-                    checkpoint=revenue_chk,
-                    query_name="revenue_daily",
-                    **trigger,
-                )
-            else:
-                redecoded = delta_writer != "spark"
-                if not redecoded:  # the de-duplicated, exactly-once orders table
-                    orders = spark.readStream.format("delta").load(orders_path)
-                else:  # no Delta source without the connector: decode the source again
-                    from pyspark.sql import functions as F
-
-                    orders = (
-                        decode_columns(source, ORDER_EVENT, func=func)
-                        .filter(F.col("error").isNull())
-                        .select(*ORDER_EVENT.fieldNames())
-                    )
-                daily = revenue_daily_stream(orders, watermark=watermark, dedupe=redecoded)
-                writer = daily.writeStream
-                writer = writer.queryName("revenue_daily").option("checkpointLocation", revenue_chk)
-                writer = apply_trigger(writer, func=func, **trigger)
-                revenue = writer.foreachBatch(
-                    delta_batch_writer(
-                        revenue_path, app_id=default_app_id(revenue_chk), engine=delta_writer
-                    )
-                ).start()
-            queries.append(revenue)
+            queries.append(_start_revenue(spark, source, plan))
             report.stopped_by_signal = await_queries(
                 queries, timeout=timeout, handle_signals=handle_signals
             )
@@ -739,3 +656,115 @@ def run_order_stream(
                 query.stop()
             report.batches.extend(batch_progress(query))
     return report
+
+
+@dataclass(frozen=True)
+class _OrderPlan:
+    """Where and how :func:`run_order_stream` writes (checked options)."""
+
+    output: str
+    checkpoint: str
+    watermark: str
+    format: StreamFormat
+    delta_writer: DeltaWriter
+    trigger: dict[str, Any]
+
+    def path(self, name: str) -> str:
+        return f"{self.output}/{name}"
+
+
+def _order_schema() -> StructType:
+    """ORDER_EVENT with every field nullable (the schema of the written orders)."""
+    from pyspark.sql import types as T
+
+    from kamlib.schema import ORDER_EVENT
+
+    return T.StructType([T.StructField(f.name, f.dataType, True) for f in ORDER_EVENT.fields])
+
+
+def _order_files(
+    spark: SparkSession, input: str, max_files_per_trigger: int | None, func: str
+) -> DataFrame:
+    """The file source on ``input``, with one-line errors for a missing folder or file system."""
+    from kamlib.streaming.sources import file_source
+
+    try:
+        return file_source(spark, input, max_files_per_trigger=max_files_per_trigger)
+    except Exception as exc:
+        from kamlib.connectors import _filesystem_error, _filesystem_missing
+
+        if _filesystem_missing(exc):
+            raise _filesystem_error(f"{func}()", "input=", input) from None
+        if not _path_missing(exc):
+            raise
+        raise SchemaError(
+            f"{func}(): input={input!r} does not exist; create the landing directory first"
+        ) from None
+
+
+def _start_order_ingest(
+    spark: SparkSession, source: DataFrame, plan: _OrderPlan
+) -> list[StreamingQuery]:
+    """The orders (and quarantine) queries: two file sinks, or one query into two Delta tables."""
+    from kamlib.schema import ORDER_EVENT
+
+    common: dict[str, Any] = {
+        "valid_path": plan.path("orders"),
+        "quarantine_path": plan.path("quarantine"),
+        "dedupe_key": "event_id",
+        "event_time": "event_time",
+        "watermark": plan.watermark,
+    }
+    if plan.format == "parquet":
+        return _start_parquet_decoded(
+            source, ORDER_EVENT, checkpoint=plan.checkpoint, trigger=plan.trigger, **common
+        )
+    if plan.delta_writer == "spark":
+        _ensure_delta_table(spark, plan.path("orders"), _order_schema())
+    query = start_decoded(
+        source,
+        ORDER_EVENT,
+        checkpoint=f"{plan.checkpoint}/orders",
+        query_name="orders",
+        format="delta",
+        delta_writer=plan.delta_writer,
+        **common,
+        **plan.trigger,
+    )
+    return [query]
+
+
+def _start_revenue(spark: SparkSession, source: DataFrame, plan: _OrderPlan) -> StreamingQuery:
+    """The revenue_daily query, streaming the committed orders (parquet log or Delta table)."""
+    from kamlib.streaming.sinks import default_app_id, delta_batch_writer, parquet_sink
+
+    checkpoint = f"{plan.checkpoint}/revenue_daily"
+    if plan.format == "parquet":
+        orders = spark.readStream.schema(_order_schema()).parquet(plan.path("orders"))
+        return parquet_sink(
+            # the orders files are de-duplicated and exactly-once already
+            revenue_daily_stream(orders, watermark=plan.watermark, dedupe=False),
+            plan.path("revenue_daily"),
+            checkpoint=checkpoint,
+            query_name="revenue_daily",
+            **plan.trigger,
+        )
+    redecoded = plan.delta_writer != "spark"
+    if not redecoded:  # the de-duplicated, exactly-once orders table
+        orders = spark.readStream.format("delta").load(plan.path("orders"))
+    else:  # no Delta source without the connector: decode the source again
+        from pyspark.sql import functions as F
+
+        from kamlib.schema import ORDER_EVENT
+
+        orders = (
+            decode_columns(source, ORDER_EVENT, func="run_order_stream")
+            .filter(F.col("error").isNull())
+            .select(*ORDER_EVENT.fieldNames())
+        )
+    daily = revenue_daily_stream(orders, watermark=plan.watermark, dedupe=redecoded)
+    writer = daily.writeStream.queryName("revenue_daily").option("checkpointLocation", checkpoint)
+    writer = apply_trigger(writer, func="run_order_stream", **plan.trigger)
+    app_id = default_app_id(checkpoint)
+    sink = delta_batch_writer(plan.path("revenue_daily"), app_id=app_id, engine=plan.delta_writer)
+    return writer.foreachBatch(sink).start()
