@@ -489,23 +489,47 @@ def cohort_retention(
         value_col=(value_col, "numeric"),
     )
     keys = _check_by(func, df, by, [account_col, date_col, value_col])
-    from pyspark.sql import Window
+    base = _cohort_base(df, keys, account_col, date_col, value_col, period)
+    bounds = _cohort_bounds(base, keys)
+    cells = _cohort_cells(base, keys, account_col)
+    grid = _cohort_grid(cells, bounds, keys)
+    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
+    return _cohort_output(joined, keys, period)
+
+
+def _cohort_base(
+    df: DataFrame, keys: list[str], account_col: str, date_col: str, value_col: str, period: Period
+) -> DataFrame:
+    """Keys, account, period index, value as a double and the validity flag of each row."""
     from pyspark.sql import functions as F
 
     # NaN and ±inf values are invalid (excluded and counted); the value is summed as a double,
     # so bigint / decimal sums cannot overflow under ANSI.
     valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
-    base = df.select(
+    return df.select(
         *keys,
         F.col(account_col),
         F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kamlib_p"),
         F.when(valid, F.col(value_col).cast("double")).alias("__kamlib_v"),
         valid.alias("__kamlib_ok"),
     )
-    bounds = base.groupBy(*keys).agg(
+
+
+def _cohort_bounds(base: DataFrame, keys: list[str]) -> DataFrame:
+    """Per group: the last valid period and the count of excluded rows."""
+    from pyspark.sql import functions as F
+
+    return base.groupBy(*keys).agg(
         F.max(F.when(F.col("__kamlib_ok"), F.col("__kamlib_p"))).alias("__kamlib_last"),
         F.count_if(~F.col("__kamlib_ok")).alias("excluded_rows"),
     )
+
+
+def _cohort_cells(base: DataFrame, keys: list[str], account_col: str) -> DataFrame:
+    """Active accounts and revenue per (group, cohort, period number), for periods with V > 0."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     per = (
         base.filter(F.col("__kamlib_ok"))
         .repartition(*keys, account_col)
@@ -520,7 +544,7 @@ def cohort_retention(
         .filter(F.col("__kamlib_v") > 0)
     )
     w = Window.partitionBy(*keys, account_col)
-    cells = (
+    return (
         per.select(
             *keys, "__kamlib_p", "__kamlib_v", F.min("__kamlib_p").over(w).alias("__kamlib_c")
         )
@@ -532,6 +556,12 @@ def cohort_retention(
             F.sum("__kamlib_v").alias("revenue"),
         )
     )
+
+
+def _cohort_grid(cells: DataFrame, bounds: DataFrame, keys: list[str]) -> DataFrame:
+    """Every period number of every cohort up to its group's last period, with the cohort base."""
+    from pyspark.sql import functions as F
+
     base0 = cells.filter(F.col("period_number") == 0).select(
         *keys,
         "__kamlib_c",
@@ -539,7 +569,7 @@ def cohort_retention(
         F.col("revenue").alias("__kamlib_r0"),
     )
     cohorts = base0.join(bounds, on=keys, how="inner") if keys else base0.crossJoin(bounds)
-    grid = cohorts.select(
+    return cohorts.select(
         *keys,
         "__kamlib_c",
         "cohort_accounts",
@@ -549,7 +579,12 @@ def cohort_retention(
             "period_number"
         ),
     )
-    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
+
+
+def _cohort_output(joined: DataFrame, keys: list[str], period: Period) -> DataFrame:
+    """The public columns: cohort start, counts, revenue and the two retention ratios."""
+    from pyspark.sql import functions as F
+
     active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
     revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
     retention = F.try_divide(revenue, F.col("__kamlib_r0"))
