@@ -135,6 +135,61 @@ def contract_mrr(
     2024-03-01 100.0 0
     """
     func = "contract_mrr"
+    keys, obs = _check_contract_args(
+        func,
+        contracts,
+        account_col=account_col,
+        start_col=start_col,
+        end_col=end_col,
+        amount_col=amount_col,
+        interval_months_col=interval_months_col,
+        product_col=product_col,
+        observation_end=observation_end,
+        by=by,
+    )
+    from pyspark.sql import functions as F
+
+    ids = [*keys, account_col] + ([product_col] if product_col else [])
+    base = _contract_base(
+        contracts,
+        ids,
+        account_col=account_col,
+        start_col=start_col,
+        end_col=end_col,
+        amount_col=amount_col,
+        interval_months_col=interval_months_col,
+        product_col=product_col,
+    )
+    # Exact duplicates collapse here; the extra copies are counted as excluded.
+    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kamlib_n"))
+    with_group = _with_contract_group(distinct, keys, obs)
+    exploded = _explode_months(with_group, ids)
+    per_month = exploded.groupBy(*ids, _M).agg(
+        F.sum(F.col("__kamlib_a") / F.col("__kamlib_i")).alias("mrr"),
+        F.max("__kamlib_ex").alias("excluded_rows"),
+    )
+    return per_month.filter(F.col("mrr") > 0).select(
+        *ids,
+        _period_start(F.col(_M), "month").alias("month"),
+        F.col("mrr").cast("double").alias("mrr"),
+        F.col("excluded_rows").cast("long").alias("excluded_rows"),
+    )
+
+
+def _check_contract_args(
+    func: str,
+    contracts: DataFrame,
+    *,
+    account_col: str,
+    start_col: str,
+    end_col: str,
+    amount_col: str,
+    interval_months_col: str,
+    product_col: str | None,
+    observation_end: Any,
+    by: str | Iterable[str] | None,
+) -> tuple[list[str], _dt.date | None]:
+    """Column types, ``by`` keys, output-name clashes and ``observation_end`` (before any job)."""
     cols: dict[str, tuple[str, Literal["any", "temporal", "numeric"]]] = {
         "account_col": (account_col, "any"),
         "start_col": (start_col, "temporal"),
@@ -157,10 +212,23 @@ def contract_mrr(
         from kamlib._validation import parse_timestamp
 
         obs = parse_timestamp(func, "observation_end", observation_end).date()
+    return keys, obs
 
+
+def _contract_base(
+    contracts: DataFrame,
+    ids: list[str],
+    *,
+    account_col: str,
+    start_col: str,
+    end_col: str,
+    amount_col: str,
+    interval_months_col: str,
+    product_col: str | None,
+) -> DataFrame:
+    """Ids, start and end dates, amount and interval as doubles, and the validity flag."""
     from pyspark.sql import functions as F
 
-    ids = [*keys, account_col] + ([product_col] if product_col else [])
     start = F.to_date(F.col(start_col))
     end = F.to_date(F.col(end_col))
     amount = F.col(amount_col).cast("double")
@@ -179,7 +247,7 @@ def contract_mrr(
     )
     if product_col:
         valid = valid & F.col(product_col).isNotNull()
-    base = contracts.select(
+    return contracts.select(
         *[F.col(c) for c in ids],
         start.alias("__kamlib_s"),
         end.alias("__kamlib_e"),
@@ -187,8 +255,12 @@ def contract_mrr(
         interval.alias("__kamlib_i"),
         F.coalesce(valid, F.lit(False)).alias("__kamlib_ok"),
     )
-    # Exact duplicates collapse here; the extra copies are counted as excluded.
-    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kamlib_n"))
+
+
+def _with_contract_group(distinct: DataFrame, keys: list[str], obs: _dt.date | None) -> DataFrame:
+    """The valid distinct contracts with their group's excluded count and last month index."""
+    from pyspark.sql import functions as F
+
     ok = F.col("__kamlib_ok")
     # Per-group excluded counts and default observation end: one small aggregation (one row
     # per group), broadcast back; no single-partition window over all contracts.
@@ -209,16 +281,21 @@ def contract_mrr(
     valid_rows = distinct.filter(ok)
     if keys:
         cond = [F.col(k).eqNullSafe(F.col(f"__kamlib_g{i}")) for i, k in enumerate(keys)]
-        with_group = valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
-    else:
-        with_group = valid_rows.crossJoin(F.broadcast(renamed))
+        return valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
+    return valid_rows.crossJoin(F.broadcast(renamed))
+
+
+def _explode_months(with_group: DataFrame, ids: list[str]) -> DataFrame:
+    """One row per contract and month index it is active on the last day of (up to the grid end)."""
+    from pyspark.sql import functions as F
+
     first_m = _period_index(F.col("__kamlib_s"), "month")
     # Active on the last day of month m  <=>  month(start) <= m < month(end).
     stop = F.least(
         F.coalesce(_period_index(F.col("__kamlib_e"), "month") - F.lit(1), F.col("__kamlib_last")),
         F.col("__kamlib_last"),
     )
-    exploded = with_group.select(
+    return with_group.select(
         *ids,
         "__kamlib_ex",
         "__kamlib_a",
@@ -228,16 +305,6 @@ def contract_mrr(
                 F.array().cast("array<int>")
             )
         ).alias(_M),
-    )
-    per_month = exploded.groupBy(*ids, _M).agg(
-        F.sum(F.col("__kamlib_a") / F.col("__kamlib_i")).alias("mrr"),
-        F.max("__kamlib_ex").alias("excluded_rows"),
-    )
-    return per_month.filter(F.col("mrr") > 0).select(
-        *ids,
-        _period_start(F.col(_M), "month").alias("month"),
-        F.col("mrr").cast("double").alias("mrr"),
-        F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )
 
 
