@@ -135,6 +135,61 @@ def contract_mrr(
     2024-03-01 100.0 0
     """
     func = "contract_mrr"
+    keys, obs = _check_contract_args(
+        func,
+        contracts,
+        account_col=account_col,
+        start_col=start_col,
+        end_col=end_col,
+        amount_col=amount_col,
+        interval_months_col=interval_months_col,
+        product_col=product_col,
+        observation_end=observation_end,
+        by=by,
+    )
+    from pyspark.sql import functions as F
+
+    ids = [*keys, account_col] + ([product_col] if product_col else [])
+    base = _contract_base(
+        contracts,
+        ids,
+        account_col=account_col,
+        start_col=start_col,
+        end_col=end_col,
+        amount_col=amount_col,
+        interval_months_col=interval_months_col,
+        product_col=product_col,
+    )
+    # Exact duplicates collapse here; the extra copies are counted as excluded.
+    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kamlib_n"))
+    with_group = _with_contract_group(distinct, keys, obs)
+    exploded = _explode_months(with_group, ids)
+    per_month = exploded.groupBy(*ids, _M).agg(
+        F.sum(F.col("__kamlib_a") / F.col("__kamlib_i")).alias("mrr"),
+        F.max("__kamlib_ex").alias("excluded_rows"),
+    )
+    return per_month.filter(F.col("mrr") > 0).select(
+        *ids,
+        _period_start(F.col(_M), "month").alias("month"),
+        F.col("mrr").cast("double").alias("mrr"),
+        F.col("excluded_rows").cast("long").alias("excluded_rows"),
+    )
+
+
+def _check_contract_args(
+    func: str,
+    contracts: DataFrame,
+    *,
+    account_col: str,
+    start_col: str,
+    end_col: str,
+    amount_col: str,
+    interval_months_col: str,
+    product_col: str | None,
+    observation_end: Any,
+    by: str | Iterable[str] | None,
+) -> tuple[list[str], _dt.date | None]:
+    """Column types, ``by`` keys, output-name clashes and ``observation_end`` (before any job)."""
     cols: dict[str, tuple[str, Literal["any", "temporal", "numeric"]]] = {
         "account_col": (account_col, "any"),
         "start_col": (start_col, "temporal"),
@@ -157,10 +212,23 @@ def contract_mrr(
         from kamlib._validation import parse_timestamp
 
         obs = parse_timestamp(func, "observation_end", observation_end).date()
+    return keys, obs
 
+
+def _contract_base(
+    contracts: DataFrame,
+    ids: list[str],
+    *,
+    account_col: str,
+    start_col: str,
+    end_col: str,
+    amount_col: str,
+    interval_months_col: str,
+    product_col: str | None,
+) -> DataFrame:
+    """Ids, start and end dates, amount and interval as doubles, and the validity flag."""
     from pyspark.sql import functions as F
 
-    ids = [*keys, account_col] + ([product_col] if product_col else [])
     start = F.to_date(F.col(start_col))
     end = F.to_date(F.col(end_col))
     amount = F.col(amount_col).cast("double")
@@ -179,7 +247,7 @@ def contract_mrr(
     )
     if product_col:
         valid = valid & F.col(product_col).isNotNull()
-    base = contracts.select(
+    return contracts.select(
         *[F.col(c) for c in ids],
         start.alias("__kamlib_s"),
         end.alias("__kamlib_e"),
@@ -187,8 +255,12 @@ def contract_mrr(
         interval.alias("__kamlib_i"),
         F.coalesce(valid, F.lit(False)).alias("__kamlib_ok"),
     )
-    # Exact duplicates collapse here; the extra copies are counted as excluded.
-    distinct = base.groupBy(*base.columns).agg(F.count(F.lit(1)).alias("__kamlib_n"))
+
+
+def _with_contract_group(distinct: DataFrame, keys: list[str], obs: _dt.date | None) -> DataFrame:
+    """The valid distinct contracts with their group's excluded count and last month index."""
+    from pyspark.sql import functions as F
+
     ok = F.col("__kamlib_ok")
     # Per-group excluded counts and default observation end: one small aggregation (one row
     # per group), broadcast back; no single-partition window over all contracts.
@@ -209,16 +281,21 @@ def contract_mrr(
     valid_rows = distinct.filter(ok)
     if keys:
         cond = [F.col(k).eqNullSafe(F.col(f"__kamlib_g{i}")) for i, k in enumerate(keys)]
-        with_group = valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
-    else:
-        with_group = valid_rows.crossJoin(F.broadcast(renamed))
+        return valid_rows.join(F.broadcast(renamed), on=cond, how="inner")
+    return valid_rows.crossJoin(F.broadcast(renamed))
+
+
+def _explode_months(with_group: DataFrame, ids: list[str]) -> DataFrame:
+    """One row per contract and month index it is active on the last day of (up to the grid end)."""
+    from pyspark.sql import functions as F
+
     first_m = _period_index(F.col("__kamlib_s"), "month")
     # Active on the last day of month m  <=>  month(start) <= m < month(end).
     stop = F.least(
         F.coalesce(_period_index(F.col("__kamlib_e"), "month") - F.lit(1), F.col("__kamlib_last")),
         F.col("__kamlib_last"),
     )
-    exploded = with_group.select(
+    return with_group.select(
         *ids,
         "__kamlib_ex",
         "__kamlib_a",
@@ -228,16 +305,6 @@ def contract_mrr(
                 F.array().cast("array<int>")
             )
         ).alias(_M),
-    )
-    per_month = exploded.groupBy(*ids, _M).agg(
-        F.sum(F.col("__kamlib_a") / F.col("__kamlib_i")).alias("mrr"),
-        F.max("__kamlib_ex").alias("excluded_rows"),
-    )
-    return per_month.filter(F.col("mrr") > 0).select(
-        *ids,
-        _period_start(F.col(_M), "month").alias("month"),
-        F.col("mrr").cast("double").alias("mrr"),
-        F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )
 
 
@@ -489,23 +556,47 @@ def cohort_retention(
         value_col=(value_col, "numeric"),
     )
     keys = _check_by(func, df, by, [account_col, date_col, value_col])
-    from pyspark.sql import Window
+    base = _cohort_base(df, keys, account_col, date_col, value_col, period)
+    bounds = _cohort_bounds(base, keys)
+    cells = _cohort_cells(base, keys, account_col)
+    grid = _cohort_grid(cells, bounds, keys)
+    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
+    return _cohort_output(joined, keys, period)
+
+
+def _cohort_base(
+    df: DataFrame, keys: list[str], account_col: str, date_col: str, value_col: str, period: Period
+) -> DataFrame:
+    """Keys, account, period index, value as a double and the validity flag of each row."""
     from pyspark.sql import functions as F
 
     # NaN and ±inf values are invalid (excluded and counted); the value is summed as a double,
     # so bigint / decimal sums cannot overflow under ANSI.
     valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
-    base = df.select(
+    return df.select(
         *keys,
         F.col(account_col),
         F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kamlib_p"),
         F.when(valid, F.col(value_col).cast("double")).alias("__kamlib_v"),
         valid.alias("__kamlib_ok"),
     )
-    bounds = base.groupBy(*keys).agg(
+
+
+def _cohort_bounds(base: DataFrame, keys: list[str]) -> DataFrame:
+    """Per group: the last valid period and the count of excluded rows."""
+    from pyspark.sql import functions as F
+
+    return base.groupBy(*keys).agg(
         F.max(F.when(F.col("__kamlib_ok"), F.col("__kamlib_p"))).alias("__kamlib_last"),
         F.count_if(~F.col("__kamlib_ok")).alias("excluded_rows"),
     )
+
+
+def _cohort_cells(base: DataFrame, keys: list[str], account_col: str) -> DataFrame:
+    """Active accounts and revenue per (group, cohort, period number), for periods with V > 0."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     per = (
         base.filter(F.col("__kamlib_ok"))
         .repartition(*keys, account_col)
@@ -520,7 +611,7 @@ def cohort_retention(
         .filter(F.col("__kamlib_v") > 0)
     )
     w = Window.partitionBy(*keys, account_col)
-    cells = (
+    return (
         per.select(
             *keys, "__kamlib_p", "__kamlib_v", F.min("__kamlib_p").over(w).alias("__kamlib_c")
         )
@@ -532,6 +623,12 @@ def cohort_retention(
             F.sum("__kamlib_v").alias("revenue"),
         )
     )
+
+
+def _cohort_grid(cells: DataFrame, bounds: DataFrame, keys: list[str]) -> DataFrame:
+    """Every period number of every cohort up to its group's last period, with the cohort base."""
+    from pyspark.sql import functions as F
+
     base0 = cells.filter(F.col("period_number") == 0).select(
         *keys,
         "__kamlib_c",
@@ -539,7 +636,7 @@ def cohort_retention(
         F.col("revenue").alias("__kamlib_r0"),
     )
     cohorts = base0.join(bounds, on=keys, how="inner") if keys else base0.crossJoin(bounds)
-    grid = cohorts.select(
+    return cohorts.select(
         *keys,
         "__kamlib_c",
         "cohort_accounts",
@@ -549,7 +646,12 @@ def cohort_retention(
             "period_number"
         ),
     )
-    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
+
+
+def _cohort_output(joined: DataFrame, keys: list[str], period: Period) -> DataFrame:
+    """The public columns: cohort start, counts, revenue and the two retention ratios."""
+    from pyspark.sql import functions as F
+
     active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
     revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
     retention = F.try_divide(revenue, F.col("__kamlib_r0"))

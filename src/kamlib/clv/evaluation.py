@@ -546,9 +546,43 @@ def purchase_tracking(
     >>> last.period, int(last.cumulative_actual), round(last.cumulative_expected)
     (78, 4339, 4161)
     """
-    from pyspark.sql import functions as F
-
     func = "purchase_tracking"
+    length, unit, cal, end = _check_tracking_args(
+        func,
+        df,
+        transaction_model,
+        calibration_end=calibration_end,
+        observation_end=observation_end,
+        period_days=period_days,
+        freq=freq,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+    )
+    days, end = _purchase_days(func, df, account_col, date_col, value_col, cal, end)
+    births, repeats = _births_and_repeats(func, days, cal)
+    out = _tracking_rows(transaction_model, births, repeats, cal, end, length, unit)
+    schema = (
+        "period int, period_end date, is_holdout boolean, actual double, expected double, "
+        "cumulative_actual double, cumulative_expected double"
+    )
+    return df.sparkSession.createDataFrame(out, schema).orderBy("period")
+
+
+def _check_tracking_args(
+    func: str,
+    df: DataFrame,
+    transaction_model: PurchaseCountModel,
+    *,
+    calibration_end: _dt.date | _dt.datetime | str,
+    observation_end: _dt.date | _dt.datetime | str | None,
+    period_days: int,
+    freq: Freq,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+) -> tuple[int, float, _dt.date, _dt.date | None]:
+    """Model, columns, period length and dates (before any job): length, unit, cal, end."""
     check_model(
         func,
         "transaction_model",
@@ -592,8 +626,22 @@ def purchase_tracking(
             expected=f">= {cal}",
             found=str(end),
         )
+    return length, unit, cal, end
 
-    day, first, acct = f"{_P}day", f"{_P}first", f"{_P}account"
+
+def _purchase_days(
+    func: str,
+    df: DataFrame,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    cal: _dt.date,
+    end: _dt.date | None,
+) -> tuple[DataFrame, _dt.date]:
+    """Distinct (account, day) with a valid amount up to the observation end (default: data's)."""
+    from pyspark.sql import functions as F
+
+    day, acct = f"{_P}day", f"{_P}account"
     rows = df.select(
         col(account_col).alias(acct),
         F.to_date(col(date_col)).alias(day),
@@ -613,6 +661,16 @@ def purchase_tracking(
         .select(acct, day)
         .distinct()
     )
+    return days, end
+
+
+def _births_and_repeats(
+    func: str, days: DataFrame, cal: _dt.date
+) -> tuple[dict[_dt.date, int], dict[_dt.date, int]]:
+    """Collected per day: first purchases of the cohort, and the cohort's repeat purchases."""
+    from pyspark.sql import functions as F
+
+    day, first, acct = f"{_P}day", f"{_P}first", f"{_P}account"
     firsts = days.groupBy(acct).agg(F.min(day).alias(first)).where(F.col(first) <= F.lit(cal))
     births = {
         r[first]: int(r["n"])
@@ -634,6 +692,19 @@ def purchase_tracking(
         .agg(F.count(F.lit(1)).alias("n"))
         .collect()
     }
+    return births, repeats
+
+
+def _tracking_rows(
+    transaction_model: PurchaseCountModel,
+    births: dict[_dt.date, int],
+    repeats: dict[_dt.date, int],
+    cal: _dt.date,
+    end: _dt.date,
+    length: int,
+    unit: float,
+) -> list[tuple[int, _dt.date, bool, float, float, float, float]]:
+    """Per period: end day, holdout flag, actual and expected, and their cumulative sums."""
     start = min(births)
     span = (end - start).days + 1
     n_periods = max(-(-span // length), 1)
@@ -652,7 +723,7 @@ def purchase_tracking(
     cum_actual = np.array([float(repeat_counts[repeat_days <= e].sum()) for e in end_days])
     actual = np.diff(cum_actual, prepend=0.0)
     expected = np.diff(cum_expected, prepend=0.0)
-    out = [
+    return [
         (
             k + 1,
             ends[k],
@@ -664,8 +735,3 @@ def purchase_tracking(
         )
         for k in range(n_periods)
     ]
-    schema = (
-        "period int, period_end date, is_holdout boolean, actual double, expected double, "
-        "cumulative_actual double, cumulative_expected double"
-    )
-    return df.sparkSession.createDataFrame(out, schema).orderBy("period")
