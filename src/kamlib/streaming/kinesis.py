@@ -29,7 +29,7 @@ from kamlib.errors import ConnectorUnavailableError, KamlibError, SchemaError
 from kamlib.streaming.sources import (
     RECORD_COLUMNS,
     KafkaOptions,
-    _connector_missing,
+    _open_stream,
     is_secret_option,
 )
 
@@ -382,22 +382,10 @@ def kinesis_source(
     if invalid and not built:
         raise invalid[0]
     for name, opts in built:
-        failure: str | None = None
-        missing = False
-        try:
-            reader = spark.readStream.format(FORMATS[name])
-            for key, value in opts.items():
-                reader = reader.option(key, value)
-            raw = reader.load()
-            raw.schema  # noqa: B018 - Spark Connect resolves lazily: force the analysis here
-        except Exception as exc:
-            missing = _connector_missing(exc)
-            failure = opts.scrub(f"{type(exc).__name__}: {exc}")
-        # Raised outside the ``except`` block so the original exception (whose message may
-        # echo option values) is not attached as __context__.
+        raw, missing, failure = _open_stream(spark, FORMATS[name], opts)
         if missing:
             continue
-        if failure is not None:
+        if raw is None:
             raise KamlibError(f"{func}(): could not create the Kinesis source: {failure}")
         return kinesis_records(raw)
     if invalid:  # "auto": the one connector the arguments fit is missing

@@ -404,24 +404,34 @@ def kafka_source(
         options=options,
         func="kafka_source",
     )
-    failure: str | None = None
-    missing = False
+    raw, missing, failure = _open_stream(spark, "kafka", opts)
+    # Raised outside any ``except`` block so the original exception (whose message may
+    # echo option values) is not attached as __context__.
+    if missing:
+        raise connector_error("kafka_source", "Kafka", kafka_package(spark))
+    if raw is None:
+        raise KamlibError(f"kafka_source(): could not create the Kafka source: {failure}")
+    return raw.select(*[name for name, _ in RECORD_COLUMNS])
+
+
+def _open_stream(
+    spark: SparkSession, fmt: str, opts: KafkaOptions
+) -> tuple[DataFrame | None, bool, str | None]:
+    """``(stream, connector_missing, scrubbed_failure)`` of ``readStream.format(fmt)`` + ``opts``.
+
+    The stream is analysed here (Spark Connect resolves lazily). On failure the stream is
+    None and the message has every secret option value removed; the exception itself is not
+    kept, so callers can raise a clean error outside the ``except`` block.
+    """
     try:
-        reader = spark.readStream.format("kafka")
+        reader = spark.readStream.format(fmt)
         for key, value in opts.items():
             reader = reader.option(key, value)
         raw = reader.load()
         raw.schema  # noqa: B018 - Spark Connect resolves lazily: force the analysis here
     except Exception as exc:
-        missing = _connector_missing(exc)
-        failure = opts.scrub(f"{type(exc).__name__}: {exc}")
-    # Raised outside the ``except`` block so the original exception (whose message may
-    # echo option values) is not attached as __context__.
-    if missing:
-        raise connector_error("kafka_source", "Kafka", kafka_package(spark))
-    if failure is not None:
-        raise KamlibError(f"kafka_source(): could not create the Kafka source: {failure}")
-    return raw.select(*[name for name, _ in RECORD_COLUMNS])
+        return None, _connector_missing(exc), opts.scrub(f"{type(exc).__name__}: {exc}")
+    return raw, False, None
 
 
 def file_source(
