@@ -244,7 +244,7 @@ def _bridge_frames(
     keys: list[str],
 ) -> tuple[DataFrame, DataFrame]:
     """Return (bridge rows with integer period index, per-group bounds and excluded counts)."""
-    base = _bridge_input(
+    base = _retention_input(
         df,
         account_col=account_col,
         date_col=date_col,
@@ -252,6 +252,7 @@ def _bridge_frames(
         period=period,
         product_col=product_col,
         keys=keys,
+        null_invalid=False,
     )
     bounds = _group_bounds(base, keys)
     positive = _positive_periods(base, account_col=account_col, product_col=product_col, keys=keys)
@@ -260,7 +261,7 @@ def _bridge_frames(
     return _bridge_rows(rows, account_col=account_col, product_col=product_col, keys=keys), bounds
 
 
-def _bridge_input(
+def _retention_input(
     df: DataFrame,
     *,
     account_col: str,
@@ -269,18 +270,34 @@ def _bridge_input(
     period: str,
     product_col: str | None,
     keys: list[str],
+    null_invalid: bool,
 ) -> DataFrame:
-    """The input's keys, account, [product,] period index, valid value and validity flag."""
+    """The input's keys, account, [product,] period index and valid value, one projection.
+
+    Invalid rows (see :func:`_valid_row`) always have a null value. For the bridge
+    (``null_invalid=False``) they keep account and period and are flagged in ``_VALID``;
+    for the totals (``null_invalid=True``) account, product and period are nulled too and
+    ``_EX`` is 1 (0 for valid rows), ready to be summed.
+    """
     from pyspark.sql import functions as F
 
     valid = _valid_row(account_col, date_col, value_col)
+
+    def kept(column: Column) -> Column:
+        return F.when(valid, column) if null_invalid else column
+
+    flag = (
+        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias(_EX)
+        if null_invalid
+        else valid.alias(_VALID)
+    )
     return df.select(
         *[F.col(k) for k in keys],
-        F.col(account_col),
-        *([F.col(product_col)] if product_col else []),
-        _period_index(F.to_date(F.col(date_col)), period).alias(_P),
+        kept(F.col(account_col)).alias(account_col),
+        *([kept(F.col(product_col)).alias(product_col)] if product_col else []),
+        kept(_period_index(F.to_date(F.col(date_col)), period)).alias(_P),
         F.when(valid, _summable(df, value_col)).alias(_V),
-        valid.alias(_VALID),
+        flag,
     )
 
 
@@ -452,7 +469,7 @@ def _period_totals(
     input rows; invalid rows are folded into one (group, null period) row) come from the same
     pass, so bounds and excluded counts need no second scan.
     """
-    base = _totals_input(
+    base = _retention_input(
         df,
         account_col=account_col,
         date_col=date_col,
@@ -460,6 +477,7 @@ def _period_totals(
         period=period,
         product_col=product_col,
         keys=keys,
+        null_invalid=True,
     )
     # One shuffle: hash-partition by account; the per-(account, [product,] period) sums and
     # the per-account window below then need no further exchange.
@@ -475,30 +493,6 @@ def _period_totals(
     )
     aggs, sums, counts = _totals_aggs(product_col is not None)
     return rows.groupBy(*keys, _P).agg(*aggs), sums, counts
-
-
-def _totals_input(
-    df: DataFrame,
-    *,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    period: str,
-    product_col: str | None,
-    keys: list[str],
-) -> DataFrame:
-    """The input with invalid rows nulled out (account, period, value) and flagged in ``_EX``."""
-    from pyspark.sql import functions as F
-
-    valid = _valid_row(account_col, date_col, value_col)
-    return df.select(
-        *[F.col(k) for k in keys],
-        F.when(valid, F.col(account_col)).alias(account_col),
-        *([F.when(valid, F.col(product_col)).alias(product_col)] if product_col else []),
-        F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias(_P),
-        F.when(valid, _summable(df, value_col)).alias(_V),
-        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias(_EX),
-    )
 
 
 def _account_period_rows(
