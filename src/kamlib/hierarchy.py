@@ -71,14 +71,29 @@ def ultimate_parents(
     hq hq 0
     solo solo 0
     """
+    from pyspark.sql import functions as F
+
     func = "ultimate_parents"
     require_columns(
         hierarchy, func, account_col=(account_col, "any"), parent_col=(parent_col, "any")
     )
     if account_col == parent_col:
         raise SchemaError(f"{func}(): account_col and parent_col must differ, both {account_col!r}")
+    state = _resolve_pointers(
+        _initial_pointers(_checked_edges(hierarchy, account_col, parent_col)), parent_col
+    )
+    return state.select(
+        F.col("a").alias(account_col),
+        F.col("ptr").alias("ultimate_parent_id"),
+        F.col("d").cast("int").alias("depth"),
+    )
+
+
+def _checked_edges(hierarchy: DataFrame, account_col: str, parent_col: str) -> DataFrame:
+    """Distinct (account ``a``, parent ``p``) edges; one parent per account, no self-loop."""
     from pyspark.sql import functions as F
 
+    func = "ultimate_parents"
     edges = (
         hierarchy.select(F.col(account_col).alias("a"), F.col(parent_col).alias("p"))
         .filter(F.col("a").isNotNull())
@@ -96,9 +111,15 @@ def ultimate_parents(
             f"{func}(): account {selfloop[0]['a']!r} is its own parent in column "
             f"{parent_col!r} (a self-loop)"
         )
-    # ptr = current ancestor (pointer), d = links walked, done = ptr is a root.
+    return edges
+
+
+def _initial_pointers(edges: DataFrame) -> DataFrame:
+    """``ptr`` = current ancestor (pointer), ``d`` = links walked, ``done`` = ``ptr`` is a root."""
+    from pyspark.sql import functions as F
+
     known = edges.select(F.col("a").alias("k"))
-    state = (
+    return (
         edges.join(known, F.col("p") == F.col("k"), "left")
         .select(
             "a",
@@ -108,26 +129,39 @@ def ultimate_parents(
         )
         .localCheckpoint()
     )
+
+
+def _jump(state: DataFrame) -> DataFrame:
+    """One pointer-jumping step: every unresolved pointer becomes its pointer's pointer."""
+    from pyspark.sql import functions as F
+
+    nxt = state.select(
+        F.col("a").alias("n_a"),
+        F.col("ptr").alias("n_ptr"),
+        F.col("d").alias("n_d"),
+        F.col("done").alias("n_done"),
+    )
+    return (
+        state.join(nxt, F.col("ptr") == F.col("n_a"), "left")
+        .select(
+            "a",
+            F.when(F.col("done"), F.col("ptr")).otherwise(F.col("n_ptr")).alias("ptr"),
+            F.when(F.col("done"), F.col("d")).otherwise(F.col("d") + F.col("n_d")).alias("d"),
+            (F.col("done") | F.coalesce(F.col("n_done"), F.lit(False))).alias("done"),
+        )
+        .localCheckpoint()
+    )
+
+
+def _resolve_pointers(state: DataFrame, parent_col: str) -> DataFrame:
+    """Jump until every pointer is a root; a cycle (unresolved count stalls) is a SchemaError."""
+    from pyspark.sql import functions as F
+
     remaining = state.filter(~F.col("done")).count()
     jumps_after_stall = 0
     stalled_at = 0
     while remaining > 0:
-        nxt = state.select(
-            F.col("a").alias("n_a"),
-            F.col("ptr").alias("n_ptr"),
-            F.col("d").alias("n_d"),
-            F.col("done").alias("n_done"),
-        )
-        state = (
-            state.join(nxt, F.col("ptr") == F.col("n_a"), "left")
-            .select(
-                "a",
-                F.when(F.col("done"), F.col("ptr")).otherwise(F.col("n_ptr")).alias("ptr"),
-                F.when(F.col("done"), F.col("d")).otherwise(F.col("d") + F.col("n_d")).alias("d"),
-                (F.col("done") | F.coalesce(F.col("n_done"), F.lit(False))).alias("done"),
-            )
-            .localCheckpoint()
-        )
+        state = _jump(state)
         if stalled_at:
             # Cyclic part: jump until 2**jumps >= unresolved accounts, so every pointer sits
             # on a cycle (tails are shorter than the number of unresolved accounts).
@@ -135,7 +169,7 @@ def ultimate_parents(
             if 2**jumps_after_stall >= stalled_at:
                 on_cycle = state.filter(~F.col("done")).select("ptr").limit(1).collect()
                 raise SchemaError(
-                    f"{func}(): column {parent_col!r} has a cycle through account "
+                    f"ultimate_parents(): column {parent_col!r} has a cycle through account "
                     f"{on_cycle[0]['ptr']!r}"
                 )
             continue
@@ -143,11 +177,7 @@ def ultimate_parents(
         if now == remaining:
             stalled_at = now
         remaining = now
-    return state.select(
-        F.col("a").alias(account_col),
-        F.col("ptr").alias("ultimate_parent_id"),
-        F.col("d").cast("int").alias("depth"),
-    )
+    return state
 
 
 @any_column_name("roll_up")
