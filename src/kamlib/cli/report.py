@@ -74,20 +74,9 @@ def _read(spark: SparkSession, path: str, fmt: str, name: str) -> DataFrame:
     local = urlparse(path).path if path.startswith("file:") else path
     if _is_local(path) and not os.path.exists(local):
         raise SchemaError(f"kamlib report: --{name} path {path!r} does not exist")
-    reader = spark.read
-    if fmt == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true")
-    try:
-        return reader.format(fmt).load(path)
-    except Exception as exc:
-        text = str(exc)
-        if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
-            raise SchemaError(f"kamlib report: --{name} path {path!r} does not exist") from None
-        if "UNABLE_TO_INFER_SCHEMA" in text:
-            raise SchemaError(
-                f"kamlib report: --{name} path {path!r} holds no readable {fmt} data"
-            ) from None
-        raise
+    from kamlib.cli.scorecard import read_input
+
+    return read_input(spark, path, fmt, name=name, command="kamlib report")
 
 
 def run_report(spark: SparkSession, args: argparse.Namespace) -> str:

@@ -145,18 +145,25 @@ def _check_not_an_input(output: str, inputs: dict[str, str]) -> None:
 
 
 def _missing_filesystem(
-    exc: BaseException, path: str, label: str = "--output"
+    exc: BaseException, path: str, label: str = "--output", command: str = "kamlib scorecard"
 ) -> ConnectorUnavailableError | None:
     """A 'no FileSystem for scheme' failure as a one-line connector error (else ``None``)."""
     from kamlib.connectors import _filesystem_error, _filesystem_missing
 
     if not _filesystem_missing(exc):
         return None
-    return _filesystem_error("kamlib scorecard", label, path)
+    return _filesystem_error(command, label, path)
 
 
-def read_input(spark: SparkSession, path: str, fmt: str, *, name: str) -> DataFrame:
-    """Read one input with Spark; a missing path is a :class:`SchemaError` (bad input)."""
+def read_input(
+    spark: SparkSession, path: str, fmt: str, *, name: str, command: str = "kamlib scorecard"
+) -> DataFrame:
+    """Read one input of ``command`` with Spark (``kamlib scorecard``, ``kamlib report``).
+
+    A missing path or one without readable data is a :class:`SchemaError`, a missing file
+    system (``s3a://`` without hadoop-aws) a :class:`ConnectorUnavailableError`; credentials
+    in the path are redacted in both.
+    """
     reader = spark.read
     if fmt == "csv":
         reader = reader.option("header", "true").option("inferSchema", "true")
@@ -166,12 +173,12 @@ def read_input(spark: SparkSession, path: str, fmt: str, *, name: str) -> DataFr
     except Exception as exc:
         text = str(exc)
         if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
-            raise SchemaError(f"kamlib scorecard: --{name} path {shown!r} does not exist") from None
+            raise SchemaError(f"{command}: --{name} path {shown!r} does not exist") from None
         if "UNABLE_TO_INFER_SCHEMA" in text:
             raise SchemaError(
-                f"kamlib scorecard: --{name} path {shown!r} holds no readable {fmt} data"
+                f"{command}: --{name} path {shown!r} holds no readable {fmt} data"
             ) from None
-        missing = _missing_filesystem(exc, path, f"--{name}")
+        missing = _missing_filesystem(exc, path, f"--{name}", command)
         if missing is not None:
             raise missing from None
         raise
