@@ -516,6 +516,22 @@ def test_report_cli_account_and_portfolio(
     missing = [*args, "--alerts", str(tmp_path / "missing"), "--output", str(tmp_path / "y.html")]
     assert main(missing) == EXIT_BAD_INPUT
     assert "--alerts" in capsys.readouterr().err
+    with_next = tmp_path / "next.html"
+    assert main([*args, "--next-products", "--output", str(with_next)]) == 0
+    assert list(_sections(with_next.read_text(encoding="utf-8"))) == list(SECTION_IDS)
+    no_products = [
+        *args,
+        "--product-col",
+        "nope",
+        "--next-products",
+        "--output",
+        str(tmp_path / "z"),
+    ]
+    assert main(no_products) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--next-products needs a 'nope' column" in err
+    assert not (tmp_path / "z").exists()
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")

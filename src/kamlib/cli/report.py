@@ -82,50 +82,17 @@ def _read(spark: SparkSession, path: str, fmt: str, name: str) -> DataFrame:
 def run_report(spark: SparkSession, args: argparse.Namespace) -> str:
     """Build the report HTML for parsed ``kamlib report`` arguments on ``spark``."""
     from kamlib._validation import parse_timestamp
-    from kamlib.cli.scorecard import _coerce_dates
     from kamlib.report import account_report, scorecard_report
 
     func = "kamlib report"
     as_of = parse_timestamp(func, "--as-of", args.as_of)
-    fmt = args.input_format
-    card = _read(spark, args.scorecard, fmt, "scorecard")
-    tx = _read(spark, args.transactions, fmt, "transactions")
-    surveys = _read(spark, args.surveys, fmt, "surveys") if args.surveys else None
-    history = (
-        _read(spark, args.health_history, fmt, "health-history") if args.health_history else None
-    )
-    alerts = _read(spark, args.alerts, fmt, "alerts") if args.alerts else None
-    contracts = _read(spark, args.contracts, fmt, "contracts") if args.contracts else None
-    if fmt == "csv":
-        tx = _coerce_dates(tx, args.date_col)
-        if surveys is not None:
-            surveys = _coerce_dates(surveys, args.survey_date_col)
-        if contracts is not None:
-            contracts = _coerce_dates(_coerce_dates(contracts, "start_date"), "end_date")
-        if history is not None:
-            history = _coerce_dates(history, "as_of")
+    card, tx, surveys, history, alerts, contracts = _report_inputs(spark, args)
     mrr = None
     if contracts is not None:
         from kamlib.recurring import contract_mrr
 
         mrr = contract_mrr(contracts, account_col=args.account_col)
-    whitespace = recommendations = None
-    if args.product_col in tx.columns:
-        from kamlib.growth import next_products
-        from kamlib.growth import whitespace as whitespace_matrix
-
-        whitespace = whitespace_matrix(
-            tx, account_col=args.account_col, product_col=args.product_col, value_col=args.value_col
-        )
-        if args.next_products:
-            recommendations = next_products(
-                tx, account_col=args.account_col, product_col=args.product_col
-            )
-    elif args.next_products:
-        raise SchemaError(
-            f"{func}: --next-products needs a {args.product_col!r} column in --transactions "
-            "(set --product-col)"
-        )
+    whitespace, recommendations = _growth_frames(tx, args, func)
     if args.account is not None:
         return account_report(
             card,
@@ -163,6 +130,63 @@ def run_report(spark: SparkSession, args: argparse.Namespace) -> str:
         health_history=history,
         **({"title": args.title} if args.title else {}),
     )
+
+
+def _report_inputs(
+    spark: SparkSession, args: argparse.Namespace
+) -> tuple[
+    DataFrame, DataFrame, DataFrame | None, DataFrame | None, DataFrame | None, DataFrame | None
+]:
+    """Scorecard, transactions and the optional surveys, health history, alerts, contracts.
+
+    CSV inputs get their ISO date columns as timestamps.
+    """
+    from kamlib.cli.scorecard import _coerce_dates
+
+    fmt = args.input_format
+
+    def optional(path: str | None, name: str) -> DataFrame | None:
+        return _read(spark, path, fmt, name) if path else None
+
+    card = _read(spark, args.scorecard, fmt, "scorecard")
+    tx = _read(spark, args.transactions, fmt, "transactions")
+    surveys = optional(args.surveys, "surveys")
+    history = optional(args.health_history, "health-history")
+    alerts = optional(args.alerts, "alerts")
+    contracts = optional(args.contracts, "contracts")
+    if fmt == "csv":
+        tx = _coerce_dates(tx, args.date_col)
+        if surveys is not None:
+            surveys = _coerce_dates(surveys, args.survey_date_col)
+        if contracts is not None:
+            contracts = _coerce_dates(_coerce_dates(contracts, "start_date"), "end_date")
+        if history is not None:
+            history = _coerce_dates(history, "as_of")
+    return card, tx, surveys, history, alerts, contracts
+
+
+def _growth_frames(
+    tx: DataFrame, args: argparse.Namespace, func: str
+) -> tuple[DataFrame | None, DataFrame | None]:
+    """The whitespace matrix and (``--next-products``) recommendations, when tx has products."""
+    if args.product_col not in tx.columns:
+        if args.next_products:
+            raise SchemaError(
+                f"{func}: --next-products needs a {args.product_col!r} column in --transactions "
+                "(set --product-col)"
+            )
+        return None, None
+    from kamlib.growth import next_products, whitespace
+
+    matrix = whitespace(
+        tx, account_col=args.account_col, product_col=args.product_col, value_col=args.value_col
+    )
+    recommendations = None
+    if args.next_products:
+        recommendations = next_products(
+            tx, account_col=args.account_col, product_col=args.product_col
+        )
+    return matrix, recommendations
 
 
 def _run(args: argparse.Namespace) -> int:
