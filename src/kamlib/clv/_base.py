@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from kamlib._validation import check_positive
 from kamlib._version import __version__
 from kamlib.errors import KamlibError, ModelFormatError, NotFittedError, SchemaError
 
@@ -193,6 +194,29 @@ class FittedModel:
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
         """Load a model of this class saved with :meth:`save`."""
         return cls.from_json(_read(path))
+
+
+class _PenalizedModel(FittedModel):
+    """A :class:`FittedModel` whose one constructor setting is an L2 ``penalizer`` (>= 0).
+
+    The shared base of the maximum-likelihood models (BG/NBD family, Gamma-Gamma, BG/BB):
+    it checks and stores the penalizer, lists it as the model's settings and reads the fitted
+    parameters as a tuple in :attr:`~FittedModel.param_names` order.
+    """
+
+    def __init__(self, penalizer: float = 0.0) -> None:
+        super().__init__()
+        self.penalizer = check_positive(
+            type(self).__name__, "penalizer", penalizer, allow_zero=True
+        )
+
+    def _settings(self) -> dict[str, Any]:
+        return {"penalizer": self.penalizer}
+
+    def _p(self, method: str) -> tuple[float, ...]:
+        """The fitted parameters in ``param_names`` order (``NotFittedError`` naming ``method``)."""
+        params = self._require_fitted(method)
+        return tuple(params[name] for name in self.param_names)
 
 
 def _jsonable(value: Any) -> Any:

@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
@@ -38,16 +38,15 @@ from kamlib._validation import (
     check_finite_positive,
     check_fraction,
     check_int,
-    check_positive,
     require_columns,
 )
 from kamlib.clv import _horizon as H
 from kamlib.clv import _likelihoods as L
-from kamlib.clv._base import FittedModel
+from kamlib.clv._base import FittedModel, _PenalizedModel
 from kamlib.errors import ConvergenceError, SchemaError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
     from typing_extensions import Self
 
     from kamlib.clv._likelihoods import FloatArray
@@ -55,10 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["BetaGeo", "GammaGamma", "ModifiedBetaGeo", "ParetoNBD"]
 
 _Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
-
-
-def _check_penalizer(cls: str, penalizer: float) -> float:
-    return check_positive(cls, "penalizer", penalizer, allow_zero=True)
 
 
 def _as_array(func: str, name: str, value: Any) -> np.ndarray:
@@ -145,23 +140,23 @@ def _covariate_names(func: str, arg: str, names: Any) -> list[str]:
     """A sequence of distinct, non-empty column names (a bare string is one name too many)."""
     from kamlib._validation import check_name
 
-    if isinstance(names, str) or not isinstance(names, (list, tuple)):
-        raise SchemaError(
-            f"{func}(): {arg}= must be a list or tuple of column names, found {names!r}",
+    def error(problem: str, expected: str) -> SchemaError:
+        return SchemaError(
+            f"{func}(): {arg}= {problem}",
             function=func,
             argument=arg,
-            expected="a list or tuple of column names",
+            expected=expected,
             found=repr(names),
+        )
+
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise error(
+            f"must be a list or tuple of column names, found {names!r}",
+            "a list or tuple of column names",
         )
     out = [check_name(func, arg, n) for n in names]
     if len(set(out)) != len(out):
-        raise SchemaError(
-            f"{func}(): {arg}= repeats a column: {names!r}",
-            function=func,
-            argument=arg,
-            expected="distinct column names",
-            found=repr(names),
-        )
+        raise error(f"repeats a column: {names!r}", "distinct column names")
     return out
 
 
@@ -324,18 +319,30 @@ INTERVAL_DRAWS = 200
 INTERVAL_SEED = 20240601
 
 
-class _TransactionModel(FittedModel):
+class _Kernels(NamedTuple):
+    """A transaction model's scoring functions, each ``kernel(params, *args, x, t_x, T)``."""
+
+    #: Conditional expected purchases in the next ``t``: ``(params, t, x, t_x, T)``.
+    conditional: Callable[..., FloatArray]
+    #: P(alive at T): ``(params, x, t_x, T)``.
+    alive: Callable[..., FloatArray]
+    #: Conditional pmf of the next-t purchases: ``(params, n, t, x, t_x, T)``.
+    pmf: Callable[..., FloatArray]
+    #: P(alive at T + future_t): ``(params, future_t, x, t_x, T)``.
+    future_alive: Callable[..., FloatArray]
+    #: Predictive interval: ``(draws, level, t, x, t_x, T) -> (low, high)``.
+    interval: Callable[..., tuple[FloatArray, FloatArray]]
+
+
+class _TransactionModel(_PenalizedModel):
     """Shared fit/scoring machinery of the BG/NBD-family models (r, alpha, ., .)."""
 
     _scaled_params: ClassVar[tuple[int, ...]] = (1,)
     _analytic: ClassVar[bool] = True
-
-    def __init__(self, penalizer: float = 0.0) -> None:
-        super().__init__()
-        self.penalizer = _check_penalizer(type(self).__name__, penalizer)
-
-    def _settings(self) -> dict[str, Any]:
-        return {"penalizer": self.penalizer}
+    #: The model's scoring functions (set by each model).
+    _kernels: ClassVar[_Kernels]
+    #: Last parameter of the first start of the optimiser (half of it in the second start).
+    _last_start: ClassVar[float]
 
     # -- model-specific hooks ------------------------------------------------------------
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
@@ -348,11 +355,13 @@ class _TransactionModel(FittedModel):
         raise NotImplementedError
 
     def _starts(self, data: L.BGData) -> list[np.ndarray]:
-        raise NotImplementedError
-
-    def _p(self, method: str) -> tuple[float, ...]:
-        params = self._require_fitted(method)
-        return tuple(params[name] for name in self.param_names)
+        rate = _rate_start(data)
+        last = self._last_start
+        return [
+            np.log([1.0, 1.0 / rate, 1.0, last]),
+            np.log([0.5, 0.5 / rate, 0.5, last / 2.0]),
+            np.full(4, 0.1),
+        ]
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -937,7 +946,7 @@ class _TransactionModel(FittedModel):
             func,
             (frequency_col, recency_col, T_col),
             output_col,
-            self._conditional_kernel(),
+            self._kernels.conditional,
             float(t),
         )
 
@@ -959,44 +968,17 @@ class _TransactionModel(FittedModel):
         """
         func = f"{type(self).__name__}.probability_alive"
         horizon = check_finite_positive(func, "future_t", future_t, allow_zero=True)
-        if horizon > 0:
-            return self._score_horizon(
-                df,
-                func,
-                (frequency_col, recency_col, T_col),
-                output_col,
-                self._future_alive_kernel(),
-                horizon,
-            )
+        kernel, args = (
+            (self._kernels.future_alive, (horizon,)) if horizon > 0 else (self._kernels.alive, ())
+        )
         return self._score_horizon(
-            df, func, (frequency_col, recency_col, T_col), output_col, self._alive_kernel()
+            df, func, (frequency_col, recency_col, T_col), output_col, kernel, *args
         )
 
-    def _conditional_kernel(self) -> Callable[..., FloatArray]:
-        raise NotImplementedError
-
-    def _alive_kernel(self) -> Callable[..., FloatArray]:
-        raise NotImplementedError
-
     # -- horizon risks (kamlib.clv._horizon) -------------------------------------------------
-    def _horizon_kind(self) -> str:
-        if isinstance(self, ParetoNBD):
-            return "pnbd"
-        return "mbg" if getattr(self, "_modified", False) else "bg"
-
     def _pmf_kernel(self) -> Callable[..., FloatArray]:
         """``kernel(params, n, t, x, t_x, T)``: the conditional pmf of the next-t purchases."""
-        kind = self._horizon_kind()
-        if kind == "pnbd":
-            return H.pnbd_conditional_pmf
-        return H.bg_conditional_pmf_modified if kind == "mbg" else H.bg_conditional_pmf
-
-    def _future_alive_kernel(self) -> Callable[..., FloatArray]:
-        """``kernel(params, future_t, x, t_x, T)``: P(alive at T + future_t | history)."""
-        kind = self._horizon_kind()
-        if kind == "pnbd":
-            return H.pnbd_conditional_alive
-        return H.bg_conditional_alive_modified if kind == "mbg" else H.bg_conditional_alive
+        return self._kernels.pmf
 
     def conditional_probability_of_n_purchases_np(
         self, n: Any, t: Any, frequency: Any, recency: Any, T: Any
@@ -1035,7 +1017,7 @@ class _TransactionModel(FittedModel):
         {}_2F_1(r+x, b'; a+b'; \frac{t}{\alpha+T+t})` with :math:`b' = b + x` (BG/NBD) or
         :math:`b + x + 1` (MBG/NBD); Pareto/NBD: :math:`P_A (\frac{\beta+T}{\beta+T+t})^s`.
         """
-        return self._future_alive_kernel()(
+        return self._kernels.future_alive(
             self._p("conditional_probability_alive_np"), future_t, frequency, recency, T
         )
 
@@ -1098,15 +1080,9 @@ class _TransactionModel(FittedModel):
         func = f"{type(self).__name__}.predictive_interval_np"
         level = check_fraction(func, "interval", interval, high_inclusive=False)
         count = check_int(func, "draws", draws, low=1)
-        return self._interval_kernel()(
+        return self._kernels.interval(
             self._interval_draws(count), level, float(t), frequency, recency, T
         )
-
-    def _interval_kernel(self) -> Callable[..., tuple[FloatArray, FloatArray]]:
-        kind = self._horizon_kind()
-        if kind == "pnbd":
-            return H.pnbd_predictive_interval
-        return H.bg_predictive_interval_modified if kind == "mbg" else H.bg_predictive_interval
 
     def _expected_with_interval(
         self,
@@ -1129,8 +1105,7 @@ class _TransactionModel(FittedModel):
                 found=repr(interval),
             )
         _require_summary(df, func, names)
-        kernel = self._conditional_kernel()
-        interval_kernel = self._interval_kernel()
+        kernel, interval_kernel = self._kernels.conditional, self._kernels.interval
         sample = self._interval_draws(count)
         horizon = float(t)
         outputs = [output_col, f"{output_col}_low", f"{output_col}_high"]
@@ -1321,6 +1296,14 @@ class BetaGeo(_TransactionModel):
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     _modified: ClassVar[bool] = False
     _supports_covariates: ClassVar[bool] = True
+    _kernels: ClassVar[_Kernels] = _Kernels(
+        L.bg_conditional_expected,
+        L.bg_probability_alive,
+        H.bg_conditional_pmf,
+        H.bg_conditional_alive,
+        H.bg_predictive_interval,
+    )
+    _last_start: ClassVar[float] = 3.0
 
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
         penalizer, modified = self.penalizer, self._modified
@@ -1340,14 +1323,6 @@ class BetaGeo(_TransactionModel):
 
     def _loglik_grad(self, params: tuple[float, ...], data: L.BGData) -> np.ndarray:
         return L.bg_loglik_grad(params, data, self._modified)
-
-    def _starts(self, data: L.BGData) -> list[np.ndarray]:
-        rate = _rate_start(data)
-        return [
-            np.log([1.0, 1.0 / rate, 1.0, 3.0]),
-            np.log([0.5, 0.5 / rate, 0.5, 1.5]),
-            np.full(4, 0.1),
-        ]
 
     def conditional_expected_purchases_np(
         self,
@@ -1392,12 +1367,6 @@ class BetaGeo(_TransactionModel):
         r"""Population :math:`P(X(t) = n)` (FHL 2005 eq. 8)."""
         return L.bg_pmf(self._p("probability_of_purchases_np"), n, t)
 
-    def _conditional_kernel(self) -> Callable[..., FloatArray]:
-        return L.bg_conditional_expected
-
-    def _alive_kernel(self) -> Callable[..., FloatArray]:
-        return L.bg_probability_alive
-
 
 class ModifiedBetaGeo(BetaGeo):
     r"""Modified BG/NBD model (Batislam, Denizel & Filiztekin 2007).
@@ -1438,6 +1407,13 @@ class ModifiedBetaGeo(BetaGeo):
     model_type: ClassVar[str] = "ModifiedBetaGeo"
     _modified: ClassVar[bool] = True
     _supports_covariates: ClassVar[bool] = False
+    _kernels: ClassVar[_Kernels] = _Kernels(
+        L.mbg_conditional_expected,
+        L.mbg_probability_alive,
+        H.bg_conditional_pmf_modified,
+        H.bg_conditional_alive_modified,
+        H.bg_predictive_interval_modified,
+    )
 
     def conditional_expected_purchases_np(
         self,
@@ -1466,12 +1442,6 @@ class ModifiedBetaGeo(BetaGeo):
     def probability_of_purchases_np(self, n: Any, t: Any) -> FloatArray:
         r"""Population :math:`P(X(t) = n)`."""
         return L.mbg_pmf(self._p("probability_of_purchases_np"), n, t)
-
-    def _conditional_kernel(self) -> Callable[..., FloatArray]:
-        return L.mbg_conditional_expected
-
-    def _alive_kernel(self) -> Callable[..., FloatArray]:
-        return L.mbg_probability_alive
 
 
 class ParetoNBD(_TransactionModel):
@@ -1530,6 +1500,14 @@ class ParetoNBD(_TransactionModel):
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     _scaled_params: ClassVar[tuple[int, ...]] = (1, 3)
     _analytic: ClassVar[bool] = False
+    _kernels: ClassVar[_Kernels] = _Kernels(
+        L.pnbd_conditional_expected,
+        L.pnbd_probability_alive,
+        H.pnbd_conditional_pmf,
+        H.pnbd_conditional_alive,
+        H.pnbd_predictive_interval,
+    )
+    _last_start: ClassVar[float] = 1.0
 
     def _objective(self, data: L.BGData, scale: float) -> _Objective:
         # lifetimes' ParetoNBDFitter minimises -sum(ll) + c * sum(p ** 2) (one row per account);
@@ -1567,14 +1545,6 @@ class ParetoNBD(_TransactionModel):
 
         return loglik
 
-    def _starts(self, data: L.BGData) -> list[np.ndarray]:
-        rate = _rate_start(data)
-        return [
-            np.log([1.0, 1.0 / rate, 1.0, 1.0]),
-            np.log([0.5, 0.5 / rate, 0.5, 0.5]),
-            np.full(4, 0.1),
-        ]
-
     def conditional_expected_purchases_np(
         self, t: Any, frequency: Any, recency: Any, T: Any
     ) -> FloatArray:
@@ -1599,14 +1569,8 @@ class ParetoNBD(_TransactionModel):
         r"""Population :math:`P(X(t) = n)`, integrating the NBD over the Pareto lifetime."""
         return L.pnbd_pmf(self._p("probability_of_purchases_np"), n, t)
 
-    def _conditional_kernel(self) -> Callable[..., FloatArray]:
-        return L.pnbd_conditional_expected
 
-    def _alive_kernel(self) -> Callable[..., FloatArray]:
-        return L.pnbd_probability_alive
-
-
-class GammaGamma(FittedModel):
+class GammaGamma(_PenalizedModel):
     r"""Gamma-Gamma model of spend per transaction (Fader, Hardie & Lee 2005, "RFM and CLV").
 
     Each transaction value is :math:`z \sim \mathrm{Gamma}(p, \nu)` with
@@ -1647,22 +1611,11 @@ class GammaGamma(FittedModel):
     #: E[Z] = p v / (q - 1) needs q > 1 (a loaded model with q <= 1 would divide by zero).
     param_lower_bounds: ClassVar[Mapping[str, float]] = {"q": 1.0}
 
-    def __init__(self, penalizer: float = 0.0) -> None:
-        super().__init__()
-        self.penalizer = _check_penalizer(type(self).__name__, penalizer)
-
-    def _settings(self) -> dict[str, Any]:
-        return {"penalizer": self.penalizer}
-
     @property
     def excluded(self) -> int:
         """Accounts left out of the fit (frequency 0 or non-positive monetary value)."""
         self._require_fitted("excluded")
         return int(self._fit_info.get("excluded", 0))
-
-    def _p(self, method: str) -> tuple[float, ...]:
-        params = self._require_fitted(method)
-        return tuple(params[name] for name in self.param_names)
 
     def fit(
         self,
@@ -1684,14 +1637,7 @@ class GammaGamma(FittedModel):
         from pyspark.sql import functions as F
 
         func = "GammaGamma.fit"
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            monetary_value_col=(monetary_value_col, "numeric"),
-        )
-        x = F.col(frequency_col).cast("double")
-        m = F.col(monetary_value_col).cast("double")
+        x, m = _spend_columns(df, func, frequency_col, monetary_value_col)
         ok = (x > 0) & (m > 0) & ~F.isnan(x) & ~F.isnan(m)
         distinct = (
             df.select(F.when(ok, x).alias("x"), F.when(ok, m).alias("m"))
@@ -1699,10 +1645,7 @@ class GammaGamma(FittedModel):
             .agg(F.count(F.lit(1)).cast("double").alias("n"))
         )
         xs, ms, ns = _collect_arrays(distinct, ["x", "m", "n"])
-        kept = np.isfinite(xs)
-        excluded = round(float(ns[~kept].sum()))
-        self._fit(func, xs[kept], ms[kept], ns[kept], excluded, maxiter, tol)
-        return self
+        return self._fit(func, xs, ms, ns, np.isfinite(xs), maxiter, tol)
 
     def fit_arrays(
         self,
@@ -1723,9 +1666,7 @@ class GammaGamma(FittedModel):
                 f"{func}(): frequency, monetary_value and weights must have the same length"
             )
         ok = (x > 0) & (m > 0) & np.isfinite(x) & np.isfinite(m)
-        excluded = round(float(n[~ok].sum()))
-        self._fit(func, x[ok], m[ok], n[ok], excluded, maxiter, tol)
-        return self
+        return self._fit(func, x, m, n, ok, maxiter, tol)
 
     def _fit(
         self,
@@ -1733,11 +1674,14 @@ class GammaGamma(FittedModel):
         x: np.ndarray,
         m: np.ndarray,
         n: np.ndarray,
-        excluded: int,
+        ok: np.ndarray,
         maxiter: int,
         tol: float,
-    ) -> None:
+    ) -> GammaGamma:
+        """Fit on the rows where ``ok`` (the others counted as excluded); returns self."""
         started = time.perf_counter()
+        excluded = round(float(n[~ok].sum()))
+        x, m, n = x[ok], m[ok], n[ok]
         keep = n > 0
         x, m, n = x[keep], m[keep], n[keep]
         if x.size == 0:
@@ -1780,6 +1724,7 @@ class GammaGamma(FittedModel):
             excluded=excluded,
             seconds=time.perf_counter() - started,
         )
+        return self
 
     def expected_spend_np(self, frequency: Any, monetary_value: Any) -> FloatArray:
         """Conditional expected mean spend (population mean ``p v / (q - 1)`` when x = 0)."""
@@ -1803,17 +1748,25 @@ class GammaGamma(FittedModel):
 
         func = "GammaGamma.expected_spend"
         p, q, v = self._p("expected_spend")
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            monetary_value_col=(monetary_value_col, "numeric"),
-        )
-        x = F.col(frequency_col).cast("double")
-        m = F.col(monetary_value_col).cast("double")
+        x, m = _spend_columns(df, func, frequency_col, monetary_value_col)
         mean = p * v / (q - 1.0)
         weight = F.lit(p) * x / (F.lit(p) * x + F.lit(q - 1.0))
         value = F.when(x > 0, (F.lit(1.0) - weight) * F.lit(mean) + weight * m).when(
             x.isNotNull(), F.lit(mean)
         )
         return df.withColumn(output_col, value)
+
+
+def _spend_columns(
+    df: DataFrame, func: str, frequency_col: str, monetary_value_col: str
+) -> tuple[Column, Column]:
+    """Gamma-Gamma's (frequency, monetary_value) columns: checked numeric, cast to double."""
+    from pyspark.sql import functions as F
+
+    require_columns(
+        df,
+        func,
+        frequency_col=(frequency_col, "numeric"),
+        monetary_value_col=(monetary_value_col, "numeric"),
+    )
+    return F.col(frequency_col).cast("double"), F.col(monetary_value_col).cast("double")
