@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -31,13 +31,18 @@ from kamlib._validation import (
     check_finite_positive,
     check_fraction,
     check_int,
-    check_positive,
     parse_timestamp,
     require_columns,
 )
 from kamlib.clv import _horizon as H
 from kamlib.clv import _likelihoods as L
-from kamlib.clv._base import FittedModel
+from kamlib.clv.models import (
+    _covariance,
+    _distinct_summary,
+    _PredictiveModel,
+    _require_summary,
+    _standard_errors,
+)
 from kamlib.errors import ConvergenceError, SchemaError
 
 if TYPE_CHECKING:
@@ -221,7 +226,7 @@ def bgbb_conditional_expected(params: Params, t: float, x: Any, tx: Any, n: Any)
     return np.asarray(np.exp(p2 - log_l) * p3 * (p4 - p5), dtype=np.float64)
 
 
-class BetaGeoBetaBinom(FittedModel):
+class BetaGeoBetaBinom(_PredictiveModel):
     r"""Beta-geometric/beta-Bernoulli (BG/BB) model for discrete purchase opportunities.
 
     While alive, an account buys in each period with probability :math:`p \sim
@@ -254,18 +259,9 @@ class BetaGeoBetaBinom(FittedModel):
     model_type = "BetaGeoBetaBinom"
     param_names = ("alpha", "beta", "gamma", "delta")
 
-    def __init__(self, penalizer: float = 0.0) -> None:
-        super().__init__()
-        self.penalizer = check_positive(
-            type(self).__name__, "penalizer", penalizer, allow_zero=True
-        )
-
-    def _settings(self) -> dict[str, Any]:
-        return {"penalizer": self.penalizer}
-
     def _p(self, method: str) -> Params:
-        params = self._require_fitted(method)
-        return (params["alpha"], params["beta"], params["gamma"], params["delta"])
+        alpha, beta, gamma, delta = super()._p(method)
+        return (alpha, beta, gamma, delta)
 
     def fit(
         self,
@@ -286,10 +282,6 @@ class BetaGeoBetaBinom(FittedModel):
         ConvergenceError
             The optimiser failed.
         """
-        from pyspark.sql import functions as F
-
-        from kamlib.clv.models import _collect_arrays
-
         func = f"{type(self).__name__}.fit"
         cols: dict[str, tuple[str, ColumnKind]] = {
             "frequency_col": (frequency_col, "numeric"),
@@ -299,18 +291,7 @@ class BetaGeoBetaBinom(FittedModel):
         if weights_col is not None:
             cols["weights_col"] = (weights_col, "numeric")
         require_columns(df, func, **cols)
-        weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
-        distinct = (
-            df.select(
-                F.col(frequency_col).cast("double").alias("x"),
-                F.col(recency_col).cast("double").alias("tx"),
-                F.col(n_periods_col).cast("double").alias("n_periods"),
-                weight.alias("w"),
-            )
-            .groupBy("x", "tx", "n_periods")
-            .agg(F.sum("w").alias("w"))
-        )
-        arr = _collect_arrays(distinct, ["x", "tx", "n_periods", "w"])
+        arr = _distinct_summary(df, (frequency_col, recency_col, n_periods_col), weights_col)
         return self.fit_arrays(arr[0], arr[1], arr[2], arr[3], maxiter=maxiter)
 
     def fit_arrays(
@@ -376,8 +357,6 @@ class BetaGeoBetaBinom(FittedModel):
             return float(np.dot(w, bgbb_loglik_terms((p[0], p[1], p[2], p[3]), x, tx, n)))
 
         hess = L.numeric_hessian(loglik, params)
-        from kamlib.clv.models import _covariance, _standard_errors
-
         self._set_fitted(
             dict(zip(self.param_names, ptuple, strict=True)),
             log_likelihood=loglik(params),
@@ -431,39 +410,23 @@ class BetaGeoBetaBinom(FittedModel):
         """
         func = f"{type(self).__name__}.expected_purchases"
         check_finite_positive(func, "t", t, allow_zero=True)
-        params = self._p("expected_purchases")
         names = (frequency_col, recency_col, n_periods_col)
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            n_periods_col=(n_periods_col, "numeric"),
-        )
         horizon = float(t)
-        outputs = [output_col]
-        sample: list[np.ndarray] = []
-        level, periods = 0.0, 0
-        if interval is not None:
-            level = check_fraction(func, "interval", interval, high_inclusive=False)
-            periods = _check_periods(func, t)
-            sample = self._interval_draws(check_int(func, "draws", draws, low=1))
-            outputs += [f"{output_col}_low", f"{output_col}_high"]
+        if interval is None:
+            return self._score(df, func, names, output_col, bgbb_conditional_expected, horizon)
+        params = self._checked_params(df, func, names)
+        level = check_fraction(func, "interval", interval, high_inclusive=False)
+        periods = _check_periods(func, t)
+        sample = self._interval_draws(check_int(func, "draws", draws, low=1))
+        outputs = [output_col, f"{output_col}_low", f"{output_col}_high"]
 
         def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             x, tx, n = c[names[0]], c[names[1]], c[names[2]]
             out = {output_col: bgbb_conditional_expected(params, horizon, x, tx, n)}
-            if len(outputs) > 1:
-                out[outputs[1]], out[outputs[2]] = _bgbb_interval(sample, level, periods, x, tx, n)
+            out[outputs[1]], out[outputs[2]] = _bgbb_interval(sample, level, periods, x, tx, n)
             return out
 
         return with_numpy_columns(df, score, inputs=list(dict.fromkeys(names)), outputs=outputs)
-
-    def _interval_draws(self, draws: int) -> list[np.ndarray]:
-        from kamlib.clv.models import INTERVAL_SEED, _fitted_covariance
-
-        params = self._p("predictive_interval_np")
-        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
 
     def predictive_interval_np(
         self,
@@ -516,25 +479,8 @@ class BetaGeoBetaBinom(FittedModel):
                     found=repr(future_t),
                 )
             future_periods = alias
-        params = self._p("probability_alive")
         names = (frequency_col, recency_col, n_periods_col)
-        require_columns(
-            df,
-            func,
-            frequency_col=(frequency_col, "numeric"),
-            recency_col=(recency_col, "numeric"),
-            n_periods_col=(n_periods_col, "numeric"),
-        )
-        m = float(future_periods)
-
-        def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: bgbb_probability_alive(params, c[names[0]], c[names[1]], c[names[2]], m)
-            }
-
-        return with_numpy_columns(
-            df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
-        )
+        return self._score(df, func, names, output_col, _bgbb_alive_kernel, float(future_periods))
 
     # -- horizon risks ---------------------------------------------------------------------------
     def conditional_probability_of_n_purchases_np(
@@ -562,31 +508,30 @@ class BetaGeoBetaBinom(FittedModel):
             self._p("probability_no_purchase_np"), 0.0, int(t), frequency, recency, n_periods
         )
 
-    def _score_periods(
+    def _checked_params(self, df: DataFrame, func: str, names: tuple[str, str, str]) -> Params:
+        """The fitted parameters (``NotFittedError`` first), then the summary columns checked."""
+        params = self._p(func.rsplit(".", 1)[-1])
+        _require_summary(df, func, names, age_arg="n_periods_col")
+        return params
+
+    def _score(
         self,
         df: DataFrame,
         func: str,
         names: tuple[str, str, str],
         output_col: str,
-        count: int,
-        periods: int,
+        kernel: Callable[..., np.ndarray],
+        *args: float,
     ) -> DataFrame:
-        params = self._p(func.rsplit(".", 1)[-1])
-        require_columns(
-            df,
-            func,
-            frequency_col=(names[0], "numeric"),
-            recency_col=(names[1], "numeric"),
-            n_periods_col=(names[2], "numeric"),
-        )
-        k = float(count)
+        """One Arrow pass adding ``kernel(params, *args, x, t_x, n_periods)`` as ``output_col``.
+
+        The scoring path of BG/BB's one-column predictions (the parameters read as for
+        ``func``'s method name).
+        """
+        params = self._checked_params(df, func, names)
 
         def score(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {
-                output_col: H.bgbb_conditional_pmf(
-                    params, k, periods, c[names[0]], c[names[1]], c[names[2]]
-                )
-            }
+            return {output_col: kernel(params, *args, c[names[0]], c[names[1]], c[names[2]])}
 
         return with_numpy_columns(
             df, score, inputs=list(dict.fromkeys(names)), outputs=[output_col]
@@ -620,9 +565,8 @@ class BetaGeoBetaBinom(FittedModel):
         """
         func = f"{type(self).__name__}.probability_no_purchase"
         periods = _check_periods(func, t)
-        return self._score_periods(
-            df, func, (frequency_col, recency_col, n_periods_col), output_col, 0, periods
-        )
+        names = (frequency_col, recency_col, n_periods_col)
+        return self._score(df, func, names, output_col, H.bgbb_conditional_pmf, 0.0, periods)
 
     def probability_of_n_purchases(
         self,
@@ -652,13 +596,18 @@ class BetaGeoBetaBinom(FittedModel):
         func = f"{type(self).__name__}.probability_of_n_purchases"
         periods = _check_periods(func, t)
         count = check_int(func, "n", n, low=0)
-        return self._score_periods(
-            df, func, (frequency_col, recency_col, n_periods_col), output_col, count, periods
+        names = (frequency_col, recency_col, n_periods_col)
+        return self._score(
+            df, func, names, output_col, H.bgbb_conditional_pmf, float(count), periods
         )
 
 
 def _bgbb_pmf_kernel(params: Any, k: float, periods: float, x: Any, tx: Any, n: Any) -> np.ndarray:
     return H.bgbb_conditional_pmf(params, k, int(periods), x, tx, n)
+
+
+def _bgbb_alive_kernel(params: Any, future: float, x: Any, tx: Any, n: Any) -> np.ndarray:
+    return bgbb_probability_alive(params, x, tx, n, future)
 
 
 def _bgbb_interval(

@@ -78,15 +78,25 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 def _require_summary(
-    df: DataFrame, func: str, names: tuple[str, str, str], weights_col: str | None = None
+    df: DataFrame,
+    func: str,
+    names: tuple[str, str, str],
+    weights_col: str | None = None,
+    *,
+    age_arg: str = "T_col",
 ) -> None:
-    """The (frequency, recency, T[, weights]) columns of a fit or a prediction: numeric."""
+    """The (frequency, recency, T[, weights]) columns of a fit or a prediction: numeric.
+
+    ``age_arg`` is the keyword that names the third column in messages (BG/BB:
+    ``n_periods_col``).
+    """
+    age: tuple[str, ColumnKind] = (names[2], "numeric")
     require_columns(
         df,
         func,
         frequency_col=(names[0], "numeric"),
         recency_col=(names[1], "numeric"),
-        T_col=(names[2], "numeric"),
+        **{age_arg: age},
     )
     if weights_col is not None:
         require_columns(df, func, weights_col=(weights_col, "numeric"))
@@ -112,6 +122,29 @@ def _valid_only(values: Any, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -
     """
     ok = H.continuous_valid(np.asarray(x, float), np.asarray(tx, float), np.asarray(t_age, float))
     return np.where(ok, values, np.nan)
+
+
+def _distinct_summary(
+    df: DataFrame, names: tuple[str, str, str], weights_col: str | None
+) -> list[np.ndarray]:
+    """The distinct (frequency, recency, age) tuples of ``df`` and their summed weights.
+
+    Four float64 arrays on the driver (nulls as NaN); a row weighs 1, or its ``weights_col``.
+    """
+    from pyspark.sql import functions as F
+
+    weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
+    distinct = (
+        df.select(
+            F.col(names[0]).cast("double").alias("x"),
+            F.col(names[1]).cast("double").alias("tx"),
+            F.col(names[2]).cast("double").alias("T"),
+            weight.alias("w"),
+        )
+        .groupBy("x", "tx", "T")
+        .agg(F.sum("w").alias("n"))
+    )
+    return _collect_arrays(distinct, ["x", "tx", "T", "n"])
 
 
 def _collect_arrays(df: DataFrame, columns: list[str]) -> list[np.ndarray]:
@@ -319,6 +352,19 @@ INTERVAL_DRAWS = 200
 INTERVAL_SEED = 20240601
 
 
+class _PredictiveModel(_PenalizedModel):
+    """A penalized model with predictive intervals (the BG/NBD family and BG/BB)."""
+
+    def _interval_draws(self, draws: int) -> list[np.ndarray]:
+        """``draws`` parameter vectors for the predictive intervals.
+
+        From the fit's asymptotic normal on the log scale (:func:`_fitted_covariance`), with
+        the fixed :data:`INTERVAL_SEED` so that interval columns are reproducible.
+        """
+        params = self._p("predictive_interval_np")
+        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
+
+
 class _Kernels(NamedTuple):
     """A transaction model's scoring functions, each ``kernel(params, *args, x, t_x, T)``."""
 
@@ -334,7 +380,7 @@ class _Kernels(NamedTuple):
     interval: Callable[..., tuple[FloatArray, FloatArray]]
 
 
-class _TransactionModel(_PenalizedModel):
+class _TransactionModel(_PredictiveModel):
     """Shared fit/scoring machinery of the BG/NBD-family models (r, alpha, ., .)."""
 
     _scaled_params: ClassVar[tuple[int, ...]] = (1,)
@@ -414,8 +460,6 @@ class _TransactionModel(_PenalizedModel):
         ConvergenceError
             The optimiser failed from every starting point.
         """
-        from pyspark.sql import functions as F
-
         func = f"{type(self).__name__}.fit"
         if purchase_covariates or dropout_covariates:
             return self._fit_covariates_df(
@@ -430,20 +474,9 @@ class _TransactionModel(_PenalizedModel):
                 maxiter=maxiter,
                 tol=tol,
             )
-        _require_summary(df, func, (frequency_col, recency_col, T_col), weights_col)
-        weight = F.lit(1.0) if weights_col is None else F.col(weights_col).cast("double")
-        distinct = (
-            _without_null_account_row(df, (frequency_col, recency_col, T_col))
-            .select(
-                F.col(frequency_col).cast("double").alias("x"),
-                F.col(recency_col).cast("double").alias("tx"),
-                F.col(T_col).cast("double").alias("T"),
-                weight.alias("w"),
-            )
-            .groupBy("x", "tx", "T")
-            .agg(F.sum("w").alias("n"))
-        )
-        arr = _collect_arrays(distinct, ["x", "tx", "T", "n"])
+        names = (frequency_col, recency_col, T_col)
+        _require_summary(df, func, names, weights_col)
+        arr = _distinct_summary(_without_null_account_row(df, names), names, weights_col)
         return self.fit_arrays(arr[0], arr[1], arr[2], arr[3], maxiter=maxiter, tol=tol)
 
     def fit_arrays(
@@ -1050,10 +1083,6 @@ class _TransactionModel(_PenalizedModel):
 
         inputs = list(dict.fromkeys([*names, *covariates]))
         return with_numpy_columns(df, score, inputs=inputs, outputs=[output_col])
-
-    def _interval_draws(self, draws: int) -> list[np.ndarray]:
-        params = self._p("predictive_interval_np")
-        return H.parameter_draws(params, _fitted_covariance(self), draws, INTERVAL_SEED)
 
     def predictive_interval_np(
         self,
