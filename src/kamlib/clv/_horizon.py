@@ -546,62 +546,40 @@ def bg_predictive_interval(
     :math:`\frac{B(a+1, b'+k)}{B(a, b')} = \frac{B(a+1, b'+k-1)}{B(a, b')}
     \frac{b'+k-1}{a+b'+k}` and :math:`P(N \ge k+1) = P(N \ge k) - \mathrm{NBD}(k)`.
     """
-    x, tx, T = np.broadcast_arrays(_f(x), _f(tx), _f(T))
-    shape = x.shape
-    x, tx, T = x.ravel(), tx.ravel(), T.ravel()
-    ok = continuous_valid(x, tx, T)
-    low = np.full(x.size, np.nan)
-    high = np.full(x.size, np.nan)
-    if not ok.any():
-        return low.reshape(shape), high.reshape(shape)
-    keys = np.stack([x[ok], tx[ok], T[ok]], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    ux, utx, uT = uniq[:, 0], uniq[:, 1], uniq[:, 2]
-    p_alive, r1, a1, a, b1 = _bg_posterior(draws, ux, utx, uT, modified)
-    a = np.broadcast_to(a, p_alive.shape)
-    r1, a1, b1 = (np.broadcast_to(v, p_alive.shape) for v in (r1, a1, b1))
-    z = t / (a1 + t)
-    nbd = np.exp(r1 * (np.log(a1) - np.log(a1 + t)))
-    sf = np.ones_like(nbd)
-    ratio1 = np.ones_like(nbd)
-    ratio2 = a / (a + b1)
-    n_draws = p_alive.shape[0]
-    size = uniq.shape[0]
-    u_low = np.full(size, np.nan)
-    u_high = np.full(size, np.nan)
-    cdf = np.zeros(size)
-    below = np.zeros(size)
-    active = np.arange(size)
-    lo_q, eps = (1.0 - level) / 2.0, 1e-10
-    k = 0
-    while active.size:
-        if k == 0:
-            pmf_d = (1.0 - p_alive) + p_alive * nbd
-        else:
-            sf = np.maximum(sf - nbd, 0.0)
-            nbd = nbd * (r1 + k - 1.0) / k * z
-            ratio1 = ratio1 * (b1 + k - 1.0) / (a + b1 + k - 1.0)
-            if k > 1:
-                ratio2 = ratio2 * (b1 + k - 2.0) / (a + b1 + k - 1.0)
-            pmf_d = p_alive * (ratio1 * nbd + ratio2 * sf)
-        pmf = pmf_d.sum(axis=0) / n_draws
-        prev = cdf[active]
-        cur = prev + pmf
-        cdf[active] = cur
-        new_low = np.isnan(u_low[active]) & (cur >= lo_q - eps)
-        u_low[active[new_low]] = k
-        below[active[new_low]] = prev[new_low]
-        found = ~np.isnan(u_low[active]) & (cur - below[active] >= level - eps)
-        u_high[active[found]] = k
-        if found.any():
-            keep = ~found
-            active = active[keep]
-            p_alive, r1, a1, a, b1, z = (v[:, keep] for v in (p_alive, r1, a1, a, b1, z))
-            nbd, sf, ratio1, ratio2 = (v[:, keep] for v in (nbd, sf, ratio1, ratio2))
-        k += 1
-    low[ok] = u_low[inverse.ravel()]
-    high[ok] = u_high[inverse.ravel()]
-    return low.reshape(shape), high.reshape(shape)
+
+    def setup(uniq: FloatArray) -> Callable[[int, FloatArray], FloatArray]:
+        p_alive, r1, a1, a, b1 = _bg_posterior(draws, uniq[:, 0], uniq[:, 1], uniq[:, 2], modified)
+        a = np.broadcast_to(a, p_alive.shape)
+        r1, a1, b1 = (np.broadcast_to(v, p_alive.shape) for v in (r1, a1, b1))
+        nbd = np.exp(r1 * (np.log(a1) - np.log(a1 + t)))
+        # Per (draw, account) terms of the accounts still searched (``rows``), updated in k.
+        state = [p_alive, r1, a, b1, t / (a1 + t), nbd, np.ones_like(nbd)]
+        state += [np.ones_like(nbd), a / (a + b1)]
+        n_draws = p_alive.shape[0]
+        current = np.arange(uniq.shape[0])
+
+        def step(k: int, rows: FloatArray) -> FloatArray:
+            nonlocal current, state
+            if rows.size != current.size:
+                keep = np.isin(current, rows)
+                state, current = [v[:, keep] for v in state], rows
+            p_alive, r1, a, b1, z, nbd, sf, ratio1, ratio2 = state
+            if k == 0:
+                pmf_d = (1.0 - p_alive) + p_alive * nbd
+            else:
+                sf = np.maximum(sf - nbd, 0.0)
+                nbd = nbd * (r1 + k - 1.0) / k * z
+                ratio1 = ratio1 * (b1 + k - 1.0) / (a + b1 + k - 1.0)
+                if k > 1:
+                    ratio2 = ratio2 * (b1 + k - 2.0) / (a + b1 + k - 1.0)
+                pmf_d = p_alive * (ratio1 * nbd + ratio2 * sf)
+                state[5:] = [nbd, sf, ratio1, ratio2]
+            return np.asarray(pmf_d.sum(axis=0) / n_draws)
+
+        return step
+
+    kernel = bg_conditional_pmf_modified if modified else bg_conditional_pmf
+    return predictive_interval(kernel, draws, level, t, x, tx, T, setup=setup)
 
 
 def bg_predictive_interval_modified(
