@@ -970,18 +970,10 @@ class _TransactionModel(_PredictiveModel):
         """
         func = f"{type(self).__name__}.expected_purchases"
         check_finite_positive(func, "t", t, allow_zero=True)
+        names = (frequency_col, recency_col, T_col)
         if interval is not None:
-            return self._expected_with_interval(
-                df, func, t, interval, draws, (frequency_col, recency_col, T_col), output_col
-            )
-        return self._score_horizon(
-            df,
-            func,
-            (frequency_col, recency_col, T_col),
-            output_col,
-            self._kernels.conditional,
-            float(t),
-        )
+            return self._expected_with_interval(df, func, t, interval, draws, names, output_col)
+        return self._score_horizon(df, func, names, output_col, self._kernels.conditional, float(t))
 
     def probability_alive(
         self,
@@ -1004,9 +996,8 @@ class _TransactionModel(_PredictiveModel):
         kernel, args = (
             (self._kernels.future_alive, (horizon,)) if horizon > 0 else (self._kernels.alive, ())
         )
-        return self._score_horizon(
-            df, func, (frequency_col, recency_col, T_col), output_col, kernel, *args
-        )
+        names = (frequency_col, recency_col, T_col)
+        return self._score_horizon(df, func, names, output_col, kernel, *args)
 
     # -- horizon risks (kamlib.clv._horizon) -------------------------------------------------
     def _pmf_kernel(self) -> Callable[..., FloatArray]:
@@ -1193,15 +1184,8 @@ class _TransactionModel(_PredictiveModel):
         """
         func = f"{type(self).__name__}.probability_no_purchase"
         horizon = check_finite_positive(func, "t", t)
-        return self._score_horizon(
-            df,
-            func,
-            (frequency_col, recency_col, T_col),
-            output_col,
-            self._pmf_kernel(),
-            0.0,
-            horizon,
-        )
+        names = (frequency_col, recency_col, T_col)
+        return self._score_horizon(df, func, names, output_col, self._kernels.pmf, 0.0, horizon)
 
     def probability_of_n_purchases(
         self,
@@ -1243,14 +1227,9 @@ class _TransactionModel(_PredictiveModel):
         func = f"{type(self).__name__}.probability_of_n_purchases"
         horizon = check_finite_positive(func, "t", t)
         count = check_int(func, "n", n, low=0)
+        names = (frequency_col, recency_col, T_col)
         return self._score_horizon(
-            df,
-            func,
-            (frequency_col, recency_col, T_col),
-            output_col,
-            self._pmf_kernel(),
-            float(count),
-            horizon,
+            df, func, names, output_col, self._kernels.pmf, float(count), horizon
         )
 
 
