@@ -219,7 +219,11 @@ class KafkaBroker:
                 kwargs["key"] = record_key
             if partition is not None:
                 kwargs["partition"] = partition
-            producer.produce(topic, **kwargs)
+            try:
+                producer.produce(topic, **kwargs)
+            except BufferError:  # the client's local queue is full: let it deliver, retry once
+                producer.flush(30)
+                producer.produce(topic, **kwargs)
             producer.poll(0)
             count += 1
         remaining = producer.flush(30)

@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -371,58 +371,98 @@ def start_decoded(
     return writer.start()
 
 
-def _start_parquet_decoded(
+def _start_decode_log(
     source: DataFrame,
     schema: StructType,
     *,
-    valid_path: str,
-    quarantine_path: str,
+    log_path: str,
     checkpoint: str,
     dedupe_key: str,
     event_time: str,
     watermark: str,
     trigger: Mapping[str, Any],
-) -> list[StreamingQuery]:
-    """Orders and quarantine as two Spark file-sink queries (flat, exactly-once outputs).
+) -> tuple[StreamingQuery, StructType]:
+    """The ``orders`` ingest query of the parquet pipeline: parse once into a decoded log.
 
-    ``orders`` (checkpoint ``checkpoint/orders``) decodes, counts (observed metrics),
-    keeps the valid records, de-duplicates them within the watermark and appends the
-    schema fields with the parquet file sink; ``quarantine`` (``checkpoint/quarantine``)
-    decodes the same source and appends the rejected records. The file sink's
-    ``_spark_metadata`` log makes each output exactly-once and lets plain
-    ``spark.read.parquet`` (and a file stream) see exactly the documented columns.
+    Decodes each micro-batch once, counts it (observed metrics), de-duplicates the valid
+    records within the watermark (rejected ones kept, see :func:`_deduplicated`) and appends
+    every record, typed, to the parquet file sink at ``log_path`` (``raw`` only on rejected
+    records). Returns the query and the log's schema (all fields nullable, as a file source
+    reads them).
     """
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     from kamlib.streaming.sinks import parquet_sink
 
     decoded = decode_columns(source, schema, func="run_order_stream")
     extra = _extra_columns(decoded, schema)
     err = F.col("error")
-    valid = _deduplicated(
-        _observed(decoded).filter(err.isNull()),
+    records = _deduplicated(
+        _observed(decoded),
         dedupe_key=dedupe_key,
         event_time=event_time,
         watermark=watermark,
         extra=extra,
-    ).select(*schema.fieldNames())
-    root = checkpoint.rstrip("/")
-    orders = parquet_sink(
-        valid, valid_path, checkpoint=f"{root}/orders", query_name="orders", **trigger
+    ).select(
+        *schema.fieldNames(),
+        F.when(err.isNotNull(), F.col("raw")).alias("raw"),
+        "error",
+        *COORDINATES,
+        *extra,
     )
+    log_schema = T.StructType(
+        [T.StructField(f.name, f.dataType, True) for f in records.schema.fields]
+    )
+    query = parquet_sink(records, log_path, checkpoint=checkpoint, query_name="orders", **trigger)
+    return query, log_schema
+
+
+def _start_parquet_outputs(
+    spark: SparkSession, plan: _OrderPlan, log_schema: StructType
+) -> list[StreamingQuery]:
+    """orders, quarantine and revenue_daily: three stateless file-sink queries on the decoded log.
+
+    Each streams the committed files of the decoded log (typed parquet: no JSON parse) and
+    appends to its own exactly-once file sink: the valid records' ORDER_EVENT fields, the
+    rejected records (``raw``, ``error``, coordinates, extra columns) and
+    :func:`revenue_daily_stream` of the valid records (already de-duplicated).
+    """
+    from pyspark.sql import functions as F
+
+    from kamlib.schema import ORDER_EVENT
+    from kamlib.streaming.sinks import parquet_sink
+
+    log = spark.readStream.schema(log_schema).parquet(plan.log_path)
+    err = F.col("error")
+    fields = ORDER_EVENT.fieldNames()
+    valid = log.filter(err.isNull()).select(*fields)
+    rejected_cols = [c for c in log_schema.fieldNames() if c not in fields]
+    outputs = {
+        "orders_files": ("orders", valid),
+        "quarantine": ("quarantine", log.filter(err.isNotNull()).select(*rejected_cols)),
+        "revenue_daily": (
+            "revenue_daily",
+            revenue_daily_stream(valid, watermark=plan.watermark, dedupe=False),
+        ),
+    }
+    queries: list[StreamingQuery] = []
     try:
-        rejected = decoded.filter(err.isNotNull()).select("raw", "error", *COORDINATES, *extra)
-        quarantine = parquet_sink(
-            rejected,
-            quarantine_path,
-            checkpoint=f"{root}/quarantine",
-            query_name="quarantine",
-            **trigger,
-        )
+        for name, (output, frame) in outputs.items():
+            queries.append(
+                parquet_sink(
+                    frame,
+                    plan.path(output),
+                    checkpoint=f"{plan.checkpoint}/{name}",
+                    query_name=name,
+                    **plan.trigger,
+                )
+            )
     except BaseException:
-        orders.stop()
+        for query in queries:
+            query.stop()
         raise
-    return [orders, quarantine]
+    return queries
 
 
 def revenue_daily_stream(
@@ -590,13 +630,16 @@ def run_order_stream(
     ``error``, coordinates, ``file``; ``output/revenue_daily``: ``account_id``, ``day``,
     ``revenue``, ``orders``), with one checkpoint per query under ``checkpoint``:
 
-    * ``format="parquet"`` (default): three Spark file-sink queries, exactly-once by the
-      sinks' ``_spark_metadata`` logs. ``orders`` decodes with
-      :data:`kamlib.schema.ORDER_EVENT`, counts, de-duplicates ``event_id`` within the
-      watermark (late orders dropped and counted) and appends the valid orders;
-      ``quarantine`` decodes the same source and appends the rejected records;
-      ``revenue_daily`` reads the committed files of ``output/orders`` as a stream ->
-      :func:`revenue_daily_stream` -> append.
+    * ``format="parquet"`` (default): the source is parsed once, by the ``orders`` query:
+      it decodes with :data:`kamlib.schema.ORDER_EVENT`, counts, de-duplicates
+      ``event_id`` within the watermark (late orders dropped and counted) and appends
+      every record, typed, to a decoded log (a parquet file sink at
+      ``checkpoint/decoded``, kept with the checkpoints). Three stateless queries stream
+      that log into the outputs with Spark's file sink: ``orders_files`` (the valid
+      orders), ``quarantine`` (the rejected records) and ``revenue_daily``
+      (:func:`revenue_daily_stream`). Every write is exactly-once by the sinks'
+      ``_spark_metadata`` logs, and plain ``spark.read.parquet`` sees exactly the
+      documented columns.
     * ``format="delta"``: three Delta tables. One ``orders`` query decodes each
       micro-batch once and writes the orders and quarantine tables
       (:func:`start_decoded`); ``revenue_daily`` streams the orders table (Spark
@@ -606,10 +649,10 @@ def run_order_stream(
       no-op. Uses the Delta Spark connector when on the classpath, else ``deltalake``;
       :class:`SchemaError` when neither is available.
 
-    The aggregation is its own query because a query has one sink and a stateful
-    aggregation cannot run inside ``foreachBatch``. With ``available_now`` the orders
-    (and quarantine) queries finish before the revenue query starts; otherwise all run
-    with a processing-time trigger until SIGINT / SIGTERM (or ``timeout``).
+    The outputs are their own queries because a query has one sink and a stateful
+    aggregation cannot run inside ``foreachBatch``. With ``available_now`` the ``orders``
+    query finishes before the queries that read its output start; otherwise all run with
+    a processing-time trigger until SIGINT / SIGTERM (or ``timeout``).
 
     Returns
     -------
@@ -639,14 +682,14 @@ def run_order_stream(
     if source is None:
         source = _order_files(spark, input, max_files_per_trigger, func)
     report = StreamReport()
-    queries = _start_order_ingest(spark, source, plan)
+    queries, start_outputs = _start_order_ingest(spark, source, plan)
     try:
         if available_now:
             report.stopped_by_signal = await_queries(
                 queries, timeout=timeout, handle_signals=handle_signals
             )
         if not report.stopped_by_signal:
-            queries.append(_start_revenue(spark, source, plan))
+            queries.extend(start_outputs())
             report.stopped_by_signal = await_queries(
                 queries, timeout=timeout, handle_signals=handle_signals
             )
@@ -671,6 +714,11 @@ class _OrderPlan:
 
     def path(self, name: str) -> str:
         return f"{self.output}/{name}"
+
+    @property
+    def log_path(self) -> str:
+        """The decoded log of the parquet pipeline (kamlib's state, beside the checkpoints)."""
+        return f"{self.checkpoint}/decoded"
 
 
 def _order_schema() -> StructType:
@@ -704,51 +752,54 @@ def _order_files(
 
 def _start_order_ingest(
     spark: SparkSession, source: DataFrame, plan: _OrderPlan
-) -> list[StreamingQuery]:
-    """The orders (and quarantine) queries: two file sinks, or one query into two Delta tables."""
+) -> tuple[list[StreamingQuery], Callable[[], list[StreamingQuery]]]:
+    """The ``orders`` query (the one reading the source) and how to start those that follow it.
+
+    Parquet: the decoded log, then the three output queries on it; Delta: one query into the
+    orders and quarantine tables, then the revenue_daily query.
+    """
     from kamlib.schema import ORDER_EVENT
 
-    common: dict[str, Any] = {
-        "valid_path": plan.path("orders"),
-        "quarantine_path": plan.path("quarantine"),
+    events: dict[str, Any] = {
         "dedupe_key": "event_id",
         "event_time": "event_time",
         "watermark": plan.watermark,
     }
+    checkpoint = f"{plan.checkpoint}/orders"
     if plan.format == "parquet":
-        return _start_parquet_decoded(
-            source, ORDER_EVENT, checkpoint=plan.checkpoint, trigger=plan.trigger, **common
+        query, log_schema = _start_decode_log(
+            source,
+            ORDER_EVENT,
+            log_path=plan.log_path,
+            checkpoint=checkpoint,
+            trigger=plan.trigger,
+            **events,
         )
+        return [query], lambda: _start_parquet_outputs(spark, plan, log_schema)
     if plan.delta_writer == "spark":
         _ensure_delta_table(spark, plan.path("orders"), _order_schema())
     query = start_decoded(
         source,
         ORDER_EVENT,
-        checkpoint=f"{plan.checkpoint}/orders",
+        valid_path=plan.path("orders"),
+        quarantine_path=plan.path("quarantine"),
+        checkpoint=checkpoint,
         query_name="orders",
         format="delta",
         delta_writer=plan.delta_writer,
-        **common,
+        **events,
         **plan.trigger,
     )
-    return [query]
+    return [query], lambda: [_start_delta_revenue(spark, source, plan)]
 
 
-def _start_revenue(spark: SparkSession, source: DataFrame, plan: _OrderPlan) -> StreamingQuery:
-    """The revenue_daily query, streaming the committed orders (parquet log or Delta table)."""
-    from kamlib.streaming.sinks import default_app_id, delta_batch_writer, parquet_sink
+def _start_delta_revenue(
+    spark: SparkSession, source: DataFrame, plan: _OrderPlan
+) -> StreamingQuery:
+    """The Delta revenue_daily query: the orders table (connector) or the source, re-decoded."""
+    from kamlib.streaming.sinks import default_app_id, delta_batch_writer
 
     checkpoint = f"{plan.checkpoint}/revenue_daily"
-    if plan.format == "parquet":
-        orders = spark.readStream.schema(_order_schema()).parquet(plan.path("orders"))
-        return parquet_sink(
-            # the orders files are de-duplicated and exactly-once already
-            revenue_daily_stream(orders, watermark=plan.watermark, dedupe=False),
-            plan.path("revenue_daily"),
-            checkpoint=checkpoint,
-            query_name="revenue_daily",
-            **plan.trigger,
-        )
     redecoded = plan.delta_writer != "spark"
     if not redecoded:  # the de-duplicated, exactly-once orders table
         orders = spark.readStream.format("delta").load(plan.path("orders"))
