@@ -57,6 +57,8 @@ from kamlib.errors import SchemaError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from kamlib._validation import ColumnKind
+
 __all__ = [
     "assemble_features",
     "churn_features",
@@ -353,6 +355,31 @@ def churn_features(
     return agg.filter(F.col(_N_PAST) > 0).select(F.col(account_col), *_feature_select(wins))
 
 
+def _check_usage_columns(
+    func: str,
+    usage: DataFrame,
+    *,
+    account_col: str,
+    date: tuple[str, str],
+    metric: tuple[str, str],
+) -> str:
+    """Check a usage frame's account, date and metric columns; return the metric column.
+
+    ``date`` and ``metric`` are (argument name, column) pairs, so the messages name the
+    caller's keyword (``date_col`` of :func:`usage_features`, ``usage_date_col`` of
+    :func:`training_frame`).
+    """
+    (date_arg, date_col), (metric_arg, metric_col) = date, metric
+    metric_col = check_name(func, metric_arg, metric_col)
+    columns: dict[str, tuple[str, ColumnKind]] = {
+        "account_col": (account_col, "any"),
+        date_arg: (date_col, "temporal"),
+        metric_arg: (metric_col, "numeric"),
+    }
+    require_columns(usage, func, **columns)
+    return metric_col
+
+
 def usage_features(
     df: DataFrame,
     *,
@@ -419,13 +446,12 @@ def usage_features(
     (150.0, 0.0, True)
     """
     func = "usage_features"
-    metric_col = check_name(func, "metric_col", metric_col)
-    require_columns(
-        df,
+    metric_col = _check_usage_columns(
         func,
-        account_col=(account_col, "any"),
-        date_col=(date_col, "temporal"),
-        metric_col=(metric_col, "numeric"),
+        df,
+        account_col=account_col,
+        date=("date_col", date_col),
+        metric=("metric_col", metric_col),
     )
     moment = parse_timestamp(func, "as_of", as_of)
     wins = _check_windows(func, "windows", windows)
@@ -821,13 +847,12 @@ def _check_training(
     uwins: tuple[int, ...] = ()
     tol = 0.0
     if usage is not None:
-        usage_metric_col = check_name(func, "usage_metric_col", usage_metric_col)
-        require_columns(
-            usage,
+        usage_metric_col = _check_usage_columns(
             func,
-            account_col=(account_col, "any"),
-            usage_date_col=(usage_date_col, "temporal"),
-            usage_metric_col=(usage_metric_col, "numeric"),
+            usage,
+            account_col=account_col,
+            date=("usage_date_col", usage_date_col),
+            metric=("usage_metric_col", usage_metric_col),
         )
         uwins = _check_windows(func, "usage_windows", usage_windows)
         tol = check_fraction(func, "plateau_tolerance", plateau_tolerance, high=float("inf"))

@@ -333,13 +333,7 @@ def fit_churn_model(
     >>> model.metrics["auc_roc"]  # doctest: +SKIP
     """
     func = "fit_churn_model"
-    algorithm = check_choice(func, "algorithm", algorithm, Algorithm)
-    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days <= 0:
-        raise SchemaError(
-            f"{func}(): horizon_days= must be a positive integer, found {horizon_days!r}"
-        )
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter <= 0:
-        raise SchemaError(f"{func}(): max_iter= must be a positive integer, found {max_iter!r}")
+    algorithm = _check_fit_options(func, algorithm, horizon_days=horizon_days, max_iter=max_iter)
     cutoff = parse_timestamp(func, "validation_as_of", validation_as_of)
     require_columns(
         frame,
@@ -355,10 +349,7 @@ def fit_churn_model(
     slots = vector_slots(
         frame, features=names, account_col=account_col, missing_indicators=missing_indicators
     )
-    labelled = frame.where(F.col(label_col).isNotNull())
-    as_of = F.col(as_of_col).cast("timestamp")
-    train = labelled.where(as_of <= F.lit(cutoff - _dt.timedelta(days=horizon_days)))
-    valid = labelled.where(as_of >= F.lit(cutoff))
+    train, valid = _split(frame, cutoff, horizon_days, as_of_col=as_of_col, label_col=label_col)
     model = ChurnModel(
         algorithm=algorithm,
         features=names,
@@ -370,6 +361,55 @@ def fit_churn_model(
     )
     train_v = model._vectors(train, label_col)
     valid_v = model._vectors(valid, label_col)
+    counts = _checked_counts(
+        func, train_v, valid_v, cutoff, horizon_days, as_of_col=as_of_col, label_col=label_col
+    )
+    model._model = _estimator(algorithm, seed, max_iter).fit(train_v)
+    model.metrics = _metrics(model._model.transform(valid_v), counts, cutoff, horizon_days)
+    return model
+
+
+def _check_fit_options(
+    func: str, algorithm: Algorithm, *, horizon_days: int, max_iter: int
+) -> Algorithm:
+    """The checked algorithm; ``horizon_days`` and ``max_iter`` are positive integers."""
+    checked: Algorithm = check_choice(func, "algorithm", algorithm, Algorithm)
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days <= 0:
+        raise SchemaError(
+            f"{func}(): horizon_days= must be a positive integer, found {horizon_days!r}"
+        )
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter <= 0:
+        raise SchemaError(f"{func}(): max_iter= must be a positive integer, found {max_iter!r}")
+    return checked
+
+
+def _split(
+    frame: DataFrame,
+    cutoff: _dt.datetime,
+    horizon_days: int,
+    *,
+    as_of_col: str,
+    label_col: str,
+) -> tuple[DataFrame, DataFrame]:
+    """Labelled training rows (label window closed by ``cutoff``) and validation rows."""
+    labelled = frame.where(F.col(label_col).isNotNull())
+    as_of = F.col(as_of_col).cast("timestamp")
+    train = labelled.where(as_of <= F.lit(cutoff - _dt.timedelta(days=horizon_days)))
+    valid = labelled.where(as_of >= F.lit(cutoff))
+    return train, valid
+
+
+def _checked_counts(
+    func: str,
+    train_v: DataFrame,
+    valid_v: DataFrame,
+    cutoff: _dt.datetime,
+    horizon_days: int,
+    *,
+    as_of_col: str,
+    label_col: str,
+) -> dict[str, tuple[int, int]]:
+    """(rows, positives) of both parts; ConvergenceError when one is empty or single-class."""
     counts = {
         "train": _class_counts(train_v),
         "validation": _class_counts(valid_v),
@@ -385,9 +425,14 @@ def fit_churn_model(
                 f"{func}(): the {n} training rows all have {label_col}={positives == n}; "
                 "a classifier needs both classes"
             )
-    model._model = _estimator(algorithm, seed, max_iter).fit(train_v)
-    scored = model._model.transform(valid_v)
-    model.metrics = {
+    return counts
+
+
+def _metrics(
+    scored: DataFrame, counts: dict[str, tuple[int, int]], cutoff: _dt.datetime, horizon_days: int
+) -> dict[str, Any]:
+    """Validation AUCs, row counts and churn rates of the fit."""
+    return {
         "auc_roc": _auc(scored, "areaUnderROC"),
         "auc_pr": _auc(scored, "areaUnderPR"),
         "train_rows": counts["train"][0],
@@ -397,7 +442,6 @@ def fit_churn_model(
         "validation_as_of": cutoff.isoformat(),
         "horizon_days": horizon_days,
     }
-    return model
 
 
 def _class_counts(df: DataFrame) -> tuple[int, int]:

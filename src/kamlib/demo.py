@@ -17,9 +17,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kamlib.errors import KamlibError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, Row, SparkSession
+
+    from kamlib.datasets import Portfolio
 
 __all__ = ["DEFAULT_ACCOUNTS", "DemoResult", "run_demo"]
 
@@ -139,15 +144,8 @@ def run_demo(
     DemoResult
         Report path, step timings and the printed top key accounts.
     """
-    from pyspark.sql import functions as F
-
     from kamlib.cli._session import command_session
-    from kamlib.datasets import synthetic_portfolio
     from kamlib.datasets._portfolio import PORTFOLIO_END
-    from kamlib.growth import next_products, whitespace
-    from kamlib.recurring import contract_mrr
-    from kamlib.report import account_report, scorecard_report, write_html
-    from kamlib.scorecard import account_scorecard
 
     _require_matplotlib()  # the report's charts; checked before any Spark work
     out = stream or sys.stdout
@@ -160,70 +158,25 @@ def run_demo(
         spark, owns_session = command_session(app_name="kamlib-demo")
     try:
         with progress.step("generating synthetic data"):
-            portfolio = synthetic_portfolio(spark, n_accounts, seed=seed)
-            tx = portfolio.transactions.persist()
-            surveys = portfolio.surveys.persist()
-            wallets = portfolio.wallets
-            targets = portfolio.targets
-            n_tx = tx.count()
-            surveys.count()
+            portfolio, n_tx = _generate(spark, n_accounts, seed)
         print(f"      {n_tx:,} invoices", file=out)
         with progress.step("computing the account scorecard (CLV fits, NPS, wallet, health)"):
-            # Contract invoices recur on a schedule, so the unpenalised BG/NBD likelihood is
-            # flat across accounts (a ConvergenceError); a small L2 penalty identifies it.
-            card = account_scorecard(
-                tx,
-                as_of=as_of,
-                surveys=surveys,
-                wallets=wallets,
-                targets=targets,
-                penalizer=0.001,
-            )
+            card = _score(portfolio, as_of)
         with progress.step("selecting the top key accounts"):
-            columns = [c for c in _TOP_COLUMNS if c in card.columns]
-            rows = (
-                card.where(F.col("is_key_account"))
-                .orderBy("value_rank")
-                .select("account_id", *columns)
-                .limit(top)
-                .collect()
-            )
+            columns, rows = _top_accounts(card, top)
         with progress.step("building the HTML report and the top account's QBR page"):
-            mrr = contract_mrr(portfolio.contracts).persist()
-            white = whitespace(tx)
-            recommendations = next_products(tx, min_support=0.02)
-            html = scorecard_report(
+            report_path = _write_reports(
                 card,
-                transactions=tx,
-                surveys=surveys,
+                portfolio,
+                rows,
                 as_of=as_of,
-                retention_period="year",
-                bridge_periods=1,
-                title="kamlib key-account portfolio review",
+                output=Path(output),
                 subtitle=f"{n_accounts:,} synthetic B2B key accounts (seed {seed}), "
                 f"scored as of {as_of}",
-                mrr=mrr,
-                whitespace=white,
-                recommendations=recommendations,
             )
-            report_path = write_html(html, Path(output) / "report.html")
-            if rows:
-                top_id = rows[0]["account_id"]
-                page = account_report(
-                    card,
-                    account_id=top_id,
-                    transactions=tx,
-                    as_of=as_of,
-                    mrr=mrr,
-                    surveys=surveys,
-                    whitespace=white,
-                    recommendations=recommendations,
-                )
-                write_html(page, Path(output) / f"account-{top_id}.html")
-            mrr.unpersist()
         card.unpersist()
-        tx.unpersist()
-        surveys.unpersist()
+        portfolio.transactions.unpersist()
+        portfolio.surveys.unpersist()
     finally:
         if owns_session:
             spark.stop()
@@ -236,3 +189,95 @@ def run_demo(
         file=out,
     )
     return result
+
+
+def _generate(spark: SparkSession, n_accounts: int, seed: int) -> tuple[Portfolio, int]:
+    """The synthetic portfolio with its transactions and surveys persisted, and the invoices."""
+    from kamlib.datasets import synthetic_portfolio
+
+    portfolio = synthetic_portfolio(spark, n_accounts, seed=seed)
+    tx = portfolio.transactions.persist()
+    surveys = portfolio.surveys.persist()
+    n_tx = tx.count()
+    surveys.count()
+    return portfolio._replace(transactions=tx, surveys=surveys), n_tx
+
+
+def _score(portfolio: Portfolio, as_of: _dt.date) -> DataFrame:
+    """The account scorecard of the portfolio's invoices, surveys, wallets and targets."""
+    from kamlib.scorecard import account_scorecard
+
+    # Contract invoices recur on a schedule, so the unpenalised BG/NBD likelihood is
+    # flat across accounts (a ConvergenceError); a small L2 penalty identifies it.
+    return account_scorecard(
+        portfolio.transactions,
+        as_of=as_of,
+        surveys=portfolio.surveys,
+        wallets=portfolio.wallets,
+        targets=portfolio.targets,
+        penalizer=0.001,
+    )
+
+
+def _top_accounts(card: DataFrame, top: int) -> tuple[list[str], list[Row]]:
+    """The printed columns and the ``top`` key accounts by value rank."""
+    from pyspark.sql import functions as F
+
+    columns = [c for c in _TOP_COLUMNS if c in card.columns]
+    rows = (
+        card.where(F.col("is_key_account"))
+        .orderBy("value_rank")
+        .select("account_id", *columns)
+        .limit(top)
+        .collect()
+    )
+    return columns, rows
+
+
+def _write_reports(
+    card: DataFrame,
+    portfolio: Portfolio,
+    rows: list[Row],
+    *,
+    as_of: _dt.date,
+    output: Path,
+    subtitle: str,
+) -> Path:
+    """Write ``report.html`` and, when there is a top account, its ``account-<id>.html``."""
+    from kamlib.growth import next_products, whitespace
+    from kamlib.recurring import contract_mrr
+    from kamlib.report import account_report, scorecard_report, write_html
+
+    tx, surveys = portfolio.transactions, portfolio.surveys
+    mrr = contract_mrr(portfolio.contracts).persist()
+    white = whitespace(tx)
+    recommendations = next_products(tx, min_support=0.02)
+    html = scorecard_report(
+        card,
+        transactions=tx,
+        surveys=surveys,
+        as_of=as_of,
+        retention_period="year",
+        bridge_periods=1,
+        title="kamlib key-account portfolio review",
+        subtitle=subtitle,
+        mrr=mrr,
+        whitespace=white,
+        recommendations=recommendations,
+    )
+    report_path = write_html(html, output / "report.html")
+    if rows:
+        top_id = rows[0]["account_id"]
+        page = account_report(
+            card,
+            account_id=top_id,
+            transactions=tx,
+            as_of=as_of,
+            mrr=mrr,
+            surveys=surveys,
+            whitespace=white,
+            recommendations=recommendations,
+        )
+        write_html(page, output / f"account-{top_id}.html")
+    mrr.unpersist()
+    return report_path

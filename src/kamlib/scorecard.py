@@ -327,6 +327,41 @@ def account_scorecard(
         func, DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights
     )
     tx = _filtered_transactions(transactions, opts, cols, cache=cache)
+    card = _assembled(
+        func,
+        tx,
+        opts,
+        cols,
+        weights,
+        surveys=surveys,
+        wallets=wallets,
+        targets=targets,
+        survey_window_days=survey_window_days,
+        top_share=top_share,
+        custom_weights=health_weights is not None,
+        churn_model=churn_model,
+    )
+    if cache:
+        card = _materialise(card, tx, opts.as_of)
+    return card
+
+
+def _assembled(
+    func: str,
+    tx: DataFrame,
+    opts: _Options,
+    cols: _Columns,
+    weights: dict[str, float],
+    *,
+    surveys: DataFrame | None,
+    wallets: DataFrame | None,
+    targets: DataFrame | None,
+    survey_window_days: int | None,
+    top_share: float,
+    custom_weights: bool,
+    churn_model: ChurnModel | None,
+) -> DataFrame:
+    """The scorecard of the filtered transactions: the joined frames, health and churn scored."""
     base = _revenue_frame(tx, opts, cols)
     classified = _classified(base, opts, cols, top_share=top_share)
     extra = _extra_frames(
@@ -343,7 +378,7 @@ def account_scorecard(
         opts,
         weights,
         columns=[*base.columns, *classified.columns, *(c for f in extra for c in f.columns)],
-        custom_weights=health_weights is not None,
+        custom_weights=custom_weights,
         wallets=wallets is not None,
         targets=targets is not None,
         churn_model=churn_model,
@@ -352,10 +387,7 @@ def account_scorecard(
     card = _joined(
         base, classified, clv, extra, cols, wallets=wallets is not None, targets=targets is not None
     )
-    card = _scored(card, opts, used, cols, churn_model=churn_model)
-    if cache:
-        card = _materialise(card, tx, opts.as_of)
-    return card
+    return _scored(card, opts, used, cols, churn_model=churn_model)
 
 
 @dataclass(frozen=True)

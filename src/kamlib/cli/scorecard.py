@@ -527,73 +527,107 @@ def _step(name: str) -> Iterator[None]:
 
 def run_scorecard(spark: SparkSession, args: argparse.Namespace) -> int:
     """Run the job on ``spark`` with parsed arguments; return the number of accounts written."""
-    from kamlib._validation import parse_timestamp
-    from kamlib.scorecard import account_scorecard
-
-    as_of = parse_timestamp("kamlib scorecard", "--as-of", args.as_of)
-    if as_of > _dt.datetime(9999, 1, 1):  # pragma: no cover - defensive
-        raise SchemaError("kamlib scorecard: --as-of is out of range")
-    # Connectors first, so a missing jar fails before any input is read or output written.
-    from kamlib.connectors import _require_filesystems
-
-    paths = {f"--{name}": getattr(args, name, None) for name in _INPUTS}
-    _require_filesystems(spark, "kamlib scorecard", {**paths, "--output": args.output})
-    if args.format == "delta":
-        _require_delta(spark, table=bool(args.output_table))
+    as_of = _preflight(spark, args)
     with _step("reading inputs"):
-        tx = read_input(spark, args.transactions, args.input_format, name="transactions")
-        surveys = wallets = targets = None
-        if args.surveys:
-            surveys = read_input(spark, args.surveys, args.input_format, name="surveys")
-        if args.wallets:
-            wallets = read_input(spark, args.wallets, args.input_format, name="wallets")
-        if args.targets:
-            targets = read_input(spark, args.targets, args.input_format, name="targets")
-        if args.input_format == "csv":
-            tx = _coerce_dates(tx, args.date_col)
-            if surveys is not None:
-                surveys = _coerce_dates(surveys, args.survey_date_col)
+        tx, surveys, wallets, targets = _read_inputs(spark, args)
     with _step("computing the scorecard"):
-        card = account_scorecard(
-            tx,
-            as_of=as_of,
-            surveys=surveys,
-            wallets=wallets,
-            targets=targets,
-            account_col=args.account_col,
-            date_col=args.date_col,
-            value_col=args.value_col,
-            survey_date_col=args.survey_date_col,
-            score_col=args.score_col,
-            wallet_col=args.wallet_col,
-            target_col=args.target_col,
-            top_share=args.top_share,
-            clv_months=args.clv_months,
-            discount_rate=args.discount_rate,
-        )
+        card = _compute(tx, surveys, wallets, targets, as_of=as_of, args=args)
     from pyspark.sql import functions as F
 
     card = card.withColumn("as_of", F.lit(as_of.isoformat(sep=" ")).cast("timestamp"))
     target = f"table {args.output_table}" if args.output_table else _redact(args.output)
     try:
         with _step(f"writing {args.format} to {target}"):
-            if args.output_table:
-                write_table(
-                    card,
-                    args.output_table,
-                    as_of=as_of,
-                    account_col=args.account_col,
-                    fmt=args.format,
-                    overwrite=args.overwrite,
-                )
-            else:
-                write_output(card, args.output, fmt=args.format, overwrite=args.overwrite)
+            _write(card, args, as_of=as_of)
         n = int(card.count())
     finally:
         with contextlib.suppress(Exception):
             card.unpersist()
     log.info("wrote %d account rows to %s", n, target)
     return n
+
+
+def _preflight(spark: SparkSession, args: argparse.Namespace) -> _dt.datetime:
+    """The checked ``--as-of``; the file systems and Delta connector the run needs are loaded.
+
+    Connectors first, so a missing jar fails before any input is read or output written.
+    """
+    from kamlib._validation import parse_timestamp
+    from kamlib.connectors import _require_filesystems
+
+    as_of = parse_timestamp("kamlib scorecard", "--as-of", args.as_of)
+    if as_of > _dt.datetime(9999, 1, 1):  # pragma: no cover - defensive
+        raise SchemaError("kamlib scorecard: --as-of is out of range")
+    paths = {f"--{name}": getattr(args, name, None) for name in _INPUTS}
+    _require_filesystems(spark, "kamlib scorecard", {**paths, "--output": args.output})
+    if args.format == "delta":
+        _require_delta(spark, table=bool(args.output_table))
+    return as_of
+
+
+def _read_inputs(
+    spark: SparkSession, args: argparse.Namespace
+) -> tuple[DataFrame, DataFrame | None, DataFrame | None, DataFrame | None]:
+    """The transactions and the optional surveys, wallets and targets (csv dates coerced)."""
+    tx = read_input(spark, args.transactions, args.input_format, name="transactions")
+    surveys = wallets = targets = None
+    if args.surveys:
+        surveys = read_input(spark, args.surveys, args.input_format, name="surveys")
+    if args.wallets:
+        wallets = read_input(spark, args.wallets, args.input_format, name="wallets")
+    if args.targets:
+        targets = read_input(spark, args.targets, args.input_format, name="targets")
+    if args.input_format == "csv":
+        tx = _coerce_dates(tx, args.date_col)
+        if surveys is not None:
+            surveys = _coerce_dates(surveys, args.survey_date_col)
+    return tx, surveys, wallets, targets
+
+
+def _compute(
+    tx: DataFrame,
+    surveys: DataFrame | None,
+    wallets: DataFrame | None,
+    targets: DataFrame | None,
+    *,
+    as_of: _dt.datetime,
+    args: argparse.Namespace,
+) -> DataFrame:
+    """:func:`kamlib.scorecard.account_scorecard` with the command's columns and options."""
+    from kamlib.scorecard import account_scorecard
+
+    return account_scorecard(
+        tx,
+        as_of=as_of,
+        surveys=surveys,
+        wallets=wallets,
+        targets=targets,
+        account_col=args.account_col,
+        date_col=args.date_col,
+        value_col=args.value_col,
+        survey_date_col=args.survey_date_col,
+        score_col=args.score_col,
+        wallet_col=args.wallet_col,
+        target_col=args.target_col,
+        top_share=args.top_share,
+        clv_months=args.clv_months,
+        discount_rate=args.discount_rate,
+    )
+
+
+def _write(card: DataFrame, args: argparse.Namespace, *, as_of: _dt.datetime) -> None:
+    """Write the scorecard to ``--output-table`` or ``--output``."""
+    if args.output_table:
+        write_table(
+            card,
+            args.output_table,
+            as_of=as_of,
+            account_col=args.account_col,
+            fmt=args.format,
+            overwrite=args.overwrite,
+        )
+    else:
+        write_output(card, args.output, fmt=args.format, overwrite=args.overwrite)
 
 
 def _run(args: argparse.Namespace) -> int:

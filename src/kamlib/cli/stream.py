@@ -39,6 +39,14 @@ def add_parser(sub: Any) -> None:
         "paths or URIs such as s3a://bucket/path). Restarts from "
         "--checkpoint lose and duplicate nothing.",
     )
+    _add_source_arguments(p)
+    _add_output_arguments(p)
+    _add_run_arguments(p)
+    p.set_defaults(handler=_run)
+
+
+def _add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the order events come from: files under ``--input`` or Kafka."""
     p.add_argument(
         "--source",
         choices=("files", "kafka"),
@@ -63,6 +71,10 @@ def add_parser(sub: Any) -> None:
         help="extra Kafka source option, repeatable (e.g. kafka.security.protocol=SASL_SSL); "
         "secret values are redacted in every message",
     )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The output and checkpoint locations and the output format."""
     p.add_argument(
         "--output", required=True, help="output directory or URI (e.g. s3a://bucket/kam)"
     )
@@ -78,6 +90,10 @@ def add_parser(sub: Any) -> None:
         help="output format: parquet (default) or Delta tables (the Delta Spark connector, "
         "else the deltalake package)",
     )
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Triggering, watermark, partitioning and the local Spark master."""
     p.add_argument(
         "--available-now",
         action="store_true",
@@ -108,7 +124,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--master", default="local[2]", help="Spark master for a local run (default local[2])"
     )
-    p.set_defaults(handler=_run)
 
 
 def _kafka_options(func: str, pairs: list[str]) -> dict[str, str]:

@@ -77,7 +77,55 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     """The portfolio as plain numpy columns (the pure core of :func:`synthetic_portfolio`)."""
     rng = np.random.default_rng([int(seed), 15])
     n = int(n_accounts)
-    acct = np.arange(n)
+    # The steps draw from ``rng`` in this order: reordering them changes the data.
+    accounts = _draw_accounts(rng, n)
+    terms = _draw_terms(rng, accounts)
+    contracts = _contracts(terms)
+    transactions = _invoices(contracts, terms)
+    surveys = _draw_surveys(rng, accounts)
+    wallets = _draw_wallets(rng, accounts)
+    targets = _draw_targets(rng, accounts)
+    hierarchy = _draw_hierarchy(rng, n)
+    return {
+        "contracts": contracts,
+        "transactions": transactions,
+        "products": _products(),
+        "surveys": surveys,
+        "wallets": wallets,
+        "targets": targets,
+        "hierarchy": hierarchy,
+    }
+
+
+class _Accounts(NamedTuple):
+    """Per-account draws of :func:`generate_portfolio` (indexed by account number)."""
+
+    seats: np.ndarray
+    price: np.ndarray
+    birth: np.ndarray
+    survived: np.ndarray
+    interval: np.ndarray
+    growth: np.ndarray
+
+
+class _Terms(NamedTuple):
+    """The active contract terms: account, product, term index, start month and billing."""
+
+    a: np.ndarray
+    p: np.ndarray
+    k: np.ndarray
+    start_m: np.ndarray
+    iv: np.ndarray
+    amount: np.ndarray
+    last: np.ndarray
+
+
+def _list_price() -> np.ndarray:
+    return np.array([p[2] for p in _PRODUCTS])
+
+
+def _draw_accounts(rng: np.random.Generator, n: int) -> _Accounts:
+    """Size, price, birth month, terms survived, billing interval and seat growth."""
     # Account size: lognormal seats (heavy right tail -> Pareto-like revenue concentration).
     seats = np.exp(rng.normal(3.0, 1.45, n))
     price = rng.lognormal(np.log(40.0), 0.2, n)  # per seat-month on core, per account
@@ -92,11 +140,14 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     # Seat growth per renewal (per account, shared by its products).
     growth = np.exp(np.cumsum(rng.normal(0.08, 0.10, (n, _TERMS)), axis=1))
     growth[:, 0] = 1.0
+    return _Accounts(seats, price, birth, survived, interval, growth)
 
-    n_prod = len(_PRODUCTS)
+
+def _draw_terms(rng: np.random.Generator, acc: _Accounts) -> _Terms:
+    """Product adoption and drop terms, then the (account, product, term) rows in the window."""
+    n, n_prod = acc.seats.size, len(_PRODUCTS)
     adopt_p = np.array([p[3] for p in _PRODUCTS])
     drop_p = np.array([p[4] for p in _PRODUCTS])
-    list_price = np.array([p[2] for p in _PRODUCTS])
     # Term at which each product is adopted (core: term 0; others Geometric - 1, some at 0).
     adopt = rng.geometric(adopt_p, (n, n_prod)) - 1
     adopt[:, 0] = 0
@@ -105,28 +156,34 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     drop = adopt + rng.geometric(np.maximum(drop_p, 1e-9), (n, n_prod))
     drop[:, 0] = _TERMS + 1
 
-    grid = np.meshgrid(acct, np.arange(n_prod), np.arange(_TERMS), indexing="ij")
+    grid = np.meshgrid(np.arange(n), np.arange(n_prod), np.arange(_TERMS), indexing="ij")
     a, p, k = grid[0].ravel(), grid[1].ravel(), grid[2].ravel()
-    start_m = birth[a] + 12 * k
+    start_m = acc.birth[a] + 12 * k
     active = (
-        (k < survived[a])
+        (k < acc.survived[a])
         & (k >= adopt[a, p])
         & (k < drop[a, p])
         & (start_m < _MONTHS)
         & (start_m + 12 > 0)
     )
     a, p, k, start_m = a[active], p[active], k[active], start_m[active]
-    iv = interval[a]
-    monthly = np.round(seats[a] * growth[a, k] * price[a] * list_price[p], 2)
+    iv = acc.interval[a]
+    monthly = np.round(acc.seats[a] * acc.growth[a, k] * acc.price[a] * _list_price()[p], 2)
     amount = np.round(monthly * iv, 2)
     # A term is the last one when the account churns after it or the product is dropped
-    # after it; an ongoing monthly term in the last year is open-ended (null end date).
-    last = (k + 1 >= survived[a]) | (k + 1 >= drop[a, p])
-    ongoing = (~last) & (start_m + 12 >= _MONTHS)
+    # after it.
+    last = (k + 1 >= acc.survived[a]) | (k + 1 >= drop[a, p])
+    return _Terms(a, p, k, start_m, iv, amount, last)
+
+
+def _contracts(terms: _Terms) -> dict[str, Any]:
+    """One contract per term; an ongoing monthly term in the last year is open-ended."""
+    a, p, k, start_m, iv = terms.a, terms.p, terms.k, terms.start_m, terms.iv
+    ongoing = (~terms.last) & (start_m + 12 >= _MONTHS)
     open_ended = ongoing & (iv == 1)
     start = _month_dates(start_m)
     end = _month_dates(start_m + 12)
-    contracts: dict[str, Any] = {
+    return {
         "contract_id": np.char.add(
             np.char.add(_ids(a), "-"), np.char.add(np.char.add(p.astype(str), "-"), k.astype(str))
         ),
@@ -134,31 +191,43 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
         "product": np.array([q[0] for q in _PRODUCTS])[p],
         "start_date": start,
         "end_date": np.where(open_ended, np.datetime64("NaT"), end),
-        "amount": amount,
+        "amount": terms.amount,
         "interval_months": iv.astype("int32"),
     }
-    # Invoices: one per billing interval of each term, dated before PORTFOLIO_END.
+
+
+def _invoices(contracts: dict[str, Any], terms: _Terms) -> dict[str, Any]:
+    """One invoice per billing interval of each term, dated before PORTFOLIO_END."""
+    start_m, iv = terms.start_m, terms.iv
     per_term = 12 // iv
-    owner = np.repeat(np.arange(a.size), per_term)
+    owner = np.repeat(np.arange(terms.a.size), per_term)
     offset = np.arange(owner.size) - np.repeat(np.cumsum(per_term) - per_term, per_term)
     inv_m = start_m[owner] + offset * iv[owner]
     keep = (inv_m >= 0) & (inv_m < _MONTHS)
     owner, inv_m = owner[keep], inv_m[keep]
-    transactions = {
+    return {
         "account_id": contracts["account_id"][owner],
         "order_date": _month_dates(inv_m),
-        "amount": amount[owner],
+        "amount": terms.amount[owner],
         "product": contracts["product"][owner],
     }
-    products = {
+
+
+def _products() -> dict[str, Any]:
+    return {
         "product": np.array([q[0] for q in _PRODUCTS]),
         "category": np.array([q[1] for q in _PRODUCTS]),
-        "list_price": list_price * 40.0,
+        "list_price": _list_price() * 40.0,
     }
-    # NPS surveys: 0-3 responses per account; latent satisfaction -> ~45% promoters,
-    # ~15% detractors (NPS ~ +30); churning accounts answer lower.
+
+
+def _draw_surveys(rng: np.random.Generator, acc: _Accounts) -> dict[str, Any]:
+    """0-3 NPS responses per account while it is a customer (NPS ~ +30)."""
+    n = acc.seats.size
+    birth, survived = acc.birth, acc.survived
+    # Latent satisfaction -> ~45% promoters, ~15% detractors; churning accounts answer lower.
     n_resp = rng.integers(0, 4, n)
-    who = np.repeat(acct, n_resp)
+    who = np.repeat(np.arange(n), n_resp)
     churner = survived * 12 + birth < _MONTHS + 12
     latent = rng.normal(8.5, 1.0, n) - 0.8 * churner
     score = np.clip(np.rint(latent[who] + rng.normal(0.0, 1.1, who.size)), 0, 10)
@@ -168,12 +237,16 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     resp_day = _month_dates(resp_m.astype(np.int64)) + rng.integers(0, 28, who.size).astype(
         "timedelta64[D]"
     )
-    surveys = {"account_id": _ids(who), "response_date": resp_day, "score": score}
-    # Wallet: the account's potential annual spend on the category (share of wallet 15-80%).
-    potential = seats * price * list_price.sum() * 12.0
+    return {"account_id": _ids(who), "response_date": resp_day, "score": score}
+
+
+def _draw_wallets(rng: np.random.Generator, acc: _Accounts) -> dict[str, Any]:
+    """The account's potential annual spend on the category (share of wallet 15-80%)."""
+    n = acc.seats.size
+    potential = acc.seats * acc.price * _list_price().sum() * 12.0
     share = rng.beta(2.5, 3.0, n)
     wallets = {
-        "account_id": _ids(acct),
+        "account_id": _ids(np.arange(n)),
         "wallet": np.round(potential / np.clip(share, 0.15, 0.8), 2),
         "region": _REGIONS[rng.integers(0, _REGIONS.size, n)],
         "industry": _INDUSTRIES[rng.integers(0, _INDUSTRIES.size, n)],
@@ -181,13 +254,23 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
         "brand_rank": rng.integers(1, 4, n).astype("int32"),
     }
     wallets["brand_rank"] = np.minimum(wallets["brand_rank"], wallets["n_brands"])
-    # Annual targets: current run-rate (core seats x price x adopted mix) times a stretch.
-    run_rate = seats * price * 12.0 * growth[acct, np.clip((_MONTHS - birth) // 12, 0, 4)]
-    targets = {
+    return wallets
+
+
+def _draw_targets(rng: np.random.Generator, acc: _Accounts) -> dict[str, Any]:
+    """Annual targets: current run-rate (core seats x price x adopted mix) times a stretch."""
+    n = acc.seats.size
+    acct = np.arange(n)
+    grown = acc.growth[acct, np.clip((_MONTHS - acc.birth) // 12, 0, 4)]
+    run_rate = acc.seats * acc.price * 12.0 * grown
+    return {
         "account_id": _ids(acct),
         "target": np.maximum(np.round(run_rate * rng.lognormal(0.35, 0.25, n), -1), 10.0),
     }
-    # Hierarchy: ~3% of accounts are parents; ~15% of the others are their subsidiaries.
+
+
+def _draw_hierarchy(rng: np.random.Generator, n: int) -> dict[str, Any]:
+    """~3% of accounts are parents; ~15% of the others are their subsidiaries."""
     n_parents = max(1, n // 33)
     parents = rng.choice(n, n_parents, replace=False)
     is_parent = np.zeros(n, dtype=bool)
@@ -195,20 +278,11 @@ def generate_portfolio(n_accounts: int, seed: int) -> dict[str, dict[str, Any]]:
     child = (~is_parent) & (rng.random(n) < 0.15)
     parent_of = np.full(n, -1)
     parent_of[child] = parents[rng.integers(0, n_parents, int(child.sum()))]
-    hierarchy = {
-        "account_id": _ids(acct),
+    return {
+        "account_id": _ids(np.arange(n)),
         "parent_id": np.where(
             parent_of >= 0, _ids(np.maximum(parent_of, 0)).astype(object), np.array(None)
         ),
-    }
-    return {
-        "contracts": contracts,
-        "transactions": transactions,
-        "products": products,
-        "surveys": surveys,
-        "wallets": wallets,
-        "targets": targets,
-        "hierarchy": hierarchy,
     }
 
 

@@ -365,15 +365,34 @@ def _nps(
     )
 
 
+#: (label, scorecard column, format) of the CLV and forecast tiles.
+_CLV_TILES: tuple[tuple[str, str, str], ...] = (
+    ("12-month CLV", "clv", "money"),
+    ("P(alive)", "p_alive", "pct"),
+    ("forecast next 90 days", "revenue_forecast_90d", "money"),
+    ("forecast next 365 days", "revenue_forecast_365d", "money"),
+    ("expected orders (365 days)", "expected_purchases_365d", "num"),
+    ("average order value", "monetary_value", "money"),
+)
+
+#: (label, scorecard column, format) of the targets and wallet tiles.
+_TARGET_TILES: tuple[tuple[str, str, str], ...] = (
+    ("target", "target", "money"),
+    ("trailing revenue", "revenue", "money"),
+    ("attainment", "target_attainment", "pct"),
+    ("wallet", "wallet", "money"),
+    ("share of wallet", "share_of_wallet", "pct"),
+    ("wallet headroom", "wallet_headroom", "money"),
+)
+
+
+def _tiles(row: Mapping[str, Any], spec: tuple[tuple[str, str, str], ...]) -> list[tuple[str, str]]:
+    """(label, formatted value) of each ``spec`` column of the scorecard row."""
+    return [(label, _fmt(row.get(col), kind)) for label, col, kind in spec]
+
+
 def _clv(row: Mapping[str, Any]) -> Section:
-    items = [
-        ("12-month CLV", _fmt(row.get("clv"), "money")),
-        ("P(alive)", _fmt(row.get("p_alive"), "pct")),
-        ("forecast next 90 days", _fmt(row.get("revenue_forecast_90d"), "money")),
-        ("forecast next 365 days", _fmt(row.get("revenue_forecast_365d"), "money")),
-        ("expected orders (365 days)", _fmt(row.get("expected_purchases_365d"))),
-        ("average order value", _fmt(row.get("monetary_value"), "money")),
-    ]
+    items = _tiles(row, _CLV_TILES)
     if row.get("clv_low") is not None and row.get("clv_high") is not None:
         items.append(("CLV interval", f"{money(row['clv_low'])} - {money(row['clv_high'])}"))
     return Section(
@@ -386,18 +405,10 @@ def _clv(row: Mapping[str, Any]) -> Section:
 
 
 def _targets(row: Mapping[str, Any]) -> Section:
-    items = [
-        ("target", _fmt(row.get("target"), "money")),
-        ("trailing revenue", _fmt(row.get("revenue"), "money")),
-        ("attainment", _fmt(row.get("target_attainment"), "pct")),
-        ("wallet", _fmt(row.get("wallet"), "money")),
-        ("share of wallet", _fmt(row.get("share_of_wallet"), "pct")),
-        ("wallet headroom", _fmt(row.get("wallet_headroom"), "money")),
-    ]
     return Section(
         "targets",
         "Targets and wallet",
-        kpi_tiles(items),
+        kpi_tiles(_tiles(row, _TARGET_TILES)),
         note="Attainment = trailing revenue / target; share of wallet = revenue / the "
         "account's estimated wallet.",
     )
@@ -559,36 +570,21 @@ def account_report(
     )
     row = _account_row(func, card, account_id=account_id, account_col=account_col)
 
-    weights = dict(DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights)
-    sections = [
-        _summary(row, str(account_id), as_of_ts),
-        _revenue_history(
-            transactions,
-            mrr,
-            account_id=account_id,
-            as_of=as_of_ts,
-            account_col=account_col,
-            date_col=date_col,
-            value_col=value_col,
-            months=max(1, int(history_months)),
-        ),
-    ]
-    if mrr is not None:
-        sections.append(
-            _mrr_movements(
-                mrr, account_id=account_id, as_of=as_of_ts, account_col=account_col, limit=limit
-            )
-        )
-    sections.append(
-        _health(
-            card,
-            row,
-            health_history,
-            account_id=account_id,
-            account_col=account_col,
-            weights=weights,
-            lower_is_better=tuple(health_lower_is_better),
-        )
+    sections = _performance_sections(
+        card,
+        row,
+        transactions,
+        mrr,
+        health_history,
+        account_id=account_id,
+        as_of=as_of_ts,
+        account_col=account_col,
+        date_col=date_col,
+        value_col=value_col,
+        weights=dict(DEFAULT_HEALTH_WEIGHTS if health_weights is None else health_weights),
+        lower_is_better=tuple(health_lower_is_better),
+        months=max(1, int(history_months)),
+        limit=limit,
     )
     sections += _relationship_sections(
         row,
@@ -658,6 +654,57 @@ def _account_row(
     if not first:
         raise SchemaError(f"{func}(): account {account_id!r} is not in the scorecard")
     return dict(first[0].asDict())
+
+
+def _performance_sections(
+    card: DataFrame,
+    row: Mapping[str, Any],
+    transactions: DataFrame,
+    mrr: DataFrame | None,
+    health_history: DataFrame | None,
+    *,
+    account_id: Any,
+    as_of: _dt.datetime,
+    account_col: str,
+    date_col: str,
+    value_col: str,
+    weights: Mapping[str, float],
+    lower_is_better: tuple[str, ...],
+    months: int,
+    limit: int,
+) -> list[Section]:
+    """The summary, revenue history, MRR movements (with ``mrr``) and health sections."""
+    sections = [
+        _summary(row, str(account_id), as_of),
+        _revenue_history(
+            transactions,
+            mrr,
+            account_id=account_id,
+            as_of=as_of,
+            account_col=account_col,
+            date_col=date_col,
+            value_col=value_col,
+            months=months,
+        ),
+    ]
+    if mrr is not None:
+        sections.append(
+            _mrr_movements(
+                mrr, account_id=account_id, as_of=as_of, account_col=account_col, limit=limit
+            )
+        )
+    sections.append(
+        _health(
+            card,
+            row,
+            health_history,
+            account_id=account_id,
+            account_col=account_col,
+            weights=weights,
+            lower_is_better=lower_is_better,
+        )
+    )
+    return sections
 
 
 def _relationship_sections(
