@@ -46,8 +46,9 @@ def connector_conf(jars_dir: str | None = None) -> dict[str, str]:
 
     ``jars_dir`` (default: the ``KAMLIB_JARS`` environment variable, set by ``make test`` to the
     folder ``scripts/fetch-jars.sh`` fills) holds a ``spark/`` folder of Kafka, Delta, s3a and
-    Avro jars. They go on ``extraClassPath`` (no copy per session, unlike ``spark.jars``) and
-    Delta's session extension and catalog are enabled.
+    Avro jars. They go on ``extraClassPath`` (no copy per session, unlike ``spark.jars``),
+    Delta's session extension and catalog are enabled, and Delta's snapshot state is rebuilt
+    with 2 partitions instead of 50 (small local tables).
     """
     folder = jars_dir if jars_dir is not None else os.environ.get("KAMLIB_JARS", "")
     spark_jars = os.path.join(folder, "spark")
@@ -59,6 +60,9 @@ def connector_conf(jars_dir: str | None = None) -> dict[str, str]:
         "spark.executor.extraClassPath": classpath,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Delta rebuilds a table's snapshot with 50 shuffle partitions by default, each a task:
+        # on local[2] and test-sized tables that is most of every Delta read and commit.
+        "spark.databricks.delta.snapshotPartitions": "2",
     }
 
 
