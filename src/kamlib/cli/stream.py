@@ -12,7 +12,9 @@ written twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+from collections.abc import Iterator
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -319,56 +321,27 @@ def run_stream(
     Uses ``spark`` if given, else the active session (spark-submit, ``SPARK_REMOTE``) or a
     new local one (stopped at the end).
     """
-    from kamlib.errors import KamlibError, SchemaError
     from kamlib.streaming.runner import run_order_stream
-    from kamlib.streaming.sinks import require_checkpoint
 
-    require_checkpoint("kamlib stream", checkpoint)  # before any Spark session starts
     func = "kamlib stream"
-    if source not in ("files", "kafka"):
-        raise SchemaError(f"{func}: --source must be 'files' or 'kafka', found {source!r}")
-    if format not in ("parquet", "delta"):
-        raise SchemaError(f"{func}: --format must be 'parquet' or 'delta', found {format!r}")
-    from kamlib.streaming.sources import _parse_starting_offsets
-
-    subscribed = [t.strip() for t in (topic or "").split(",") if t.strip()]
-    is_pattern = len(subscribed) == 1 and subscribed[0].startswith("pattern:")
-    offsets = _parse_starting_offsets(
-        func, starting_offsets, None if is_pattern else subscribed, flag="--starting-offsets"
+    paths = {"--input": input if source == "files" else None, "--output": output}
+    offsets = _check_arguments(
+        func,
+        source=source,
+        format=format,
+        topic=topic,
+        starting_offsets=starting_offsets,
+        watermark=watermark,
+        trigger_interval=trigger_interval,
+        paths=paths,
+        checkpoint=checkpoint,
     )
-    _check_durations(func, watermark, trigger_interval)
-    paths = [("--output", output)] + ([("--input", input)] if source == "files" else [])
-    for name, value in paths:
-        if not value:
-            raise SchemaError(f"{func}: {name} must be a directory, found {value!r}")
-    # before any Spark session: no file where a directory goes, no path inside another
-    given = [(name, value) for name, value in paths[::-1] if value]  # input, output
-    check_paths(func, [*given, ("--checkpoint", checkpoint)])
     options = dict(kafka_options or {})
     built = None
     if source == "kafka":
         built = _checked_kafka(func, bootstrap_servers, topic, starting_offsets, offsets, options)
-    session, own = (
-        (spark, False)
-        if spark is not None
-        else command_session(app_name="kamlib-stream", master=master)
-    )
-    try:
-        from kamlib.connectors import _require_filesystems
-
-        _require_filesystems(  # one-line error for s3a:// & co. without their jar
-            session,
-            func,
-            {
-                "--input": input if source == "files" else None,
-                "--output": output,
-                "--checkpoint": checkpoint,
-            },
-        )
-        if format == "delta":
-            from kamlib.streaming.runner import delta_writer_for
-
-            delta_writer_for(session, func, "--format delta")  # one-line SchemaError if none
+    with _own_session(spark, master) as session, _scrubbed(built):
+        _check_session(session, func, format=format, paths={**paths, "--checkpoint": checkpoint})
         stream_source = None
         if source == "kafka":
             from kamlib.streaming.sources import kafka_source
@@ -393,18 +366,96 @@ def run_stream(
             shuffle_partitions=shuffle_partitions,
             format="delta" if format == "delta" else "parquet",
         )
+    _print_report(report)
+    return 0
+
+
+@contextlib.contextmanager
+def _own_session(spark: SparkSession | None, master: str) -> Iterator[SparkSession]:
+    """``spark``, else the command's session (active, ``SPARK_REMOTE`` or a new local one).
+
+    A session started here is stopped at the end.
+    """
+    session, own = (
+        (spark, False)
+        if spark is not None
+        else command_session(app_name="kamlib-stream", master=master)
+    )
+    try:
+        yield session
+    finally:
+        if own:
+            session.stop()
+
+
+@contextlib.contextmanager
+def _scrubbed(built: KafkaOptions | None) -> Iterator[None]:
+    """Re-raise kamlib errors without the Kafka options' secrets.
+
+    The last line of defence for "no secret in any message": Spark's runtime failures of a
+    Kafka query may quote options back.
+    """
+    from kamlib.errors import KamlibError
+
+    try:
+        yield
     except KamlibError as exc:
-        # Last line of defence for "no secret in any message": Spark's runtime failures of a
-        # Kafka query may quote options back.
         text = built.scrub(str(exc)) if built is not None else str(exc)
         if text == str(exc):
             raise
         raise _same_kind(exc, text) from None
-    finally:
-        if own:
-            session.stop()
-    _print_report(report)
-    return 0
+
+
+def _check_arguments(
+    func: str,
+    *,
+    source: str,
+    format: str,
+    topic: str | None,
+    starting_offsets: str,
+    watermark: str,
+    trigger_interval: str,
+    paths: dict[str, str | None],
+    checkpoint: str,
+) -> Any:
+    """Every check that needs no Spark session; returns the parsed ``--starting-offsets``."""
+    from kamlib.errors import SchemaError
+    from kamlib.streaming.sinks import require_checkpoint
+    from kamlib.streaming.sources import _parse_starting_offsets
+
+    require_checkpoint(func, checkpoint)  # before any Spark session starts
+    if source not in ("files", "kafka"):
+        raise SchemaError(f"{func}: --source must be 'files' or 'kafka', found {source!r}")
+    if format not in ("parquet", "delta"):
+        raise SchemaError(f"{func}: --format must be 'parquet' or 'delta', found {format!r}")
+    subscribed = [t.strip() for t in (topic or "").split(",") if t.strip()]
+    is_pattern = len(subscribed) == 1 and subscribed[0].startswith("pattern:")
+    offsets = _parse_starting_offsets(
+        func, starting_offsets, None if is_pattern else subscribed, flag="--starting-offsets"
+    )
+    _check_durations(func, watermark, trigger_interval)
+    given = [("--output", paths["--output"])]
+    if source == "files":
+        given.append(("--input", paths["--input"]))
+    for name, value in given:
+        if not value:
+            raise SchemaError(f"{func}: {name} must be a directory, found {value!r}")
+    # no file where a directory goes, no path inside another
+    check_paths(func, [*[(n, v) for n, v in given[::-1] if v], ("--checkpoint", checkpoint)])
+    return offsets
+
+
+def _check_session(
+    session: SparkSession, func: str, *, format: str, paths: dict[str, str | None]
+) -> None:
+    """One-line errors for a URI without its file system jar or ``--format delta`` without Delta."""
+    from kamlib.connectors import _require_filesystems
+
+    _require_filesystems(session, func, paths)
+    if format == "delta":
+        from kamlib.streaming.runner import delta_writer_for
+
+        delta_writer_for(session, func, "--format delta")
 
 
 def _check_durations(func: str, watermark: str, trigger_interval: str) -> None:

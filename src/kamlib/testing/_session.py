@@ -5,23 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from kamlib._spark import check_java, local_session
+from kamlib._spark import LOCAL_SPARK_CONF, check_java, local_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = ["TEST_SPARK_CONF", "check_java", "local_spark_session"]
 
-#: Configuration used by kamlib's own tests: small shuffles, no UI, UTC, quiet.
+#: Configuration used by kamlib's own tests: the local-session defaults (UTC,
+#: ANSI, Arrow, no console progress) plus small shuffles, no UI, quiet.
 TEST_SPARK_CONF: dict[str, str] = {
+    **LOCAL_SPARK_CONF,
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.ansi.enabled": "true",
     "spark.driver.memory": "2g",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
     "spark.log.level": "ERROR",
 }
