@@ -160,35 +160,17 @@ def check_kafka(
     ``starting_offsets`` that do not list every partition of the subscribed topics (Spark
     requires all of them). Messages never contain option values.
     """
-    import socket
-
     from kamlib.errors import SchemaError
 
     servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
     if not servers:
         raise SchemaError(f"{func}: --bootstrap-servers must be host:port[,host:port]")
-    reachable = False
-    for server in servers:
-        host, sep, port = server.rpartition(":")
-        if not sep or not port.isdigit():
-            raise SchemaError(f"{func}: --bootstrap-servers entry {server!r} is not host:port")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-                reachable = True
-                break
-        except OSError:
-            continue
-    if not reachable:
-        raise SchemaError(
-            f"{func}: cannot reach any Kafka bootstrap server ({', '.join(servers)}); "
-            "check --bootstrap-servers and the network"
-        )
-    protocol = options.get("kafka.security.protocol", "PLAINTEXT").upper()
+    _check_reachable(func, servers, timeout)
     try:
         from confluent_kafka.admin import AdminClient
     except ImportError:  # pragma: no cover - optional client
         return
-    if protocol != "PLAINTEXT":
+    if options.get("kafka.security.protocol", "PLAINTEXT").upper() != "PLAINTEXT":
         return
     admin = AdminClient({"bootstrap.servers": ",".join(servers), "log_level": 0})
     try:
@@ -208,24 +190,53 @@ def check_kafka(
             f"{func}: Kafka topic(s) {', '.join(missing)} do not exist on {', '.join(servers)}; "
             "create them or fix --topic"
         )
-    if not isinstance(starting_offsets, dict):
+    if isinstance(starting_offsets, dict):
+        for topic in subscribed:
+            _check_partitions(func, topic, set(metadata[topic].partitions), starting_offsets)
+
+
+def _check_reachable(func: str, servers: list[str], timeout: float) -> None:
+    """A TCP connect to one of ``servers`` (``host:port``) succeeds, else a one-line error."""
+    import socket
+
+    from kamlib.errors import SchemaError
+
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SchemaError(f"{func}: --bootstrap-servers entry {server!r} is not host:port")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return
+        except OSError:
+            continue
+    raise SchemaError(
+        f"{func}: cannot reach any Kafka bootstrap server ({', '.join(servers)}); "
+        "check --bootstrap-servers and the network"
+    )
+
+
+def _check_partitions(
+    func: str, topic: str, actual: set[int], starting_offsets: dict[str, dict[int, int]]
+) -> None:
+    """JSON ``--starting-offsets`` list exactly the partitions of ``topic`` (Spark needs all)."""
+    from kamlib.errors import SchemaError
+
+    given = set(starting_offsets.get(topic, {}))
+    if given == actual:
         return
-    for topic in subscribed:
-        actual = set(metadata[topic].partitions)
-        given = set(starting_offsets.get(topic, {}))
-        if given != actual:
-            absent = sorted(actual - given)
-            unknown = sorted(given - actual)
-            problem = (
-                f"has no partition(s) {', '.join(map(str, unknown))}"
-                if unknown
-                else f"lacks partition(s) {', '.join(map(str, absent))}"
-            )
-            raise SchemaError(
-                f"{func}: --starting-offsets {problem} of topic {topic!r} (partitions "
-                f"{', '.join(map(str, sorted(actual)))}); give an offset for every partition of "
-                "every subscribed topic (-2: earliest, -1: latest)"
-            )
+    absent = sorted(actual - given)
+    unknown = sorted(given - actual)
+    problem = (
+        f"has no partition(s) {', '.join(map(str, unknown))}"
+        if unknown
+        else f"lacks partition(s) {', '.join(map(str, absent))}"
+    )
+    raise SchemaError(
+        f"{func}: --starting-offsets {problem} of topic {topic!r} (partitions "
+        f"{', '.join(map(str, sorted(actual)))}); give an offset for every partition of "
+        "every subscribed topic (-2: earliest, -1: latest)"
+    )
 
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
