@@ -122,10 +122,23 @@ def test_bad_input(spark):
         evaluate_alerts(kpis, rules=[DropRule("sessions")])
     with pytest.raises(SchemaError, match=r"DropRule.ratio= must be in \(0.0, 1.0\)"):
         evaluate_alerts(kpis, rules=[DropRule("revenue", ratio=1.5)])
-    with pytest.raises(SchemaError, match=r"SpikeRule\.ratio must be > 1"):
+    with pytest.raises(SchemaError, match=r"SpikeRule\.ratio= must be > 1"):
         evaluate_alerts(kpis, rules=[SpikeRule("revenue", ratio=0.9)])
-    with pytest.raises(SchemaError, match="baseline_windows must be a positive integer"):
+    with pytest.raises(SchemaError) as info:
         evaluate_alerts(kpis, rules=[DropRule("revenue", baseline_windows=0)])
+    assert (info.value.argument, info.value.expected, info.value.found) == (
+        "DropRule.baseline_windows",
+        "an integer >= 1",
+        "0",
+    )
+    with pytest.raises(SchemaError) as info:
+        evaluate_alerts(kpis, rules=[SpikeRule("revenue", min_history=0)])
+    assert info.value.argument == "SpikeRule.min_history"
+    with pytest.raises(SchemaError) as info:
+        evaluate_alerts(kpis, rules=[DetractorBurstRule(min_detractors=True)])
+    assert info.value.argument == "DetractorBurstRule.min_detractors"
+    with pytest.raises(SchemaError, match="found str"):
+        alerts_each_batch("revenue", lambda df, batch_id: None)  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="at least one rule"):
         evaluate_alerts(kpis, rules=[])
     with pytest.raises(SchemaError, match="must hold DropRule"):

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from kamlib._validation import check_fraction, check_positive, require_columns
+from kamlib._validation import check_fraction, check_int, check_positive, require_columns
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -59,7 +59,26 @@ ALERT_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class DropRule:
+class _RatioRule:
+    """Fields shared by :class:`DropRule` and :class:`SpikeRule` (a ratio to a trailing mean)."""
+
+    metric: str
+    ratio: float
+    baseline_windows: int = 7
+    min_baseline: float = 0.0
+    min_history: int | None = None
+    severity: str = "warning"
+    name: str | None = None
+    _SUFFIX: ClassVar[str] = ""
+
+    @property
+    def rule_name(self) -> str:
+        """The rule name used in alert rows."""
+        return self.name or f"{self.metric}_{self._SUFFIX}"
+
+
+@dataclass(frozen=True)
+class DropRule(_RatioRule):
     r"""Alert when ``metric`` drops below ``ratio`` times its trailing baseline.
 
     The baseline of window :math:`k` is the mean of the metric over the account's previous
@@ -88,22 +107,12 @@ class DropRule:
         Rule name in the alert rows; default ``"<metric>_drop"``.
     """
 
-    metric: str
     ratio: float = 0.5
-    baseline_windows: int = 7
-    min_baseline: float = 0.0
-    min_history: int | None = None
-    severity: str = "warning"
-    name: str | None = None
-
-    @property
-    def rule_name(self) -> str:
-        """The rule name used in alert rows."""
-        return self.name or f"{self.metric}_drop"
+    _SUFFIX: ClassVar[str] = "drop"
 
 
 @dataclass(frozen=True)
-class SpikeRule:
+class SpikeRule(_RatioRule):
     r"""Alert when ``metric`` rises above ``ratio`` times its trailing baseline.
 
     Same baseline as :class:`DropRule`; fires when :math:`b_k > 0`,
@@ -111,18 +120,8 @@ class SpikeRule:
     Default name ``"<metric>_spike"``.
     """
 
-    metric: str
     ratio: float = 2.0
-    baseline_windows: int = 7
-    min_baseline: float = 0.0
-    min_history: int | None = None
-    severity: str = "warning"
-    name: str | None = None
-
-    @property
-    def rule_name(self) -> str:
-        """The rule name used in alert rows."""
-        return self.name or f"{self.metric}_spike"
+    _SUFFIX: ClassVar[str] = "spike"
 
 
 @dataclass(frozen=True)
@@ -155,49 +154,31 @@ class DetractorBurstRule:
 Rule = DropRule | SpikeRule | DetractorBurstRule
 
 
-def _check_rules(func: str, kpis: DataFrame, rules: Sequence[Rule] | Rule) -> list[Rule]:
+def _check_ratio_rule(func: str, kpis: DataFrame, rule: _RatioRule) -> None:
+    """A DropRule's ratio in (0, 1), a SpikeRule's > 1; window counts >= 1; the metric numeric."""
+    kind = type(rule).__name__
+    if isinstance(rule, DropRule):
+        check_fraction(func, f"{kind}.ratio", rule.ratio, high_inclusive=False)
+    elif check_positive(func, f"{kind}.ratio", rule.ratio) <= 1:
+        raise SchemaError(
+            function=func, argument=f"{kind}.ratio", expected="> 1", found=repr(rule.ratio)
+        )
+    check_int(func, f"{kind}.baseline_windows", rule.baseline_windows)
+    if rule.min_history is not None:
+        check_int(func, f"{kind}.min_history", rule.min_history)
+    check_positive(func, f"{kind}.min_baseline", rule.min_baseline, allow_zero=True)
+    require_columns(kpis, func, metric=(rule.metric, "numeric"))
+
+
+def _rule_list(func: str, rules: Sequence[Rule] | Rule) -> list[Rule]:
+    """``rules`` as a non-empty list of rule objects (one rule is a list of one)."""
     if isinstance(rules, (DropRule, SpikeRule, DetractorBurstRule)):
-        rules = [rules]
-    checked = list(rules)
+        return [rules]
+    checked = list(rules) if isinstance(rules, Sequence) and not isinstance(rules, str) else [rules]
     if not checked:
         raise SchemaError(f"{func}(): rules= must contain at least one rule, found none")
     for rule in checked:
-        if isinstance(rule, (DropRule, SpikeRule)):
-            kind = "DropRule" if isinstance(rule, DropRule) else "SpikeRule"
-            if isinstance(rule, DropRule):
-                check_fraction(func, f"{kind}.ratio", rule.ratio, high_inclusive=False)
-            elif isinstance(rule.ratio, bool) or not isinstance(rule.ratio, (int, float)):
-                raise SchemaError(f"{func}(): {kind}.ratio must be a number, found {rule.ratio!r}")
-            elif rule.ratio <= 1:
-                raise SchemaError(f"{func}(): {kind}.ratio must be > 1, found {rule.ratio!r}")
-            for arg in ("baseline_windows", "min_history"):
-                value = getattr(rule, arg)
-                if value is None and arg == "min_history":
-                    continue
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise SchemaError(
-                        f"{func}(): {kind}.{arg} must be a positive integer, found {value!r}"
-                    )
-            check_positive(func, f"{kind}.min_baseline", rule.min_baseline, allow_zero=True)
-            require_columns(kpis, func, metric=(rule.metric, "numeric"))
-        elif isinstance(rule, DetractorBurstRule):
-            if (
-                isinstance(rule.min_detractors, bool)
-                or not isinstance(rule.min_detractors, int)
-                or rule.min_detractors < 1
-            ):
-                raise SchemaError(
-                    f"{func}(): DetractorBurstRule.min_detractors must be a positive integer, "
-                    f"found {rule.min_detractors!r}"
-                )
-            check_fraction(func, "DetractorBurstRule.share", rule.share, low_inclusive=True)
-            require_columns(
-                kpis,
-                func,
-                detractors_col=(rule.detractors_col, "numeric"),
-                n_col=(rule.n_col, "numeric"),
-            )
-        else:
+        if not isinstance(rule, (DropRule, SpikeRule, DetractorBurstRule)):
             raise SchemaError(
                 f"{func}(): rules= must hold DropRule, SpikeRule or DetractorBurstRule objects, "
                 f"found {type(rule).__name__}"
@@ -205,9 +186,57 @@ def _check_rules(func: str, kpis: DataFrame, rules: Sequence[Rule] | Rule) -> li
     return checked
 
 
+def _check_rules(func: str, kpis: DataFrame, rules: Sequence[Rule] | Rule) -> list[Rule]:
+    """:func:`_rule_list` with every rule's options and columns checked against ``kpis``."""
+    checked = _rule_list(func, rules)
+    for rule in checked:
+        if isinstance(rule, _RatioRule):
+            _check_ratio_rule(func, kpis, rule)
+        else:
+            check_int(func, "DetractorBurstRule.min_detractors", rule.min_detractors)
+            check_fraction(func, "DetractorBurstRule.share", rule.share, low_inclusive=True)
+            require_columns(
+                kpis,
+                func,
+                detractors_col=(rule.detractors_col, "numeric"),
+                n_col=(rule.n_col, "numeric"),
+            )
+    return checked
+
+
+def _filled(
+    values: DataFrame, *, account_col: str, window_col: str, window_end_col: str
+) -> DataFrame:
+    """``values`` (``_v`` per account and window) with the missing windows as ``0.0``.
+
+    Each account's grid runs from its first window to the last window of any account, in
+    steps of its window length.
+    """
+    from pyspark.sql import functions as F
+
+    start_s = F.unix_seconds(F.col(window_col))
+    step_s = F.unix_seconds(F.col(window_end_col)) - start_s
+    spans = values.groupBy(account_col).agg(
+        F.min(start_s).alias("_first"), F.max(step_s).alias("_step")
+    )
+    last = values.agg(F.max(start_s).alias("_last"))
+    grid = spans.crossJoin(last).select(
+        account_col,
+        F.explode(F.sequence("_first", "_last", "_step")).alias("_s"),
+        "_step",
+    )
+    observed = values.select(account_col, start_s.alias("_s"), F.col("_v").alias("_obs"))
+    return grid.join(observed, [account_col, "_s"], "left").select(
+        account_col,
+        F.timestamp_seconds("_s").alias(window_col),
+        F.timestamp_seconds(F.col("_s") + F.col("_step")).alias(window_end_col),
+        F.coalesce(F.col("_obs"), F.lit(0.0)).alias("_v"),
+    )
+
+
 def _ratio_alerts(
     kpis: DataFrame,
-    rule: DropRule | SpikeRule,
+    rule: _RatioRule,
     *,
     account_col: str,
     window_col: str,
@@ -217,30 +246,11 @@ def _ratio_alerts(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    start_s = F.unix_seconds(F.col(window_col))
-    step_s = F.unix_seconds(F.col(window_end_col)) - start_s
     values = kpis.groupBy(account_col, window_col, window_end_col).agg(
         F.sum(F.col(rule.metric).cast("double")).alias("_v")
     )
-    if fill_missing:
-        spans = values.groupBy(account_col).agg(
-            F.min(start_s).alias("_first"), F.max(step_s).alias("_step")
-        )
-        last = values.agg(F.max(start_s).alias("_last"))
-        grid = spans.crossJoin(last).select(
-            account_col,
-            F.explode(F.sequence("_first", "_last", "_step")).alias("_s"),
-            "_step",
-        )
-        observed = values.select(account_col, start_s.alias("_s"), F.col("_v").alias("_obs"))
-        series = grid.join(observed, [account_col, "_s"], "left").select(
-            account_col,
-            F.timestamp_seconds("_s").alias(window_col),
-            F.timestamp_seconds(F.col("_s") + F.col("_step")).alias(window_end_col),
-            F.coalesce(F.col("_obs"), F.lit(0.0)).alias("_v"),
-        )
-    else:
-        series = values
+    cols = {"account_col": account_col, "window_col": window_col, "window_end_col": window_end_col}
+    series = _filled(values, **cols) if fill_missing else values
     history = (
         Window.partitionBy(account_col)
         .orderBy(F.col(window_col))
@@ -554,16 +564,7 @@ def alerts_each_batch(
     from kamlib.streaming.enrich import ReadTable
 
     func = "alerts_each_batch"
-    if isinstance(rules, (DropRule, SpikeRule, DetractorBurstRule)):
-        rules = [rules]
-    rule_list = tuple(rules)
-    if not rule_list or not all(
-        isinstance(r, (DropRule, SpikeRule, DetractorBurstRule)) for r in rule_list
-    ):
-        raise SchemaError(
-            f"{func}(): rules= must hold DropRule, SpikeRule or DetractorBurstRule objects, "
-            f"found {rules!r}"
-        )
+    rule_list = tuple(_rule_list(func, rules))
     if not callable(sink):
         raise SchemaError(f"{func}(): sink= must be a callable, found {sink!r}")
     if kpi_sink is not None and not callable(kpi_sink):
