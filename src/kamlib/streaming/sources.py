@@ -505,25 +505,38 @@ def file_source(
         raise SchemaError(f"file_source(): path= must be a non-empty string, found {path!r}")
     if not isinstance(topic, str):
         raise SchemaError(f"file_source(): topic= must be a string, found {topic!r}")
-    reader = spark.readStream.format("text").option("wholetext", "true")
     if max_files_per_trigger is not None:
         check_positive("file_source", "max_files_per_trigger", max_files_per_trigger)
-        reader = reader.option("maxFilesPerTrigger", str(int(max_files_per_trigger)))
-    if path_glob_filter:
-        reader = reader.option("pathGlobFilter", path_glob_filter)
-    if recursive:
-        reader = reader.option("recursiveFileLookup", "true")
-    if latest_first:
-        reader = reader.option("latestFirst", "true")
+    options = {
+        "wholetext": "true",
+        "maxFilesPerTrigger": None if max_files_per_trigger is None else int(max_files_per_trigger),
+        "pathGlobFilter": path_glob_filter or None,
+        "recursiveFileLookup": "true" if recursive else None,
+        "latestFirst": "true" if latest_first else None,
+    }
+    reader = spark.readStream.format("text")
+    for key, value in options.items():
+        if value is not None:
+            reader = reader.option(key, str(value))
     files = reader.load(path).select(
         F.col("value").alias("_text"),
         F.col("_metadata.file_path").alias("file"),
         F.col("_metadata.file_modification_time").alias("timestamp"),
     )
-    # Split on a literal "\n" (Java's single-character fast path, no regular expression
-    # over the whole file), drop the empty string after a final line break, and remove
-    # the "\r" of a "\r\n" (a line followed by a line break) per line: "a\r\nb\n" -> [a, b];
-    # an empty file -> [].
+    return _file_lines(files, topic)
+
+
+def _file_lines(files: DataFrame, topic: str) -> DataFrame:
+    r"""One record per line of each whole-file row (``_text``, ``file``, ``timestamp``).
+
+    Split on a literal ``"\n"`` (Java's single-character fast path, no regular expression
+    over the whole file), drop the empty string after a final line break, and remove the
+    ``"\r"`` of a ``"\r\n"`` (a line followed by a line break) per line:
+    ``"a\r\nb\n"`` -> ``[a, b]``; an empty file -> ``[]``. ``offset`` is the line's
+    position in its file, ``partition`` a hash of the file name, ``key`` the file name.
+    """
+    from pyspark.sql import functions as F
+
     text = F.col("_text")
     files = files.select(
         "file",
