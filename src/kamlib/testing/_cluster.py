@@ -10,6 +10,7 @@ folder, on exit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -132,19 +133,10 @@ def standalone_cluster(
     >>> with standalone_cluster(workers=2) as cluster:  # doctest: +SKIP
     ...     spark = local_spark_session(master=cluster.master_url)
     """
-    from kamlib.testing._session import check_java
-
-    try:
-        check_java()
-    except KamlibError as exc:
-        raise ClusterUnavailableError(str(exc)) from None
     spark_home = _spark_home()
-    launcher = os.path.join(spark_home, "bin", "spark-class")
-    if not os.path.exists(launcher):
-        raise ClusterUnavailableError(f"no Spark launcher at {launcher}")
+    launcher = _launcher(spark_home)
     root = tempfile.mkdtemp(prefix="kamlib-cluster-")
     os.makedirs(os.path.join(root, "conf"))
-    env = _environment(spark_home, root)
     port, web_port = _free_port(), _free_port()
     cluster = StandaloneCluster(
         master_url=f"spark://127.0.0.1:{port}",
@@ -153,63 +145,79 @@ def standalone_cluster(
         workers=workers,
         root=root,
     )
-
-    def launch(name: str, *args: str) -> None:
-        log = open(os.path.join(root, f"{name}.log"), "wb")  # noqa: SIM115 - closed by the child
-        try:
-            process = subprocess.Popen(
-                [launcher, *args],
-                env=env,
-                cwd=root,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: stop() ends the JVM tree
-            )
-        finally:
-            log.close()
-        cluster.processes.append(process)
-
+    env = _environment(spark_home, root)
+    start = functools.partial(_launch, cluster, launcher, env)
     try:
-        launch(
-            "master",
-            "org.apache.spark.deploy.master.Master",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--webui-port",
-            str(web_port),
-        )
+        start("master", _MASTER, "--port", str(port), "--webui-port", str(web_port))
         for i in range(workers):
             work = os.path.join(root, f"work-{i}")
             os.makedirs(work)
-            launch(
+            start(
                 f"worker-{i}",
-                "org.apache.spark.deploy.worker.Worker",
-                "--host",
-                "127.0.0.1",
-                "--webui-port",
-                str(_free_port()),
-                "--cores",
-                str(cores_per_worker),
-                "--memory",
-                memory_per_worker,
-                "--work-dir",
-                work,
+                _WORKER,
+                *("--webui-port", str(_free_port()), "--work-dir", work),
+                *("--cores", str(cores_per_worker), "--memory", memory_per_worker),
                 cluster.master_url,
             )
-        deadline = time.monotonic() + timeout
-        while cluster.alive_workers() < workers:
-            dead = [p for p in cluster.processes if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                why = "a daemon exited" if dead else f"not ready after {timeout:.0f}s"
-                raise ClusterUnavailableError(
-                    f"standalone cluster at {cluster.master_url}: {why}\n{cluster.logs()}"
-                )
-            time.sleep(0.5)
+        _wait_for_workers(cluster, timeout)
         yield cluster
     finally:
         for process in reversed(cluster.processes):  # workers first, then the master
             _stop(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+_MASTER = "org.apache.spark.deploy.master.Master"
+_WORKER = "org.apache.spark.deploy.worker.Worker"
+
+
+def _launcher(spark_home: str) -> str:
+    """``spark_home``'s ``bin/spark-class``, once Java is checked (else ClusterUnavailableError)."""
+    from kamlib.testing._session import check_java
+
+    try:
+        check_java()
+    except KamlibError as exc:
+        raise ClusterUnavailableError(str(exc)) from None
+    launcher = os.path.join(spark_home, "bin", "spark-class")
+    if not os.path.exists(launcher):
+        raise ClusterUnavailableError(f"no Spark launcher at {launcher}")
+    return launcher
+
+
+def _launch(
+    cluster: StandaloneCluster,
+    launcher: str,
+    env: dict[str, str],
+    name: str,
+    main_class: str,
+    *args: str,
+) -> None:
+    """Start one daemon on 127.0.0.1 in its own process group, logging to ``<root>/<name>.log``."""
+    log = open(os.path.join(cluster.root, f"{name}.log"), "wb")  # noqa: SIM115 - closed by the child
+    try:
+        process = subprocess.Popen(
+            [launcher, main_class, "--host", "127.0.0.1", *args],
+            env=env,
+            cwd=cluster.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends the JVM tree
+        )
+    finally:
+        log.close()
+    cluster.processes.append(process)
+
+
+def _wait_for_workers(cluster: StandaloneCluster, timeout: float) -> None:
+    """Until every worker is ALIVE; ClusterUnavailableError (with log tails) on exit or timeout."""
+    deadline = time.monotonic() + timeout
+    while cluster.alive_workers() < cluster.workers:
+        dead = [p for p in cluster.processes if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            why = "a daemon exited" if dead else f"not ready after {timeout:.0f}s"
+            raise ClusterUnavailableError(
+                f"standalone cluster at {cluster.master_url}: {why}\n{cluster.logs()}"
+            )
+        time.sleep(0.5)
