@@ -627,31 +627,9 @@ class _TransactionModel(_PredictiveModel):
                 excluded=0,
             )
         started = time.perf_counter()
-        x = _as_array(func, "frequency", frequency)
-        tx = _as_array(func, "recency", recency)
-        t_age = _as_array(func, "T", T)
-        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
-        if not (x.size == tx.size == t_age.size == n.size):
-            raise SchemaError(
-                f"{func}(): frequency, recency, T and weights must have the same length, found "
-                f"{x.size}, {tx.size}, {t_age.size}, {n.size}"
-            )
-        keep = n > 0
-        x, tx, t_age, n = x[keep], tx[keep], t_age[keep], n[keep]
-        if x.size == 0:
-            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        x, tx, t_age, n = self._weighted_tuples(func, frequency, recency, T, weights)
         self._check_values(func, x, tx, t_age)
-        if not np.any(x > 0):
-            raise ConvergenceError(
-                f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
-                f"likelihood has no maximum (the purchase rate is not identified)"
-            )
-        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
-            raise ConvergenceError(
-                f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
-                f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
-                f"accounts that the model estimates is not identified; fit on more varied accounts"
-            )
+        self._check_varied(func, x, tx, t_age, n)
         scale = 1.0 / float(t_age.max()) if t_age.max() > 0 else 1.0
         natural = L.BGData.build(x, tx, t_age, n)
         data = natural.rescaled(scale)
@@ -659,28 +637,9 @@ class _TransactionModel(_PredictiveModel):
             log_params, res = _minimize(
                 func, self._objective(data, scale), self._starts(data), maxiter=maxiter, tol=tol
             )
-            p_scaled = np.exp(log_params)
-            params = p_scaled.copy()
-            for i in self._scaled_params:
-                params[i] = p_scaled[i] / scale
-            ptuple = tuple(float(v) for v in params)
-            loglik_fn = self._loglik_function(natural)
-            loglik = loglik_fn(ptuple)
-            objective = float(res.fun)
-            if self._analytic:
-                hess = L.jacobian_hessian(lambda p: self._loglik_grad(tuple(p), natural), params)
-                if self.penalizer == 0:
-                    # One Newton step polishes the L-BFGS-B optimum to machine precision.
-                    step = _newton_step(hess, self._loglik_grad(ptuple, natural))
-                    candidate = params - step
-                    if np.all(candidate > 0):
-                        cand_tuple = tuple(float(v) for v in candidate)
-                        cand_ll = loglik_fn(cand_tuple)
-                        if math.isfinite(cand_ll) and cand_ll >= loglik:
-                            params, ptuple, loglik = candidate, cand_tuple, cand_ll
-                            objective = -loglik / natural.total
-            else:
-                hess = L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params)
+            ptuple, loglik, objective, hess = self._natural_optimum(
+                np.exp(log_params), scale, natural, float(res.fun)
+            )
         if self.penalizer == 0:
             _check_identified(func, self.param_names, log_params, hess)
         self._set_fitted(
@@ -699,6 +658,74 @@ class _TransactionModel(_PredictiveModel):
             seconds=time.perf_counter() - started,
         )
         return self
+
+    @staticmethod
+    def _weighted_tuples(
+        func: str, frequency: Any, recency: Any, T: Any, weights: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, tx, T, n)`` as arrays of one length, without the tuples of weight 0."""
+        x = _as_array(func, "frequency", frequency)
+        tx = _as_array(func, "recency", recency)
+        t_age = _as_array(func, "T", T)
+        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
+        if not (x.size == tx.size == t_age.size == n.size):
+            raise SchemaError(
+                f"{func}(): frequency, recency, T and weights must have the same length, found "
+                f"{x.size}, {tx.size}, {t_age.size}, {n.size}"
+            )
+        keep = n > 0
+        x, tx, t_age, n = x[keep], tx[keep], t_age[keep], n[keep]
+        if x.size == 0:
+            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        return x, tx, t_age, n
+
+    @staticmethod
+    def _check_varied(
+        func: str, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray, n: np.ndarray
+    ) -> None:
+        """ConvergenceError when no account repeats or all accounts have one tuple."""
+        if not np.any(x > 0):
+            raise ConvergenceError(
+                f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
+                f"likelihood has no maximum (the purchase rate is not identified)"
+            )
+        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
+            raise ConvergenceError(
+                f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
+                f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
+                f"accounts that the model estimates is not identified; fit on more varied accounts"
+            )
+
+    def _natural_optimum(
+        self, p_scaled: np.ndarray, scale: float, natural: L.BGData, objective: float
+    ) -> tuple[tuple[float, ...], float, float, np.ndarray]:
+        """Parameters in natural units, their log-likelihood, the objective and the Hessian.
+
+        ``p_scaled`` is the optimum in the units where the largest ``T`` is 1. With analytic
+        gradients and no penalizer, one Newton step polishes it to machine precision.
+        """
+        params = p_scaled.copy()
+        for i in self._scaled_params:
+            params[i] = p_scaled[i] / scale
+        ptuple = tuple(float(v) for v in params)
+        loglik_fn = self._loglik_function(natural)
+        loglik = loglik_fn(ptuple)
+        if not self._analytic:
+            return (
+                ptuple,
+                loglik,
+                objective,
+                L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params),
+            )
+        hess = L.jacobian_hessian(lambda p: self._loglik_grad(tuple(p), natural), params)
+        if self.penalizer == 0:
+            candidate = params - _newton_step(hess, self._loglik_grad(ptuple, natural))
+            if np.all(candidate > 0):
+                cand_tuple = tuple(float(v) for v in candidate)
+                cand_ll = loglik_fn(cand_tuple)
+                if math.isfinite(cand_ll) and cand_ll >= loglik:
+                    return cand_tuple, cand_ll, -cand_ll / natural.total, hess
+        return ptuple, loglik, objective, hess
 
     @staticmethod
     def _check_values(func: str, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> None:
