@@ -406,7 +406,6 @@ def compare_models(
     >>> [r.model for r in table.collect()]
     ['pnbd', 'bg', 'run_rate']
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     func = "compare_models"
@@ -430,31 +429,42 @@ def compare_models(
         duration=duration,
     )
     agg, n = _error_aggregates(scored, preds)
-    entries: list[Column] = []
-    rows = list(zip(preds, items, strict=False))
+    rows: list[tuple[str, tuple[str, Any]]] = list(zip(preds, items, strict=False))
     if include_baseline:
         rows.append((preds[-1], (BASELINE_NAME, None)))
-    for pred, (name, model) in rows:
-        rmse, mae, bias = _metrics(pred, n)
-        if model is None:
-            k, ll, aic, bic = None, None, None, None
-        else:
-            k = int(model.n_params) if hasattr(model, "n_params") else None
-            ll, aic, bic = (_info(model, a) for a in ("log_likelihood", "aic", "bic"))
-        entries.append(
-            F.struct(
-                F.lit(name).cast("string").alias("model"),
-                F.lit(k).cast("int").alias("n_params"),
-                F.lit(ll).cast("double").alias("log_likelihood"),
-                F.lit(aic).cast("double").alias("aic"),
-                F.lit(bic).cast("double").alias("bic"),
-                F.col(f"{_P}n").cast("long").alias("n_accounts"),
-                rmse.alias("rmse"),
-                mae.alias("mae"),
-                bias.alias("bias"),
-            )
-        )
+    entries = [_comparison_entry(pred, name, model, n) for pred, (name, model) in rows]
     long = agg.select(F.explode(F.array(*entries)).alias(f"{_P}row")).select(f"{_P}row.*")
+    return _ranked(long)
+
+
+def _comparison_entry(pred: str, name: str, model: Any, n: Column) -> Column:
+    """One row of :func:`compare_models` as a struct (a ``None`` model is the baseline)."""
+    from pyspark.sql import functions as F
+
+    rmse, mae, bias = _metrics(pred, n)
+    if model is None:
+        k, ll, aic, bic = None, None, None, None
+    else:
+        k = int(model.n_params) if hasattr(model, "n_params") else None
+        ll, aic, bic = (_info(model, a) for a in ("log_likelihood", "aic", "bic"))
+    return F.struct(
+        F.lit(name).cast("string").alias("model"),
+        F.lit(k).cast("int").alias("n_params"),
+        F.lit(ll).cast("double").alias("log_likelihood"),
+        F.lit(aic).cast("double").alias("aic"),
+        F.lit(bic).cast("double").alias("bic"),
+        F.col(f"{_P}n").cast("long").alias("n_accounts"),
+        rmse.alias("rmse"),
+        mae.alias("mae"),
+        bias.alias("bias"),
+    )
+
+
+def _ranked(long: DataFrame) -> DataFrame:
+    """``rank_rmse``, ``rank_aic``, ``rank_bic`` (1 = best, ties share, null stays null)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     whole = Window.partitionBy(F.lit(0))
 
     def rank(name: str) -> Column:
