@@ -75,21 +75,35 @@ def _predict(
     return np.asarray(out, dtype=np.float64)
 
 
+def _holdout_errors(
+    func: str,
+    df: DataFrame,
+    models: Sequence[Any],
+    names: tuple[str, str, str, str, str],
+    duration: float | None,
+) -> tuple[DataFrame, Column, list[str]]:
+    """Score ``models`` on the holdout and aggregate their errors and the baseline's (lazy).
+
+    ``names`` are the frequency, recency, T, holdout and duration columns. Returns the one-row
+    aggregate of :func:`_error_aggregates`, its valid count and the prediction columns (the
+    baseline last).
+    """
+    scored, preds = _scored_holdout(func, df, models, names, duration)
+    agg, n = _error_aggregates(scored, preds)
+    return agg, n, preds
+
+
 def _scored_holdout(
     func: str,
     df: DataFrame,
     models: Sequence[Any],
-    *,
-    frequency_col: str,
-    recency_col: str,
-    T_col: str,
-    holdout_col: str,
-    duration_col: str,
+    names: tuple[str, str, str, str, str],
     duration: float | None,
 ) -> tuple[DataFrame, list[str]]:
     """Stage the inputs, add one prediction column per model and the baseline (lazy)."""
     from pyspark.sql import functions as F
 
+    frequency_col, recency_col, T_col, holdout_col, duration_col = names
     for arg, value in (
         ("frequency_col", frequency_col),
         ("recency_col", recency_col),
@@ -262,18 +276,8 @@ def evaluate_holdout(
         TransactionModel,
         methods=("conditional_expected_purchases_np",),
     )
-    scored, preds = _scored_holdout(
-        func,
-        df,
-        [transaction_model],
-        frequency_col=frequency_col,
-        recency_col=recency_col,
-        T_col=T_col,
-        holdout_col=holdout_col,
-        duration_col=duration_col,
-        duration=duration,
-    )
-    agg, n = _error_aggregates(scored, preds)
+    names = (frequency_col, recency_col, T_col, holdout_col, duration_col)
+    agg, n, preds = _holdout_errors(func, df, [transaction_model], names, duration)
     model_pred, baseline = preds
     rmse, mae, bias = _metrics(model_pred, n)
     b_rmse, b_mae, b_bias = _metrics(baseline, n)
@@ -417,18 +421,8 @@ def compare_models(
             found=repr(include_baseline),
         )
     items = _named_models(func, models)
-    scored, preds = _scored_holdout(
-        func,
-        df,
-        [m for _, m in items],
-        frequency_col=frequency_col,
-        recency_col=recency_col,
-        T_col=T_col,
-        holdout_col=holdout_col,
-        duration_col=duration_col,
-        duration=duration,
-    )
-    agg, n = _error_aggregates(scored, preds)
+    names = (frequency_col, recency_col, T_col, holdout_col, duration_col)
+    agg, n, preds = _holdout_errors(func, df, [m for _, m in items], names, duration)
     rows: list[tuple[str, tuple[str, Any]]] = list(zip(preds, items, strict=False))
     if include_baseline:
         rows.append((preds[-1], (BASELINE_NAME, None)))
