@@ -84,11 +84,13 @@ def _require_summary(
     weights_col: str | None = None,
     *,
     age_arg: str = "T_col",
+    **more: tuple[str, ColumnKind],
 ) -> None:
     """The (frequency, recency, T[, weights]) columns of a fit or a prediction: numeric.
 
     ``age_arg`` is the keyword that names the third column in messages (BG/BB:
-    ``n_periods_col``).
+    ``n_periods_col``). ``more`` are further ``argument=(column, kind)`` pairs checked in the
+    same call (one message names every missing column).
     """
     age: tuple[str, ColumnKind] = (names[2], "numeric")
     require_columns(
@@ -97,6 +99,7 @@ def _require_summary(
         frequency_col=(names[0], "numeric"),
         recency_col=(names[1], "numeric"),
         **{age_arg: age},
+        **more,
     )
     if weights_col is not None:
         require_columns(df, func, weights_col=(weights_col, "numeric"))

@@ -33,6 +33,7 @@ from kamlib.clv._base import (
     covariate_columns,
 )
 from kamlib.clv._units import MONTH_FACTOR, ClvFreq
+from kamlib.clv.models import _require_summary
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -261,12 +262,10 @@ def customer_lifetime_value(
     36.28
     """
     func = "customer_lifetime_value"
-    require_columns(
+    _require_summary(
         df,
         func,
-        frequency_col=(frequency_col, "numeric"),
-        recency_col=(recency_col, "numeric"),
-        T_col=(T_col, "numeric"),
+        (frequency_col, recency_col, T_col),
         monetary_value_col=(monetary_value_col, "numeric"),
     )
     horizons = _check_months(func, months)
