@@ -17,7 +17,7 @@ account); nothing is collected to the driver.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib._validation import (
@@ -361,10 +361,8 @@ def mrr_movements(
     """
     from pyspark.sql import functions as F
 
-    keys = normalize_by("mrr_movements", by)
-    _validate_mrr(mrr, "mrr_movements", account_col, month_col, mrr_col)
-    bridge = revenue_bridge(
-        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
+    keys, bridge = _by_month(
+        "mrr_movements", revenue_bridge, mrr, account_col, month_col, mrr_col, by
     )
     return bridge.select(
         *keys,
@@ -377,14 +375,31 @@ def mrr_movements(
     )
 
 
-def _validate_mrr(df: DataFrame, func: str, account_col: str, month_col: str, mrr_col: str) -> None:
+def _by_month(
+    func: str,
+    compute: Callable[..., DataFrame],
+    mrr: DataFrame,
+    account_col: str,
+    month_col: str,
+    mrr_col: str,
+    by: str | Iterable[str] | None,
+) -> tuple[list[str], DataFrame]:
+    """The group keys and ``compute`` (a :mod:`kamlib.retention` function) on MRR by month.
+
+    Checks the MRR columns under ``func``'s argument names first.
+    """
+    keys = normalize_by(func, by)
     require_columns(
-        df,
+        mrr,
         func,
         account_col=(account_col, "any"),
         month_col=(month_col, "temporal"),
         mrr_col=(mrr_col, "numeric"),
     )
+    out = compute(
+        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
+    )
+    return keys, out
 
 
 @any_column_name("mrr_bridge")
@@ -452,11 +467,7 @@ def mrr_bridge(
     """
     from pyspark.sql import functions as F
 
-    keys = normalize_by("mrr_bridge", by)
-    _validate_mrr(mrr, "mrr_bridge", account_col, month_col, mrr_col)
-    rates = retention_rates(
-        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
-    )
+    keys, rates = _by_month("mrr_bridge", retention_rates, mrr, account_col, month_col, mrr_col, by)
     gain = F.col("new_revenue") + F.col("reactivated_revenue") + F.col("expansion_revenue")
     loss = F.col("contraction_revenue") + F.col("churned_revenue")
     paying = (

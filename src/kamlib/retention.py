@@ -115,6 +115,18 @@ def _period_start(index: Column, period: str) -> Column:
     return F.make_date(year, month, F.lit(1))
 
 
+class _Inputs(NamedTuple):
+    """The checked column arguments of :func:`revenue_bridge` and :func:`retention_rates`."""
+
+    account_col: str
+    date_col: str
+    value_col: str
+    period: str
+    product_col: str | None
+    #: The ``by`` group keys.
+    keys: list[str]
+
+
 def _validate(
     df: DataFrame,
     func: str,
@@ -125,7 +137,8 @@ def _validate(
     period: str,
     product_col: str | None,
     by: str | Iterable[str] | None,
-) -> list[str]:
+) -> _Inputs:
+    """Check the columns, period, group keys and output collisions of ``func``."""
     check_choice(func, "period", period, Period)
     keys = normalize_by(func, by)
     cols: dict[str, tuple[str, Literal["any", "temporal", "numeric"]]] = {
@@ -142,7 +155,7 @@ def _validate(
     check_output_collisions(
         func, {**dict.fromkeys(keys, "by"), account_col: "account_col"}, _OUTPUT_NAMES
     )
-    return keys
+    return _Inputs(account_col, date_col, value_col, period, product_col, keys)
 
 
 def _account_periods(
@@ -233,27 +246,10 @@ def _movement_masks(previous: Column, revenue: Column, earlier: Column) -> _Mask
     )
 
 
-def _bridge_frames(
-    df: DataFrame,
-    *,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    period: str,
-    product_col: str | None,
-    keys: list[str],
-) -> tuple[DataFrame, DataFrame]:
+def _bridge_frames(df: DataFrame, inputs: _Inputs) -> tuple[DataFrame, DataFrame]:
     """Return (bridge rows with integer period index, per-group bounds and excluded counts)."""
-    base = _retention_input(
-        df,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        period=period,
-        product_col=product_col,
-        keys=keys,
-        null_invalid=False,
-    )
+    account_col, product_col, keys = inputs.account_col, inputs.product_col, inputs.keys
+    base = _retention_input(df, inputs, null_invalid=False)
     bounds = _group_bounds(base, keys)
     positive = _positive_periods(base, account_col=account_col, product_col=product_col, keys=keys)
     neighbours = _with_neighbours(positive, account_col=account_col, keys=keys)
@@ -261,17 +257,7 @@ def _bridge_frames(
     return _bridge_rows(rows, account_col=account_col, product_col=product_col, keys=keys), bounds
 
 
-def _retention_input(
-    df: DataFrame,
-    *,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    period: str,
-    product_col: str | None,
-    keys: list[str],
-    null_invalid: bool,
-) -> DataFrame:
+def _retention_input(df: DataFrame, inputs: _Inputs, *, null_invalid: bool) -> DataFrame:
     """The input's keys, account, [product,] period index and valid value, one projection.
 
     Invalid rows (see :func:`_valid_row`) always have a null value. For the bridge
@@ -281,6 +267,7 @@ def _retention_input(
     """
     from pyspark.sql import functions as F
 
+    account_col, date_col, value_col, period, product_col, keys = inputs
     valid = _valid_row(account_col, date_col, value_col)
 
     def kept(column: Column) -> Column:
@@ -448,16 +435,7 @@ def _bridge_rows(
     )
 
 
-def _period_totals(
-    df: DataFrame,
-    *,
-    account_col: str,
-    date_col: str,
-    value_col: str,
-    period: str,
-    product_col: str | None,
-    keys: list[str],
-) -> tuple[DataFrame, list[str], list[str]]:
+def _period_totals(df: DataFrame, inputs: _Inputs) -> tuple[DataFrame, list[str], list[str]]:
     """Per-(group, period) bridge totals for :func:`retention_rates`, in one pass over the input.
 
     Returns the totals (one row per ``keys`` and period index) and the names of the revenue
@@ -469,16 +447,8 @@ def _period_totals(
     input rows; invalid rows are folded into one (group, null period) row) come from the same
     pass, so bounds and excluded counts need no second scan.
     """
-    base = _retention_input(
-        df,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        period=period,
-        product_col=product_col,
-        keys=keys,
-        null_invalid=True,
-    )
+    account_col, product_col, keys = inputs.account_col, inputs.product_col, inputs.keys
+    base = _retention_input(df, inputs, null_invalid=True)
     # One shuffle: hash-partition by account; the per-(account, [product,] period) sums and
     # the per-account window below then need no further exchange.
     account_period = _account_periods(
@@ -679,7 +649,7 @@ def revenue_bridge(
     a 2024-03-01 150.0 0.0 churned
     b 2024-03-01 40.0 0.0 churned
     """
-    keys = _validate(
+    inputs = _validate(
         df,
         "revenue_bridge",
         account_col=account_col,
@@ -691,18 +661,10 @@ def revenue_bridge(
     )
     from pyspark.sql import functions as F
 
-    bridge, _ = _bridge_frames(
-        df,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        period=period,
-        product_col=product_col,
-        keys=keys,
-    )
+    bridge, _ = _bridge_frames(df, inputs)
     extra = ["cross_sell_revenue", "upsell_revenue"] if product_col else []
     return bridge.select(
-        *keys,
+        *inputs.keys,
         account_col,
         _period_start(F.col(_P), period).alias("period"),
         "previous_revenue",
@@ -799,7 +761,7 @@ def retention_rates(
     >>> round(r.grr, 4), round(r.nrr, 4), r.logo_retention
     (0.6667, 0.8, 0.5)
     """
-    keys = _validate(
+    inputs = _validate(
         df,
         "retention_rates",
         account_col=account_col,
@@ -809,22 +771,14 @@ def retention_rates(
         product_col=product_col,
         by=by,
     )
-    per_period, sums, counts = _period_totals(
-        df,
-        account_col=account_col,
-        date_col=date_col,
-        value_col=value_col,
-        product_col=product_col,
-        period=period,
-        keys=keys,
-    )
-    looked_up = _grid_lookup(per_period, keys=keys, sums=sums, counts=counts)
+    per_period, sums, counts = _period_totals(df, inputs)
+    looked_up = _grid_lookup(per_period, keys=inputs.keys, sums=sums, counts=counts)
     filled, filled_counts = _filled_totals(sums, counts)
     return _rates_frame(
         looked_up,
         filled,
         filled_counts,
-        keys=keys,
+        keys=inputs.keys,
         period=period,
         with_products=product_col is not None,
     )

@@ -18,6 +18,7 @@ import numpy as np
 from kamlib._arrow import with_numpy_columns
 from kamlib._validation import check_positive, require_columns
 from kamlib.clv._base import PurchaseCountModel, TransactionModel, check_model
+from kamlib.clv.models import _require_summary
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -157,12 +158,10 @@ def calibration_holdout_purchases(
     from pyspark.sql import functions as F
 
     func = "calibration_holdout_purchases"
-    require_columns(
+    _require_summary(
         df,
         func,
-        frequency_col=(frequency_col, "numeric"),
-        recency_col=(recency_col, "numeric"),
-        T_col=(T_col, "numeric"),
+        (frequency_col, recency_col, T_col),
         frequency_holdout_col=(frequency_holdout_col, "numeric"),
         duration_holdout_col=(duration_holdout_col, "numeric"),
     )

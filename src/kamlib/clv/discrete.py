@@ -226,6 +226,68 @@ def bgbb_conditional_expected(params: Params, t: float, x: Any, tx: Any, n: Any)
     return np.asarray(np.exp(p2 - log_l) * p3 * (p4 - p5), dtype=np.float64)
 
 
+def _bgbb_tuples(
+    func: str, frequency: Any, recency: Any, n_periods: Any, weights: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``(x, t_x, n, w)`` of a BG/BB fit, without the tuples of weight 0 (or NaN)."""
+    x = _f(frequency).ravel()
+    tx = _f(recency).ravel()
+    n = _f(n_periods).ravel()
+    w = np.ones_like(x) if weights is None else _f(weights).ravel()
+    if not (x.size == tx.size == n.size == w.size):
+        raise SchemaError(f"{func}(): frequency, recency, n_periods and weights differ in length")
+    keep = np.isfinite(w) & (w > 0)
+    x, tx, n, w = x[keep], tx[keep], n[keep], w[keep]
+    if x.size == 0:
+        raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(tx)) and np.all(np.isfinite(n))):
+        raise SchemaError(f"{func}(): frequency, recency and n_periods must be finite numbers")
+    if np.any(x < 0) or np.any(x > tx + 1e-9) or np.any(tx > n + 1e-9):
+        raise SchemaError(
+            f"{func}(): need 0 <= frequency <= recency <= n_periods for every account"
+        )
+    if np.any((x == 0) & (tx != 0)) or np.any((x > 0) & (tx < 1)):
+        raise SchemaError(f"{func}(): recency must be 0 exactly where frequency is 0")
+    return x, tx, n, w
+
+
+def _bgbb_optimum(
+    func: str,
+    x: np.ndarray,
+    tx: np.ndarray,
+    n: np.ndarray,
+    w: np.ndarray,
+    pen: float,
+    *,
+    maxiter: int,
+) -> Any:
+    """L-BFGS-B then Nelder-Mead on ``-LL / N + pen * sum(p ** 2)`` over the log-parameters."""
+    total = float(w.sum())
+
+    def objective(logp: np.ndarray) -> float:
+        p = np.exp(logp)
+        ll = float(np.dot(w, bgbb_loglik_terms((p[0], p[1], p[2], p[3]), x, tx, n)))
+        value = -ll / total + pen * float(np.sum(p**2))
+        return value if math.isfinite(value) else 1e300
+
+    res = minimize(
+        objective,
+        np.zeros(4),
+        method="L-BFGS-B",
+        bounds=[(-20.0, 20.0)] * 4,
+        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-10},
+    )
+    res = minimize(
+        objective,
+        res.x,
+        method="Nelder-Mead",
+        options={"maxiter": maxiter, "xatol": 1e-10, "fatol": 1e-14},
+    )
+    if not np.all(np.isfinite(res.x)) or not math.isfinite(float(res.fun)):
+        raise ConvergenceError(f"{func}(): the optimiser did not converge ({res.message})")
+    return res
+
+
 class BetaGeoBetaBinom(_PredictiveModel):
     r"""Beta-geometric/beta-Bernoulli (BG/BB) model for discrete purchase opportunities.
 
@@ -306,50 +368,9 @@ class BetaGeoBetaBinom(_PredictiveModel):
         """Fit on numpy arrays (optionally count-weighted distinct tuples); returns self."""
         func = f"{type(self).__name__}.fit"
         started = time.perf_counter()
-        x = _f(frequency).ravel()
-        tx = _f(recency).ravel()
-        n = _f(n_periods).ravel()
-        w = np.ones_like(x) if weights is None else _f(weights).ravel()
-        if not (x.size == tx.size == n.size == w.size):
-            raise SchemaError(
-                f"{func}(): frequency, recency, n_periods and weights differ in length"
-            )
-        keep = np.isfinite(w) & (w > 0)
-        x, tx, n, w = x[keep], tx[keep], n[keep], w[keep]
-        if x.size == 0:
-            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
-        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(tx)) and np.all(np.isfinite(n))):
-            raise SchemaError(f"{func}(): frequency, recency and n_periods must be finite numbers")
-        if np.any(x < 0) or np.any(x > tx + 1e-9) or np.any(tx > n + 1e-9):
-            raise SchemaError(
-                f"{func}(): need 0 <= frequency <= recency <= n_periods for every account"
-            )
-        if np.any((x == 0) & (tx != 0)) or np.any((x > 0) & (tx < 1)):
-            raise SchemaError(f"{func}(): recency must be 0 exactly where frequency is 0")
+        x, tx, n, w = _bgbb_tuples(func, frequency, recency, n_periods, weights)
         total = float(w.sum())
-        pen = self.penalizer
-
-        def objective(logp: np.ndarray) -> float:
-            p = np.exp(logp)
-            ll = float(np.dot(w, bgbb_loglik_terms((p[0], p[1], p[2], p[3]), x, tx, n)))
-            value = -ll / total + pen * float(np.sum(p**2))
-            return value if math.isfinite(value) else 1e300
-
-        res = minimize(
-            objective,
-            np.zeros(4),
-            method="L-BFGS-B",
-            bounds=[(-20.0, 20.0)] * 4,
-            options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-10},
-        )
-        res = minimize(
-            objective,
-            res.x,
-            method="Nelder-Mead",
-            options={"maxiter": maxiter, "xatol": 1e-10, "fatol": 1e-14},
-        )
-        if not np.all(np.isfinite(res.x)) or not math.isfinite(float(res.fun)):
-            raise ConvergenceError(f"{func}(): the optimiser did not converge ({res.message})")
+        res = _bgbb_optimum(func, x, tx, n, w, self.penalizer, maxiter=maxiter)
         params = np.exp(res.x)
         ptuple = (float(params[0]), float(params[1]), float(params[2]), float(params[3]))
 

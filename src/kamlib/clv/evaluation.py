@@ -75,21 +75,35 @@ def _predict(
     return np.asarray(out, dtype=np.float64)
 
 
+def _holdout_errors(
+    func: str,
+    df: DataFrame,
+    models: Sequence[Any],
+    names: tuple[str, str, str, str, str],
+    duration: float | None,
+) -> tuple[DataFrame, Column, list[str]]:
+    """Score ``models`` on the holdout and aggregate their errors and the baseline's (lazy).
+
+    ``names`` are the frequency, recency, T, holdout and duration columns. Returns the one-row
+    aggregate of :func:`_error_aggregates`, its valid count and the prediction columns (the
+    baseline last).
+    """
+    scored, preds = _scored_holdout(func, df, models, names, duration)
+    agg, n = _error_aggregates(scored, preds)
+    return agg, n, preds
+
+
 def _scored_holdout(
     func: str,
     df: DataFrame,
     models: Sequence[Any],
-    *,
-    frequency_col: str,
-    recency_col: str,
-    T_col: str,
-    holdout_col: str,
-    duration_col: str,
+    names: tuple[str, str, str, str, str],
     duration: float | None,
 ) -> tuple[DataFrame, list[str]]:
     """Stage the inputs, add one prediction column per model and the baseline (lazy)."""
     from pyspark.sql import functions as F
 
+    frequency_col, recency_col, T_col, holdout_col, duration_col = names
     for arg, value in (
         ("frequency_col", frequency_col),
         ("recency_col", recency_col),
@@ -262,18 +276,8 @@ def evaluate_holdout(
         TransactionModel,
         methods=("conditional_expected_purchases_np",),
     )
-    scored, preds = _scored_holdout(
-        func,
-        df,
-        [transaction_model],
-        frequency_col=frequency_col,
-        recency_col=recency_col,
-        T_col=T_col,
-        holdout_col=holdout_col,
-        duration_col=duration_col,
-        duration=duration,
-    )
-    agg, n = _error_aggregates(scored, preds)
+    names = (frequency_col, recency_col, T_col, holdout_col, duration_col)
+    agg, n, preds = _holdout_errors(func, df, [transaction_model], names, duration)
     model_pred, baseline = preds
     rmse, mae, bias = _metrics(model_pred, n)
     b_rmse, b_mae, b_bias = _metrics(baseline, n)
@@ -406,7 +410,6 @@ def compare_models(
     >>> [r.model for r in table.collect()]
     ['pnbd', 'bg', 'run_rate']
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     func = "compare_models"
@@ -418,43 +421,44 @@ def compare_models(
             found=repr(include_baseline),
         )
     items = _named_models(func, models)
-    scored, preds = _scored_holdout(
-        func,
-        df,
-        [m for _, m in items],
-        frequency_col=frequency_col,
-        recency_col=recency_col,
-        T_col=T_col,
-        holdout_col=holdout_col,
-        duration_col=duration_col,
-        duration=duration,
-    )
-    agg, n = _error_aggregates(scored, preds)
-    entries: list[Column] = []
-    rows = list(zip(preds, items, strict=False))
+    names = (frequency_col, recency_col, T_col, holdout_col, duration_col)
+    agg, n, preds = _holdout_errors(func, df, [m for _, m in items], names, duration)
+    rows: list[tuple[str, tuple[str, Any]]] = list(zip(preds, items, strict=False))
     if include_baseline:
         rows.append((preds[-1], (BASELINE_NAME, None)))
-    for pred, (name, model) in rows:
-        rmse, mae, bias = _metrics(pred, n)
-        if model is None:
-            k, ll, aic, bic = None, None, None, None
-        else:
-            k = int(model.n_params) if hasattr(model, "n_params") else None
-            ll, aic, bic = (_info(model, a) for a in ("log_likelihood", "aic", "bic"))
-        entries.append(
-            F.struct(
-                F.lit(name).cast("string").alias("model"),
-                F.lit(k).cast("int").alias("n_params"),
-                F.lit(ll).cast("double").alias("log_likelihood"),
-                F.lit(aic).cast("double").alias("aic"),
-                F.lit(bic).cast("double").alias("bic"),
-                F.col(f"{_P}n").cast("long").alias("n_accounts"),
-                rmse.alias("rmse"),
-                mae.alias("mae"),
-                bias.alias("bias"),
-            )
-        )
+    entries = [_comparison_entry(pred, name, model, n) for pred, (name, model) in rows]
     long = agg.select(F.explode(F.array(*entries)).alias(f"{_P}row")).select(f"{_P}row.*")
+    return _ranked(long)
+
+
+def _comparison_entry(pred: str, name: str, model: Any, n: Column) -> Column:
+    """One row of :func:`compare_models` as a struct (a ``None`` model is the baseline)."""
+    from pyspark.sql import functions as F
+
+    rmse, mae, bias = _metrics(pred, n)
+    if model is None:
+        k, ll, aic, bic = None, None, None, None
+    else:
+        k = int(model.n_params) if hasattr(model, "n_params") else None
+        ll, aic, bic = (_info(model, a) for a in ("log_likelihood", "aic", "bic"))
+    return F.struct(
+        F.lit(name).cast("string").alias("model"),
+        F.lit(k).cast("int").alias("n_params"),
+        F.lit(ll).cast("double").alias("log_likelihood"),
+        F.lit(aic).cast("double").alias("aic"),
+        F.lit(bic).cast("double").alias("bic"),
+        F.col(f"{_P}n").cast("long").alias("n_accounts"),
+        rmse.alias("rmse"),
+        mae.alias("mae"),
+        bias.alias("bias"),
+    )
+
+
+def _ranked(long: DataFrame) -> DataFrame:
+    """``rank_rmse``, ``rank_aic``, ``rank_bic`` (1 = best, ties share, null stays null)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     whole = Window.partitionBy(F.lit(0))
 
     def rank(name: str) -> Column:

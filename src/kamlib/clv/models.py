@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -84,11 +84,13 @@ def _require_summary(
     weights_col: str | None = None,
     *,
     age_arg: str = "T_col",
+    **more: tuple[str, ColumnKind],
 ) -> None:
     """The (frequency, recency, T[, weights]) columns of a fit or a prediction: numeric.
 
     ``age_arg`` is the keyword that names the third column in messages (BG/BB:
-    ``n_periods_col``).
+    ``n_periods_col``). ``more`` are further ``argument=(column, kind)`` pairs checked in the
+    same call (one message names every missing column).
     """
     age: tuple[str, ColumnKind] = (names[2], "numeric")
     require_columns(
@@ -97,6 +99,7 @@ def _require_summary(
         frequency_col=(names[0], "numeric"),
         recency_col=(names[1], "numeric"),
         **{age_arg: age},
+        **more,
     )
     if weights_col is not None:
         require_columns(df, func, weights_col=(weights_col, "numeric"))
@@ -233,6 +236,119 @@ def _check_coefficients(
     if not supported:
         raise ModelFormatError("fit.coefficients", f"a {model} model has no covariates")
     return out
+
+
+#: Weighted means and standard deviations ``(mp, sp, md, sd)`` of the covariate columns.
+_Moments = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _covariate_groups(
+    func: str,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    weights: Any,
+    purchase: Mapping[str, Any],
+    dropout: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Checked ``(x, tx, T, n, zp, zd)`` of a covariate fit, and the weight left out.
+
+    Groups with a non-finite covariate are left out (their weight is counted), and so are the
+    groups of weight 0; ConvergenceError when none remain.
+    """
+    x = _as_array(func, "frequency", frequency)
+    tx = _as_array(func, "recency", recency)
+    t_age = _as_array(func, "T", T)
+    n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
+    zp_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in purchase.items()]
+    zd_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in dropout.items()]
+    if any(v.size != x.size for v in [tx, t_age, n, *zp_cols, *zd_cols]):
+        raise SchemaError(
+            f"{func}(): frequency, recency, T, weights and covariates must have the same length"
+        )
+    zp = np.stack(zp_cols, axis=1) if zp_cols else np.zeros((x.size, 0))
+    zd = np.stack(zd_cols, axis=1) if zd_cols else np.zeros((x.size, 0))
+    finite_z = np.all(np.isfinite(zp), axis=1) & np.all(np.isfinite(zd), axis=1)
+    excluded = round(float(n[~finite_z].sum()))
+    keep = finite_z & (n > 0)
+    if not np.any(keep):
+        raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+    return x[keep], tx[keep], t_age[keep], n[keep], zp[keep], zd[keep], excluded
+
+
+def _weighted_moments(n: np.ndarray, total: float, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted column means and standard deviations of ``z`` (a zero deviation becomes 1)."""
+    mean = (n @ z) / total
+    sd = np.sqrt(np.maximum((n @ (z - mean) ** 2) / total, 0.0))
+    return mean, np.where(sd > 0, sd, 1.0)
+
+
+def _covariate_objective(data: L.BGCovData, total: float, penalizer: float) -> _Objective:
+    """``-LL / N`` of the covariate BG/NBD and its gradient, L2 penalty on r, alpha, a, b."""
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = L.bg_cov_loglik_grad(theta, data)
+        if not math.isfinite(ll) or not np.all(np.isfinite(grad)):
+            return math.inf, np.zeros_like(theta)
+        value = -ll / total
+        g = -grad / total
+        if penalizer:
+            p4 = np.exp(theta[:4])
+            value += penalizer * float(p4 @ p4)
+            g[:4] += 2.0 * penalizer * p4 * p4
+        return value, g
+
+    return objective
+
+
+def _natural_units(
+    theta: np.ndarray,
+    scale: float,
+    mp: np.ndarray,
+    sp: np.ndarray,
+    md: np.ndarray,
+    sd: np.ndarray,
+) -> tuple[tuple[float, float, float, float], np.ndarray]:
+    """``(r, alpha, a, b)`` and the whole log-parameter vector in natural units.
+
+    alpha_i = alpha_z exp(-g_z (z - m) / s) = alpha exp(-g z), likewise for a and b.
+    """
+    kp, kd = sp.size, sd.size
+    g = theta[4 : 4 + kp] / sp
+    da = theta[4 + kp : 4 + kp + kd] / sd
+    db = theta[4 + kp + kd :] / sd
+    r = math.exp(theta[0])
+    alpha = math.exp(theta[1]) * math.exp(float(g @ mp)) / scale
+    a = math.exp(theta[2]) * math.exp(-float(da @ md))
+    b = math.exp(theta[3]) * math.exp(-float(db @ md))
+    return (r, alpha, a, b), np.concatenate([np.log([r, alpha, a, b]), g, da, db])
+
+
+def _newton_polished(
+    theta: np.ndarray, loglik: float, grad: np.ndarray, hess: np.ndarray, natural: L.BGCovData
+) -> tuple[np.ndarray, float]:
+    """One Newton step from the L-BFGS-B optimum, kept when it does not lower the likelihood.
+
+    Analytic gradient, numeric Hessian; the step is tiny, so the Hessian is kept for the
+    standard errors.
+    """
+    candidate = theta - _newton_step(hess, grad)
+    cand_ll, _ = L.bg_cov_loglik_grad(candidate, natural)
+    if math.isfinite(cand_ll) and cand_ll >= loglik:
+        return candidate, cand_ll
+    return theta, loglik
+
+
+def _coefficient_groups(
+    purchase: Collection[str], dropout: Collection[str], values: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """``values[4:]`` (g, d_a, d_b) of a covariate fit by group and covariate name."""
+    kp, kd = len(purchase), len(dropout)
+    return {
+        "purchase": dict(zip(purchase, values[4 : 4 + kp].tolist(), strict=True)),
+        "dropout_a": dict(zip(dropout, values[4 + kp : 4 + kp + kd].tolist(), strict=True)),
+        "dropout_b": dict(zip(dropout, values[4 + kp + kd :].tolist(), strict=True)),
+    }
 
 
 #: A fitted log-parameter (in the scaled units the optimiser sees) beyond +-16 (a value outside
@@ -514,31 +630,9 @@ class _TransactionModel(_PredictiveModel):
                 excluded=0,
             )
         started = time.perf_counter()
-        x = _as_array(func, "frequency", frequency)
-        tx = _as_array(func, "recency", recency)
-        t_age = _as_array(func, "T", T)
-        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
-        if not (x.size == tx.size == t_age.size == n.size):
-            raise SchemaError(
-                f"{func}(): frequency, recency, T and weights must have the same length, found "
-                f"{x.size}, {tx.size}, {t_age.size}, {n.size}"
-            )
-        keep = n > 0
-        x, tx, t_age, n = x[keep], tx[keep], t_age[keep], n[keep]
-        if x.size == 0:
-            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        x, tx, t_age, n = self._weighted_tuples(func, frequency, recency, T, weights)
         self._check_values(func, x, tx, t_age)
-        if not np.any(x > 0):
-            raise ConvergenceError(
-                f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
-                f"likelihood has no maximum (the purchase rate is not identified)"
-            )
-        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
-            raise ConvergenceError(
-                f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
-                f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
-                f"accounts that the model estimates is not identified; fit on more varied accounts"
-            )
+        self._check_varied(func, x, tx, t_age, n)
         scale = 1.0 / float(t_age.max()) if t_age.max() > 0 else 1.0
         natural = L.BGData.build(x, tx, t_age, n)
         data = natural.rescaled(scale)
@@ -546,28 +640,9 @@ class _TransactionModel(_PredictiveModel):
             log_params, res = _minimize(
                 func, self._objective(data, scale), self._starts(data), maxiter=maxiter, tol=tol
             )
-            p_scaled = np.exp(log_params)
-            params = p_scaled.copy()
-            for i in self._scaled_params:
-                params[i] = p_scaled[i] / scale
-            ptuple = tuple(float(v) for v in params)
-            loglik_fn = self._loglik_function(natural)
-            loglik = loglik_fn(ptuple)
-            objective = float(res.fun)
-            if self._analytic:
-                hess = L.jacobian_hessian(lambda p: self._loglik_grad(tuple(p), natural), params)
-                if self.penalizer == 0:
-                    # One Newton step polishes the L-BFGS-B optimum to machine precision.
-                    step = _newton_step(hess, self._loglik_grad(ptuple, natural))
-                    candidate = params - step
-                    if np.all(candidate > 0):
-                        cand_tuple = tuple(float(v) for v in candidate)
-                        cand_ll = loglik_fn(cand_tuple)
-                        if math.isfinite(cand_ll) and cand_ll >= loglik:
-                            params, ptuple, loglik = candidate, cand_tuple, cand_ll
-                            objective = -loglik / natural.total
-            else:
-                hess = L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params)
+            ptuple, loglik, objective, hess = self._natural_optimum(
+                np.exp(log_params), scale, natural, float(res.fun)
+            )
         if self.penalizer == 0:
             _check_identified(func, self.param_names, log_params, hess)
         self._set_fitted(
@@ -586,6 +661,74 @@ class _TransactionModel(_PredictiveModel):
             seconds=time.perf_counter() - started,
         )
         return self
+
+    @staticmethod
+    def _weighted_tuples(
+        func: str, frequency: Any, recency: Any, T: Any, weights: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, tx, T, n)`` as arrays of one length, without the tuples of weight 0."""
+        x = _as_array(func, "frequency", frequency)
+        tx = _as_array(func, "recency", recency)
+        t_age = _as_array(func, "T", T)
+        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
+        if not (x.size == tx.size == t_age.size == n.size):
+            raise SchemaError(
+                f"{func}(): frequency, recency, T and weights must have the same length, found "
+                f"{x.size}, {tx.size}, {t_age.size}, {n.size}"
+            )
+        keep = n > 0
+        x, tx, t_age, n = x[keep], tx[keep], t_age[keep], n[keep]
+        if x.size == 0:
+            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        return x, tx, t_age, n
+
+    @staticmethod
+    def _check_varied(
+        func: str, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray, n: np.ndarray
+    ) -> None:
+        """ConvergenceError when no account repeats or all accounts have one tuple."""
+        if not np.any(x > 0):
+            raise ConvergenceError(
+                f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
+                f"likelihood has no maximum (the purchase rate is not identified)"
+            )
+        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
+            raise ConvergenceError(
+                f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
+                f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
+                f"accounts that the model estimates is not identified; fit on more varied accounts"
+            )
+
+    def _natural_optimum(
+        self, p_scaled: np.ndarray, scale: float, natural: L.BGData, objective: float
+    ) -> tuple[tuple[float, ...], float, float, np.ndarray]:
+        """Parameters in natural units, their log-likelihood, the objective and the Hessian.
+
+        ``p_scaled`` is the optimum in the units where the largest ``T`` is 1. With analytic
+        gradients and no penalizer, one Newton step polishes it to machine precision.
+        """
+        params = p_scaled.copy()
+        for i in self._scaled_params:
+            params[i] = p_scaled[i] / scale
+        ptuple = tuple(float(v) for v in params)
+        loglik_fn = self._loglik_function(natural)
+        loglik = loglik_fn(ptuple)
+        if not self._analytic:
+            return (
+                ptuple,
+                loglik,
+                objective,
+                L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params),
+            )
+        hess = L.jacobian_hessian(lambda p: self._loglik_grad(tuple(p), natural), params)
+        if self.penalizer == 0:
+            candidate = params - _newton_step(hess, self._loglik_grad(ptuple, natural))
+            if np.all(candidate > 0):
+                cand_tuple = tuple(float(v) for v in candidate)
+                cand_ll = loglik_fn(cand_tuple)
+                if math.isfinite(cand_ll) and cand_ll >= loglik:
+                    return cand_tuple, cand_ll, -cand_ll / natural.total, hess
+        return ptuple, loglik, objective, hess
 
     @staticmethod
     def _check_values(func: str, x: np.ndarray, tx: np.ndarray, t_age: np.ndarray) -> None:
@@ -803,25 +946,69 @@ class _TransactionModel(_PredictiveModel):
         self._check_covariate_support(func)
         _covariate_names(func, "purchase_covariates", list(purchase))
         _covariate_names(func, "dropout_covariates", list(dropout))
-        x = _as_array(func, "frequency", frequency)
-        tx = _as_array(func, "recency", recency)
-        t_age = _as_array(func, "T", T)
-        n = np.ones_like(x) if weights is None else _as_array(func, "weights", weights)
-        zp_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in purchase.items()]
-        zd_cols = [_as_array(func, f"covariate {c!r}", v) for c, v in dropout.items()]
-        if any(v.size != x.size for v in [tx, t_age, n, *zp_cols, *zd_cols]):
-            raise SchemaError(
-                f"{func}(): frequency, recency, T, weights and covariates must have the same length"
-            )
-        zp = np.stack(zp_cols, axis=1) if zp_cols else np.zeros((x.size, 0))
-        zd = np.stack(zd_cols, axis=1) if zd_cols else np.zeros((x.size, 0))
-        finite_z = np.all(np.isfinite(zp), axis=1) & np.all(np.isfinite(zd), axis=1)
-        excluded += round(float(n[~finite_z].sum()))
-        keep = finite_z & (n > 0)
-        x, tx, t_age, n, zp, zd = x[keep], tx[keep], t_age[keep], n[keep], zp[keep], zd[keep]
-        if x.size == 0:
-            raise ConvergenceError(f"{func}(): no accounts to fit (empty input)")
+        x, tx, t_age, n, zp, zd, dropped = _covariate_groups(
+            func, frequency, recency, T, weights, purchase, dropout
+        )
         self._check_values(func, x, tx, t_age)
+        theta, res, natural, scale, moments = self._standardized_optimum(
+            func, x, tx, t_age, n, zp, zd, maxiter=maxiter, tol=tol
+        )
+        values, theta_nat = _natural_units(theta, scale, *moments)
+        with _single_threaded_blas():
+            loglik, grad = L.bg_cov_loglik_grad(theta_nat, natural)
+            hess = L.jacobian_hessian(lambda v: L.bg_cov_loglik_grad(v, natural)[1], theta_nat)
+        if self.penalizer == 0:
+            theta_nat, loglik = _newton_polished(theta_nat, loglik, grad, hess, natural)
+            r, alpha, a, b = (float(v) for v in np.exp(theta_nat[:4]))
+            values = (r, alpha, a, b)
+            names = (
+                *self.param_names,
+                *[f"g[{c}]" for c in purchase],
+                *[f"d_a[{c}]" for c in dropout],
+                *[f"d_b[{c}]" for c in dropout],
+            )
+            free = np.zeros(theta_nat.size - 4)
+            _check_identified(func, names, np.concatenate([theta[:4], free]), hess)
+        se_all = _standard_errors(tuple(f"p{i}" for i in range(theta_nat.size)), hess)
+        se = np.array([se_all[f"p{i}"] for i in range(theta_nat.size)])
+        param_se = (np.array(values) * se[:4]).tolist()
+        self._set_fitted(
+            dict(zip(self.param_names, values, strict=True)),
+            log_likelihood=float(loglik),
+            standard_errors=dict(zip(self.param_names, param_se, strict=True)),
+            coefficients=_coefficient_groups(purchase, dropout, theta_nat),
+            coefficient_standard_errors=_coefficient_groups(purchase, dropout, se),
+            iterations=int(res.nit),
+            function_evaluations=int(res.nfev),
+            converged=True,
+            message=str(res.message),
+            objective=float(res.fun),
+            n=float(n.sum()),
+            n_distinct=int(x.size),
+            excluded=excluded + dropped,
+            time_scale=scale,
+            seconds=time.perf_counter() - started,
+        )
+        return self
+
+    def _standardized_optimum(
+        self,
+        func: str,
+        x: np.ndarray,
+        tx: np.ndarray,
+        t_age: np.ndarray,
+        n: np.ndarray,
+        zp: np.ndarray,
+        zd: np.ndarray,
+        *,
+        maxiter: int,
+        tol: float,
+    ) -> tuple[np.ndarray, Any, L.BGCovData, float, _Moments]:
+        """L-BFGS-B on standardized covariates and T scaled to 1, from the plain fit.
+
+        Returns the optimum ``theta`` (scaled units), the optimiser result, the groups in
+        natural units, the time scale and the weighted moments ``(mp, sp, md, sd)``.
+        """
         # the plain fit gives the starting point (and the usual identification checks)
         plain = type(self)(penalizer=self.penalizer).fit_arrays(
             x, tx, t_age, n, maxiter=maxiter, tol=tol
@@ -829,99 +1016,17 @@ class _TransactionModel(_PredictiveModel):
         base = np.array(plain._p("fit"))
         scale = float(plain._fit_info.get("time_scale", 1.0))
         total = float(n.sum())
-
-        def moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            mean = (n @ z) / total
-            sd = np.sqrt(np.maximum((n @ (z - mean) ** 2) / total, 0.0))
-            return mean, np.where(sd > 0, sd, 1.0)
-
-        mp, sp = moments(zp)
-        md, sd = moments(zd)
+        mp, sp = _weighted_moments(n, total, zp)
+        md, sd = _weighted_moments(n, total, zd)
         natural = L.BGCovData.build(x, tx, t_age, n, zp, zd)
         data = natural.rescaled(scale).standardized(mp, sp, md, sd)
-        kp, kd = zp.shape[1], zd.shape[1]
-        penalizer = self.penalizer
-
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            ll, grad = L.bg_cov_loglik_grad(theta, data)
-            if not math.isfinite(ll) or not np.all(np.isfinite(grad)):
-                return math.inf, np.zeros_like(theta)
-            value = -ll / total
-            g = -grad / total
-            if penalizer:
-                p4 = np.exp(theta[:4])
-                value += penalizer * float(p4 @ p4)
-                g[:4] += 2.0 * penalizer * p4 * p4
-            return value, g
-
         start_scaled = base.copy()
         start_scaled[1] = base[1] * scale
-        x0 = np.concatenate([np.log(start_scaled), np.zeros(kp + 2 * kd)])
+        x0 = np.concatenate([np.log(start_scaled), np.zeros(zp.shape[1] + 2 * zd.shape[1])])
+        objective = _covariate_objective(data, total, self.penalizer)
         with _single_threaded_blas():
             theta, res = _minimize(func, objective, [x0], maxiter=maxiter, tol=tol)
-        # back to natural units: alpha_i = alpha_z exp(-g_z (z - m) / s) = alpha exp(-g z)
-        g = theta[4 : 4 + kp] / sp
-        da = theta[4 + kp : 4 + kp + kd] / sd
-        db = theta[4 + kp + kd :] / sd
-        r = math.exp(theta[0])
-        alpha = math.exp(theta[1]) * math.exp(float(g @ mp)) / scale
-        a = math.exp(theta[2]) * math.exp(-float(da @ md))
-        b = math.exp(theta[3]) * math.exp(-float(db @ md))
-        theta_nat = np.concatenate([np.log([r, alpha, a, b]), g, da, db])
-        with _single_threaded_blas():
-            loglik, grad = L.bg_cov_loglik_grad(theta_nat, natural)
-            hess = L.jacobian_hessian(lambda v: L.bg_cov_loglik_grad(v, natural)[1], theta_nat)
-        if self.penalizer == 0:
-            # A Newton step polishes the L-BFGS-B optimum (analytic gradient, numeric Hessian;
-            # the step is tiny, so the Hessian is kept for the standard errors).
-            candidate = theta_nat - _newton_step(hess, grad)
-            cand_ll, _ = L.bg_cov_loglik_grad(candidate, natural)
-            if math.isfinite(cand_ll) and cand_ll >= loglik:
-                theta_nat, loglik = candidate, cand_ll
-            r, alpha, a, b = (float(v) for v in np.exp(theta_nat[:4]))
-            g = theta_nat[4 : 4 + kp]
-            da = theta_nat[4 + kp : 4 + kp + kd]
-            db = theta_nat[4 + kp + kd :]
-        if self.penalizer == 0:
-            names = (
-                *self.param_names,
-                *[f"g[{c}]" for c in purchase],
-                *[f"d_a[{c}]" for c in dropout],
-                *[f"d_b[{c}]" for c in dropout],
-            )
-            _check_identified(func, names, np.concatenate([theta[:4], np.zeros(kp + 2 * kd)]), hess)
-        se_all = _standard_errors(tuple(f"p{i}" for i in range(theta_nat.size)), hess)
-        se = np.array([se_all[f"p{i}"] for i in range(theta_nat.size)])
-        values = np.array([r, alpha, a, b])
-        param_se = dict(zip(self.param_names, (values * se[:4]).tolist(), strict=True))
-        coefficients = {
-            "purchase": dict(zip(purchase, g.tolist(), strict=True)),
-            "dropout_a": dict(zip(dropout, da.tolist(), strict=True)),
-            "dropout_b": dict(zip(dropout, db.tolist(), strict=True)),
-        }
-        coefficient_se = {
-            "purchase": dict(zip(purchase, se[4 : 4 + kp].tolist(), strict=True)),
-            "dropout_a": dict(zip(dropout, se[4 + kp : 4 + kp + kd].tolist(), strict=True)),
-            "dropout_b": dict(zip(dropout, se[4 + kp + kd :].tolist(), strict=True)),
-        }
-        self._set_fitted(
-            dict(zip(self.param_names, (r, alpha, a, b), strict=True)),
-            log_likelihood=float(loglik),
-            standard_errors=param_se,
-            coefficients=coefficients,
-            coefficient_standard_errors=coefficient_se,
-            iterations=int(res.nit),
-            function_evaluations=int(res.nfev),
-            converged=True,
-            message=str(res.message),
-            objective=float(res.fun),
-            n=total,
-            n_distinct=int(x.size),
-            excluded=excluded,
-            time_scale=scale,
-            seconds=time.perf_counter() - started,
-        )
-        return self
+        return theta, res, natural, scale, (mp, sp, md, sd)
 
     # -- numpy interface -----------------------------------------------------------------
     def conditional_expected_purchases_np(

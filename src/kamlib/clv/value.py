@@ -33,6 +33,7 @@ from kamlib.clv._base import (
     covariate_columns,
 )
 from kamlib.clv._units import MONTH_FACTOR, ClvFreq
+from kamlib.clv.models import _require_summary
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
@@ -261,17 +262,39 @@ def customer_lifetime_value(
     36.28
     """
     func = "customer_lifetime_value"
-    require_columns(
+    _require_summary(
         df,
         func,
-        frequency_col=(frequency_col, "numeric"),
-        recency_col=(recency_col, "numeric"),
-        T_col=(T_col, "numeric"),
+        (frequency_col, recency_col, T_col),
         monetary_value_col=(monetary_value_col, "numeric"),
     )
     horizons = _check_months(func, months)
     rate = check_positive(func, "discount_rate", discount_rate, allow_zero=True)
     check_choice(func, "freq", freq, ClvFreq)
+    level = _check_clv_models(func, transaction_model, spend_model, interval)
+    covariates = _clv_covariates(func, df, transaction_model, interval, level)
+    names = (frequency_col, recency_col, T_col, monetary_value_col)
+    outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
+    bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
+    score = _clv_score(
+        transaction_model,
+        spend_model,
+        names,
+        outputs,
+        horizons=horizons,
+        rate=rate,
+        freq=freq,
+        covariates=covariates,
+        level=level,
+    )
+    inputs = list(dict.fromkeys([*names, *covariates]))
+    return with_numpy_columns(df, score, inputs=inputs, outputs=[*outputs, *bounds])
+
+
+def _check_clv_models(
+    func: str, transaction_model: Any, spend_model: Any, interval: float | None
+) -> float | None:
+    """Check the two models (and the interval support); the checked ``interval`` level."""
     check_model(
         func,
         "transaction_model",
@@ -280,21 +303,32 @@ def customer_lifetime_value(
         methods=("conditional_expected_purchases_np",),
     )
     check_model(func, "spend_model", spend_model, SpendModel, methods=("expected_spend_np",))
-    names = (frequency_col, recency_col, T_col, monetary_value_col)
-    outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
-    level: float | None = None
-    if interval is not None:
-        level = check_fraction(func, "interval", interval, high_inclusive=False)
-        check_model(
-            func,
-            "transaction_model",
-            transaction_model,
-            IntervalModel,
-            methods=("predictive_interval_np",),
-        )
-    bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
+    if interval is None:
+        return None
+    level = check_fraction(func, "interval", interval, high_inclusive=False)
+    check_model(
+        func,
+        "transaction_model",
+        transaction_model,
+        IntervalModel,
+        methods=("predictive_interval_np",),
+    )
+    return level
+
+
+def _clv_covariates(
+    func: str,
+    df: DataFrame,
+    transaction_model: TransactionModel,
+    interval: float | None,
+    level: float | None,
+) -> tuple[str, ...]:
+    """The covariate columns the transaction model reads (checked numeric in ``df``).
+
+    SchemaError before any job; intervals are not available for a covariate model.
+    """
     covariates = covariate_columns(transaction_model)
-    for c in covariates:  # a covariate model reads its columns (SchemaError before any job)
+    for c in covariates:
         require_columns(df, func, covariates=(c, "numeric"))
     if level is not None and covariates:
         raise SchemaError(
@@ -303,6 +337,22 @@ def customer_lifetime_value(
             expected="None for a model with covariates (intervals use the plain parameters)",
             found=repr(interval),
         )
+    return covariates
+
+
+def _clv_score(
+    transaction_model: TransactionModel,
+    spend_model: SpendModel,
+    names: tuple[str, str, str, str],
+    outputs: list[str],
+    *,
+    horizons: list[int],
+    rate: float,
+    freq: ClvFreq,
+    covariates: tuple[str, ...],
+    level: float | None,
+) -> typing.Callable[[Mapping[str, NDArray[np.float64]]], dict[str, NDArray[np.float64]]]:
+    """The Arrow batch function: CLV per horizon, and its bounds when ``level`` is set."""
 
     def score(cols: Mapping[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
         values = clv_multi_np(
@@ -334,8 +384,7 @@ def customer_lifetime_value(
             )
         return result
 
-    inputs = list(dict.fromkeys([*names, *covariates]))
-    return with_numpy_columns(df, score, inputs=inputs, outputs=[*outputs, *bounds])
+    return score
 
 
 def _clv_bounds(
