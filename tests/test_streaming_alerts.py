@@ -116,6 +116,15 @@ def test_drop_to_zero_is_detected_only_with_fill(spark):
     assert evaluate_alerts(kpis, rules=rule, fill_missing=False).count() == 0
 
 
+@pytest.mark.parametrize("account", ["_s", "_v", "_b", "_step"])
+def test_account_column_named_like_an_old_temporary(spark, account):
+    table = {("a", T0 + i * DAY): 10.0 for i in range(4)} | {("b", T0 + 5 * DAY): 1.0}
+    kpis = _kpis(spark, table).withColumnRenamed("account_id", account)
+    rule = DropRule("revenue", baseline_windows=3)
+    alerts = evaluate_alerts(kpis, rules=rule, account_col=account).collect()
+    assert {(r[account], r.window_start.day) for r in alerts} == {("a", 5), ("a", 6)}
+
+
 def test_bad_input(spark):
     kpis = _kpis(spark, {})
     with pytest.raises(SchemaError, match=r"evaluate_alerts\(\): column 'sessions'"):

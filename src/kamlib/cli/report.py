@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlparse
 
 from kamlib.errors import SchemaError
@@ -132,11 +132,18 @@ def run_report(spark: SparkSession, args: argparse.Namespace) -> str:
     )
 
 
-def _report_inputs(
-    spark: SparkSession, args: argparse.Namespace
-) -> tuple[
-    DataFrame, DataFrame, DataFrame | None, DataFrame | None, DataFrame | None, DataFrame | None
-]:
+class _ReportInputs(NamedTuple):
+    """The frames ``kamlib report`` reads (the optional ones None when not given)."""
+
+    card: DataFrame
+    transactions: DataFrame
+    surveys: DataFrame | None
+    history: DataFrame | None
+    alerts: DataFrame | None
+    contracts: DataFrame | None
+
+
+def _report_inputs(spark: SparkSession, args: argparse.Namespace) -> _ReportInputs:
     """Scorecard, transactions and the optional surveys, health history, alerts, contracts.
 
     CSV inputs get their ISO date columns as timestamps.
@@ -162,7 +169,7 @@ def _report_inputs(
             contracts = _coerce_dates(_coerce_dates(contracts, "start_date"), "end_date")
         if history is not None:
             history = _coerce_dates(history, "as_of")
-    return card, tx, surveys, history, alerts, contracts
+    return _ReportInputs(card, tx, surveys, history, alerts, contracts)
 
 
 def _growth_frames(

@@ -217,20 +217,24 @@ def _filled(
     start_s = F.unix_seconds(F.col(window_col))
     step_s = F.unix_seconds(F.col(window_end_col)) - start_s
     spans = values.groupBy(account_col).agg(
-        F.min(start_s).alias("_first"), F.max(step_s).alias("_step")
+        F.min(start_s).alias("__kamlib_first"), F.max(step_s).alias("__kamlib_step")
     )
-    last = values.agg(F.max(start_s).alias("_last"))
+    last = values.agg(F.max(start_s).alias("__kamlib_last"))
     grid = spans.crossJoin(last).select(
         account_col,
-        F.explode(F.sequence("_first", "_last", "_step")).alias("_s"),
-        "_step",
+        F.explode(F.sequence("__kamlib_first", "__kamlib_last", "__kamlib_step")).alias(
+            "__kamlib_s"
+        ),
+        "__kamlib_step",
     )
-    observed = values.select(account_col, start_s.alias("_s"), F.col("_v").alias("_obs"))
-    return grid.join(observed, [account_col, "_s"], "left").select(
+    observed = values.select(
+        account_col, start_s.alias("__kamlib_s"), F.col("__kamlib_v").alias("__kamlib_obs")
+    )
+    return grid.join(observed, [account_col, "__kamlib_s"], "left").select(
         account_col,
-        F.timestamp_seconds("_s").alias(window_col),
-        F.timestamp_seconds(F.col("_s") + F.col("_step")).alias(window_end_col),
-        F.coalesce(F.col("_obs"), F.lit(0.0)).alias("_v"),
+        F.timestamp_seconds("__kamlib_s").alias(window_col),
+        F.timestamp_seconds(F.col("__kamlib_s") + F.col("__kamlib_step")).alias(window_end_col),
+        F.coalesce(F.col("__kamlib_obs"), F.lit(0.0)).alias("__kamlib_v"),
     )
 
 
@@ -247,7 +251,7 @@ def _ratio_alerts(
     from pyspark.sql import functions as F
 
     values = kpis.groupBy(account_col, window_col, window_end_col).agg(
-        F.sum(F.col(rule.metric).cast("double")).alias("_v")
+        F.sum(F.col(rule.metric).cast("double")).alias("__kamlib_v")
     )
     cols = {"account_col": account_col, "window_col": window_col, "window_end_col": window_end_col}
     series = _filled(values, **cols) if fill_missing else values
@@ -261,16 +265,17 @@ def _ratio_alerts(
         account_col,
         window_col,
         window_end_col,
-        "_v",
-        F.avg("_v").over(history).alias("_b"),
-        F.count("_v").over(history).alias("_h"),
+        "__kamlib_v",
+        F.avg("__kamlib_v").over(history).alias("__kamlib_b"),
+        F.count("__kamlib_v").over(history).alias("__kamlib_h"),
     )
-    threshold = F.lit(float(rule.ratio)) * F.col("_b")
-    compare = F.col("_v") < threshold if isinstance(rule, DropRule) else F.col("_v") > threshold
+    threshold = F.lit(float(rule.ratio)) * F.col("__kamlib_b")
+    value = F.col("__kamlib_v")
+    compare = value < threshold if isinstance(rule, DropRule) else value > threshold
     fired = (
-        (F.col("_h") >= max(need, 1))
-        & (F.col("_b") > 0)
-        & (F.col("_b") >= F.lit(float(rule.min_baseline)))
+        (F.col("__kamlib_h") >= max(need, 1))
+        & (F.col("__kamlib_b") > 0)
+        & (F.col("__kamlib_b") >= F.lit(float(rule.min_baseline)))
         & compare
     )
     verb = "dropped to" if isinstance(rule, DropRule) else "spiked to"
@@ -280,15 +285,15 @@ def _ratio_alerts(
         F.col(window_end_col).alias("window_end"),
         F.lit(rule.rule_name).alias("rule"),
         F.lit(rule.metric).alias("metric"),
-        F.col("_v").alias("value"),
-        F.col("_b").alias("baseline"),
+        F.col("__kamlib_v").alias("value"),
+        F.col("__kamlib_b").alias("baseline"),
         threshold.alias("threshold"),
         F.lit(rule.severity).alias("severity"),
         F.format_string(
             f"{rule.metric} {verb} %.2f against a trailing baseline of %.2f "
             f"(threshold %.2f, {rule.baseline_windows} windows)",
-            F.col("_v"),
-            F.col("_b"),
+            F.col("__kamlib_v"),
+            F.col("__kamlib_b"),
             threshold,
         ).alias("message"),
     )

@@ -206,15 +206,15 @@ def windowed_revenue(
     events = _prepare(
         df, func, dedupe=dedupe, event_id_col=event_id_col, time_col=time_col, delay=delay
     )
-    agg = events.groupBy(*groups, account_col, F.window(time_col, length).alias("_w")).agg(
+    agg = events.groupBy(*groups, account_col, F.window(time_col, length).alias("__kamlib_w")).agg(
         F.sum(amount_col).alias("revenue"),
         F.count(F.lit(1)).alias("orders"),
     )
     return agg.select(
         *groups,
         account_col,
-        F.col("_w.start").alias("window_start"),
-        F.col("_w.end").alias("window_end"),
+        F.col("__kamlib_w.start").alias("window_start"),
+        F.col("__kamlib_w.end").alias("window_end"),
         F.col("revenue").cast("double").alias("revenue"),
         "orders",
     )
@@ -306,7 +306,7 @@ def streaming_nps(
     )
     score = F.col(score_col)
     valid = _valid_score(score, integral)
-    agg = events.groupBy(*groups, F.window(time_col, length).alias("_w")).agg(
+    agg = events.groupBy(*groups, F.window(time_col, length).alias("__kamlib_w")).agg(
         F.count_if(valid).alias("n"),
         F.count_if(~valid).alias("invalid"),
         F.count_if(valid & (score >= 9)).alias("promoters"),
@@ -318,8 +318,8 @@ def streaming_nps(
     )
     return agg.select(
         *groups,
-        F.col("_w.start").alias("window_start"),
-        F.col("_w.end").alias("window_end"),
+        F.col("__kamlib_w.start").alias("window_start"),
+        F.col("__kamlib_w.end").alias("window_end"),
         "n",
         "invalid",
         "promoters",

@@ -195,7 +195,7 @@ def session_engagement(
         closed = F.window_time(session_col)
     else:
         closed = F.col(f"{session_col}.end") - F.expr("INTERVAL 1 MICROSECOND")
-    grouped = sessions.groupBy(account_col, F.window(closed, length).alias("_w")).agg(
+    grouped = sessions.groupBy(account_col, F.window(closed, length).alias("__kamlib_w")).agg(
         F.count(F.lit(1)).alias("sessions"),
         F.sum(duration_col).cast("double").alias("total_duration_seconds"),
         F.size(F.collect_set(user_col)).alias("active_users"),
@@ -203,8 +203,8 @@ def session_engagement(
     )
     return grouped.select(
         account_col,
-        F.col("_w.start").alias("window_start"),
-        F.col("_w.end").alias("window_end"),
+        F.col("__kamlib_w.start").alias("window_start"),
+        F.col("__kamlib_w.end").alias("window_end"),
         "sessions",
         "total_duration_seconds",
         F.try_divide(F.col("total_duration_seconds"), F.col("sessions")).alias(
