@@ -51,7 +51,7 @@ types: $(VENV)/.installed-dev
 	$(PY) -m mypy --strict src/kamlib
 
 pytest: java $(VENV)/.installed-dev $(VENV)/.jars
-	KAMLIB_JARS=$$(cat $(VENV)/.jars) $(PYTEST) tests src/kamlib --doctest-modules -m "not cluster" $(PYTEST_ARGS)
+	KAMLIB_JARS=$$(cat $(VENV)/.jars) $(PYTEST) tests src/kamlib --doctest-modules -m "not cluster" --durations=20 $(PYTEST_ARGS)
 
 # The -m cluster tests on a real standalone cluster (a master and two workers on 127.0.0.1,
 # started and stopped by the session fixture; under CI=true a cluster that cannot start fails).
