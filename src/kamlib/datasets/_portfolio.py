@@ -64,6 +64,8 @@ class Portfolio(NamedTuple):
 
 
 def _ids(index: np.ndarray) -> np.ndarray:
+    if index.size == 0:  # np.char.zfill cannot size an empty array
+        return np.array([], dtype="<U9")
     return np.char.add("A", np.char.zfill(index.astype(str), 8))
 
 
