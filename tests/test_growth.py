@@ -138,6 +138,25 @@ def test_next_products_matches_reference(spark, data):
             assert lift == pytest.approx(le)
 
 
+def test_next_products_with_more_items_than_one_mask_word(spark):
+    # 70 products (two 63-bit mask words): account j buys products 2j, 2j+1, 2j+2 (mod 70)
+    baskets = {f"a{j:02d}": {f"p{(2 * j + d) % 70:02d}" for d in range(3)} for j in range(35)}
+    rows = [{"account_id": a, "product": p} for a, b in baskets.items() for p in sorted(b)]
+    df = to_dataframe(spark, rows, "account_id string, product string")
+    out = next_products(df, k=2, min_support=0.02, min_confidence=0.1).collect()
+    got = {}
+    for r in sorted(out, key=lambda r: (r.account_id, r["rank"])):
+        got.setdefault(r.account_id, []).append((r.recommended_product, r.confidence, r.lift))
+    expected = ref.next_products(baskets, k=2, min_support=0.02, min_confidence=0.1)
+    assert len(expected) == 35
+    assert got.keys() == expected.keys()
+    for a, recs in expected.items():
+        assert [p for p, _, _ in got[a]] == [p for p, _, _ in recs], a
+        for (_, c, lift), (_, ce, le) in zip(got[a], recs, strict=True):
+            assert c == pytest.approx(ce)
+            assert lift == pytest.approx(le)
+
+
 @pytest.mark.connect
 def test_next_products_example(spark):
     rows = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "x"), ("d", "z")]

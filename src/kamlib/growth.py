@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import operator
+from functools import reduce
+from typing import TYPE_CHECKING, Any
 
 from kamlib._validation import any_column_name, check_fraction, finite, require_columns
 from kamlib.errors import SchemaError
@@ -160,7 +162,10 @@ def next_products(
     lift) gives the candidate's ``confidence`` and ``lift``. Candidates are ranked by
     confidence desc, lift desc, product asc; the first ``k`` are kept (``rank`` = 1..k).
     Accounts without an applicable rule have no rows. Fitting runs Spark jobs (the FPGrowth
-    fit); the recommendation itself is lazy. Works on Spark Connect.
+    fit, then one collect of the rules, which a broadcast join would bring to the driver
+    anyway); the recommendation itself is lazy: the rules become bit masks over the items
+    they mention, so "antecedent in basket" is a few integer operations per (account, rule)
+    pair. Works on Spark Connect.
 
     Parameters
     ----------
@@ -206,39 +211,112 @@ def next_products(
     support = check_fraction(func, "min_support", min_support)
     confidence = check_fraction(func, "min_confidence", min_confidence, low_inclusive=True)
 
-    baskets = (
-        df.where(F.col(account_col).isNotNull() & F.col(product_col).isNotNull())
-        .groupBy(F.col(account_col).alias("_a"))
-        .agg(F.array_distinct(F.collect_list(F.col(product_col))).alias("_items"))
+    pairs = df.where(F.col(account_col).isNotNull() & F.col(product_col).isNotNull()).select(
+        F.col(account_col).alias("_a"), F.col(product_col).alias("_i")
     )
+    baskets = pairs.groupBy("_a").agg(F.array_distinct(F.collect_list("_i")).alias("_items"))
     model = FPGrowth(itemsCol="_items", minSupport=support, minConfidence=confidence).fit(baskets)
-    rules = model.associationRules.select(
-        F.col("antecedent").alias("_x"),
-        F.col("consequent")[0].alias("_y"),
-        F.col("confidence").cast("double").alias("confidence"),
-        F.col("lift").cast("double").alias("lift"),
-    )
-    applicable = baskets.join(
-        rules,
-        (F.size(F.array_except(F.col("_x"), F.col("_items"))) == 0)
-        & ~F.array_contains(F.col("_items"), F.col("_y")),
-    )
-    best = Window.partitionBy("_a", "_y").orderBy(
-        F.col("confidence").desc(), F.col("lift").desc_nulls_last()
+    index, rules, words = _masked_rules(pairs, model.associationRules)
+    masks = pairs.join(F.broadcast(index), "_i").groupBy("_a").agg(*_mask_aggs(words))
+    applies = [
+        (F.col(f"_x{w}").bitwiseAND(F.bitwise_not(F.col(f"_b{w}"))) == 0)
+        & (F.col(f"_y{w}").bitwiseAND(F.col(f"_b{w}")) == 0)
+        for w in range(words)
+    ]
+    best = (
+        masks.join(F.broadcast(rules), reduce(operator.and_, applies))
+        .groupBy("_a", "_y")
+        .agg(F.max(F.struct("confidence", "_lift_key", "lift")).alias("_best"))
     )
     ranked = Window.partitionBy("_a").orderBy(
-        F.col("confidence").desc(), F.col("lift").desc_nulls_last(), F.col("_y").asc()
+        F.col("_best.confidence").desc(), F.col("_best._lift_key").desc(), F.col("_y").asc()
     )
     return (
-        applicable.withColumn("_best", F.row_number().over(best))
-        .where(F.col("_best") == 1)
-        .withColumn("rank", F.row_number().over(ranked))
+        best.withColumn("rank", F.row_number().over(ranked))
         .where(F.col("rank") <= k)
         .select(
             F.col("_a").alias(account_col),
             F.col("rank").cast("int").alias("rank"),
             F.col("_y").alias("recommended_product"),
-            "confidence",
-            "lift",
+            F.col("_best.confidence").alias("confidence"),
+            F.col("_best.lift").alias("lift"),
         )
     )
+
+
+#: Bits used per mask word (a signed 64-bit long; the sign bit stays free).
+_BITS = 63
+
+
+def _masked_rules(
+    pairs: DataFrame, association_rules: DataFrame
+) -> tuple[DataFrame, DataFrame, int]:
+    """The rules as bit masks over the items they mention, built from one collect.
+
+    Returns the item index (``_i``, mask word ``_w``, bit ``_bit``), the rules (antecedent
+    masks ``_x*``, consequent masks ``_y*``, consequent ``_y``, ``confidence``, ``lift`` and
+    ``_lift_key``, the lift with nulls ordered last) and the number of mask words. Only
+    items of some rule matter: a basket's other items can neither satisfy an antecedent nor
+    be recommended. The rules reach the driver once, as a broadcast join would take them.
+    """
+    from pyspark.sql import types as T
+
+    collected = association_rules.select("antecedent", "consequent", "confidence", "lift").collect()
+    items = sorted({i for r in collected for i in [*r["antecedent"], *r["consequent"]]})
+    position = {item: n for n, item in enumerate(items)}
+    words = max(1, -(-len(items) // _BITS))
+
+    def mask(values: list[Any]) -> list[int]:
+        out = [0] * words
+        for value in values:
+            word, bit = divmod(position[value], _BITS)
+            out[word] |= 1 << bit
+        return out
+
+    item_type = pairs.schema["_i"].dataType
+    long_fields = [T.StructField(f"{p}{w}", T.LongType()) for p in "xy" for w in range(words)]
+    rules_schema = T.StructType(
+        [
+            *[T.StructField(f"_{f.name}", f.dataType) for f in long_fields],
+            T.StructField("_y", item_type),
+            T.StructField("confidence", T.DoubleType()),
+            T.StructField("lift", T.DoubleType()),
+            T.StructField("_lift_key", T.DoubleType()),
+        ]
+    )
+    rules = [
+        (
+            *mask(list(r["antecedent"])),
+            *mask([r["consequent"][0]]),
+            r["consequent"][0],
+            float(r["confidence"]),
+            None if r["lift"] is None else float(r["lift"]),
+            float("-inf") if r["lift"] is None else float(r["lift"]),
+        )
+        for r in collected
+    ]
+    index_schema = T.StructType(
+        [
+            T.StructField("_i", item_type),
+            T.StructField("_w", T.IntegerType()),
+            T.StructField("_bit", T.LongType()),
+        ]
+    )
+    index = [(item, n // _BITS, 1 << (n % _BITS)) for n, item in enumerate(items)]
+    spark = pairs.sparkSession
+    return (
+        spark.createDataFrame(index, index_schema),
+        spark.createDataFrame(rules, rules_schema),
+        words,
+    )
+
+
+def _mask_aggs(words: int) -> list[Column]:
+    """``bit_or`` of the basket's item bits per mask word, as columns ``_b0 .. _b{words-1}``."""
+    from pyspark.sql import functions as F
+
+    zero = F.lit(0).cast("long")
+    return [
+        F.bit_or(F.when(F.col("_w") == w, F.col("_bit")).otherwise(zero)).alias(f"_b{w}")
+        for w in range(words)
+    ]

@@ -568,94 +568,125 @@ def cohort_retention(
     )
     keys = _check_by(func, df, by, [account_col, date_col, value_col])
     base = _cohort_base(df, keys, account_col, date_col, value_col, period)
-    bounds = _cohort_bounds(base, keys)
     cells = _cohort_cells(base, keys, account_col)
-    grid = _cohort_grid(cells, bounds, keys)
-    joined = grid.join(cells, on=[*keys, "__kamlib_c", "period_number"], how="left")
-    return _cohort_output(joined, keys, period)
+    return _cohort_output(_cohort_grid(cells, keys), keys, period)
 
 
 def _cohort_base(
     df: DataFrame, keys: list[str], account_col: str, date_col: str, value_col: str, period: Period
 ) -> DataFrame:
-    """Keys, account, period index, value as a double and the validity flag of each row."""
+    """Keys, account, period index, value as a double and the excluded flag of each row.
+
+    An invalid row (null account, date or value, NaN or ±inf value) keeps only its keys and
+    ``__kamlib_ex`` = 1: the invalid rows of a group fold into one (null account, null
+    period) cell, which carries the group's excluded count through the same pass.
+    """
     from pyspark.sql import functions as F
 
-    # NaN and ±inf values are invalid (excluded and counted); the value is summed as a double,
-    # so bigint / decimal sums cannot overflow under ANSI.
+    # The value is summed as a double, so bigint / decimal sums cannot overflow under ANSI.
     valid = F.col(account_col).isNotNull() & F.col(date_col).isNotNull() & finite(F.col(value_col))
     return df.select(
         *keys,
-        F.col(account_col),
+        F.when(valid, F.col(account_col)).alias(account_col),
         F.when(valid, _period_index(F.to_date(F.col(date_col)), period)).alias("__kamlib_p"),
         F.when(valid, F.col(value_col).cast("double")).alias("__kamlib_v"),
-        valid.alias("__kamlib_ok"),
-    )
-
-
-def _cohort_bounds(base: DataFrame, keys: list[str]) -> DataFrame:
-    """Per group: the last valid period and the count of excluded rows."""
-    from pyspark.sql import functions as F
-
-    return base.groupBy(*keys).agg(
-        F.max(F.when(F.col("__kamlib_ok"), F.col("__kamlib_p"))).alias("__kamlib_last"),
-        F.count_if(~F.col("__kamlib_ok")).alias("excluded_rows"),
+        F.when(valid, F.lit(0)).otherwise(F.lit(1)).alias("__kamlib_ex"),
     )
 
 
 def _cohort_cells(base: DataFrame, keys: list[str], account_col: str) -> DataFrame:
-    """Active accounts and revenue per (group, cohort, period number), for periods with V > 0."""
+    """Per (group, cohort, period number): active accounts and revenue, in one pass.
+
+    One shuffle: rows are hash-partitioned by account, summed per (account, period) and the
+    account's cohort (first period with V > 0) is a window over the same partitioning. Cells
+    with a null cohort (accounts without positive value, the invalid rows) carry only the
+    group's last valid period (``__kamlib_last``) and excluded rows (``__kamlib_ex``).
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     per = (
-        base.filter(F.col("__kamlib_ok"))
-        .repartition(*keys, account_col)
+        base.repartition(*keys, account_col)
         .groupBy(*keys, account_col, "__kamlib_p")
-        .agg(F.sum("__kamlib_v").alias("__kamlib_v"))
+        .agg(F.sum("__kamlib_v").alias("__kamlib_v"), F.sum("__kamlib_ex").alias("__kamlib_ex"))
         .select(
             *keys,
             account_col,
             "__kamlib_p",
-            F.greatest(F.col("__kamlib_v").cast("double"), F.lit(0.0)).alias("__kamlib_v"),
+            F.greatest(F.col("__kamlib_v"), F.lit(0.0)).alias("__kamlib_v"),
+            "__kamlib_ex",
         )
-        .filter(F.col("__kamlib_v") > 0)
     )
-    w = Window.partitionBy(*keys, account_col)
+    positive = F.col("__kamlib_v") > 0
+    cohort = F.min(F.when(positive, F.col("__kamlib_p"))).over(
+        Window.partitionBy(*keys, account_col)
+    )
     return (
-        per.select(
-            *keys, "__kamlib_p", "__kamlib_v", F.min("__kamlib_p").over(w).alias("__kamlib_c")
-        )
+        per.select(*keys, "__kamlib_p", "__kamlib_v", "__kamlib_ex", cohort.alias("__kamlib_c"))
         .groupBy(
-            *keys, "__kamlib_c", (F.col("__kamlib_p") - F.col("__kamlib_c")).alias("period_number")
+            *keys,
+            "__kamlib_c",
+            (F.col("__kamlib_p") - F.col("__kamlib_c")).alias("period_number"),
         )
         .agg(
-            F.count(F.lit(1)).alias("active_accounts"),
-            F.sum("__kamlib_v").alias("revenue"),
+            F.count_if(positive).alias("active_accounts"),
+            F.sum(F.when(positive, F.col("__kamlib_v"))).alias("revenue"),
+            F.max("__kamlib_p").alias("__kamlib_last"),
+            F.sum("__kamlib_ex").alias("__kamlib_ex"),
         )
     )
 
 
-def _cohort_grid(cells: DataFrame, bounds: DataFrame, keys: list[str]) -> DataFrame:
-    """Every period number of every cohort up to its group's last period, with the cohort base."""
+def _cohort_grid(cells: DataFrame, keys: list[str]) -> DataFrame:
+    """Every period number of every cohort up to its group's last period, with its cell.
+
+    Per group one row: the last period, the excluded count, the cohorts (period-0 cells) and a
+    (cohort, period number) -> cell map; the grid is exploded from it (no join).
+    """
     from pyspark.sql import functions as F
 
-    base0 = cells.filter(F.col("period_number") == 0).select(
-        *keys,
-        "__kamlib_c",
-        F.col("active_accounts").alias("cohort_accounts"),
-        F.col("revenue").alias("__kamlib_r0"),
+    cell = F.struct(F.col("active_accounts"), F.col("revenue")).alias("cell")
+    key = F.struct(F.col("__kamlib_c"), F.col("period_number"))
+    per_group = cells.groupBy(*keys).agg(
+        F.max("__kamlib_last").alias("__kamlib_last"),
+        F.sum("__kamlib_ex").alias("excluded_rows"),
+        F.collect_list(
+            F.when(F.col("period_number") == 0, F.struct(F.col("__kamlib_c"), cell))
+        ).alias("__kamlib_cohorts"),
+        F.map_from_entries(
+            F.collect_list(F.when(F.col("__kamlib_c").isNotNull(), F.struct(key, cell)))
+        ).alias("__kamlib_map"),
     )
-    cohorts = base0.join(bounds, on=keys, how="inner") if keys else base0.crossJoin(bounds)
-    return cohorts.select(
+    cohorts = per_group.select(
+        *keys,
+        "__kamlib_last",
+        "excluded_rows",
+        "__kamlib_map",
+        F.explode("__kamlib_cohorts").alias("__kamlib_k"),
+    )
+    grid = cohorts.select(
+        *keys,
+        "excluded_rows",
+        "__kamlib_map",
+        F.col("__kamlib_k.__kamlib_c").alias("__kamlib_c"),
+        F.col("__kamlib_k.cell.active_accounts").alias("cohort_accounts"),
+        F.col("__kamlib_k.cell.revenue").alias("__kamlib_r0"),
+        F.explode(
+            F.sequence(F.lit(0), F.col("__kamlib_last") - F.col("__kamlib_k.__kamlib_c"))
+        ).alias("period_number"),
+    )
+    looked_up = F.try_element_at(
+        F.col("__kamlib_map"), F.struct(F.col("__kamlib_c"), F.col("period_number"))
+    )
+    return grid.select(
         *keys,
         "__kamlib_c",
+        "period_number",
         "cohort_accounts",
         "__kamlib_r0",
         "excluded_rows",
-        F.explode(F.sequence(F.lit(0), F.col("__kamlib_last") - F.col("__kamlib_c"))).alias(
-            "period_number"
-        ),
+        looked_up.active_accounts.alias("active_accounts"),
+        looked_up.revenue.alias("revenue"),
     )
 
 

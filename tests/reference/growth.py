@@ -58,17 +58,19 @@ def next_products(
     """account -> [(product, confidence, lift)] by brute-force rule enumeration."""
     sets = {a: frozenset(b) for a, b in baskets.items()}
     n = len(sets)
-    items = sorted({i for b in sets.values() for i in b})
 
     def supp(x: frozenset[Any]) -> float:
         return sum(1 for b in sets.values() if x <= b) / n
 
-    frequent = [
+    # min_support > 0, so every frequent itemset lies inside some basket: enumerate those
+    # subsets (not every combination of the item universe).
+    candidates = {
         frozenset(c)
-        for size in range(1, len(items) + 1)
-        for c in combinations(items, size)
-        if supp(frozenset(c)) >= min_support
-    ]
+        for b in sets.values()
+        for size in range(1, len(b) + 1)
+        for c in combinations(sorted(b), size)
+    }
+    frequent = [c for c in candidates if supp(c) >= min_support]
     rules = []
     for itemset in frequent:
         if len(itemset) < 2:
