@@ -70,6 +70,26 @@ def test_spark_scoring_equals_numpy(summary):
     np.testing.assert_allclose(got, gg.expected_spend_np(x, m), rtol=1e-12)
 
 
+@pytest.mark.connect
+def test_expected_spend_is_null_where_the_mean_does_not_exist(spark):
+    # E[Z | x, m] = p (v + x m) / (p x + q - 1), finite only for p x + q > 1: with q = 0.5 the
+    # population mean (x = 0) does not exist; with p = 0.3 neither does x = 1's.
+    df = spark.createDataFrame(
+        [(0.0, 0.0), (1.0, 10.0), (3.0, 20.0)], "frequency double, monetary_value double"
+    )
+    for p, q, v in [(2.0, 0.5, 10.0), (0.3, 0.5, 10.0), (2.0, 3.0, 10.0)]:
+        gg = GammaGamma()
+        gg._set_fitted({"p": p, "q": q, "v": v})
+        got = [r.expected_spend for r in gg.expected_spend(df).orderBy("frequency").collect()]
+        want = [
+            p * (v + x * m) / (p * x + q - 1) if p * x + q > 1 else None
+            for x, m in [(0.0, 0.0), (1.0, 10.0), (3.0, 20.0)]
+        ]
+        assert got == [None if w is None else pytest.approx(w, rel=1e-12) for w in want]
+        np_got = gg.expected_spend_np([0.0, 1.0, 3.0], [0.0, 10.0, 20.0])
+        assert [None if np.isnan(g) else pytest.approx(g) for g in np_got] == got
+
+
 def test_custom_columns_keep_other_columns(summary):
     renamed = summary.select(
         "account_id",

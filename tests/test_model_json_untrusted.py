@@ -60,10 +60,17 @@ def test_overflowing_literal_and_gamma_gamma_domain():
     with pytest.raises(ModelFormatError, match="finite") as info:
         model_from_json(text)
     assert info.value.path == "params.r"
+    with pytest.raises(ModelFormatError, match="> 0") as info:
+        model_from_json(json.dumps(_doc(GammaGamma, q=0.0)))
+    assert info.value.path == "params.q"
+    # q <= 1 is a valid (heavy-tailed) fit: the population mean spend does not exist, so an
+    # account without repeat purchases has no expected spend; frequent accounts still do.
     for q in (1.0, 0.5):
-        with pytest.raises(ModelFormatError, match="> 1") as info:
-            model_from_json(json.dumps(_doc(GammaGamma, q=q)))
-        assert info.value.path == "params.q"
+        model = model_from_json(json.dumps(_doc(GammaGamma, q=q)))
+        p, v = model.params["p"], model.params["v"]
+        spend = model.expected_spend_np([0.0, 2.0], [0.0, 30.0])
+        assert math.isnan(spend[0])
+        assert spend[1] == pytest.approx(p * (v + 2 * 30.0) / (2 * p + q - 1))
 
 
 @pytest.mark.parametrize(

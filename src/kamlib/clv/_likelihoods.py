@@ -712,10 +712,12 @@ def gg_expected_spend(params: Params, x: Any, m: Any) -> FloatArray:
     r"""Conditional expected mean spend ``E[Z | x, m]`` (FHL 2005 "RFM and CLV" eq. 5)."""
     p, q, v = params
     x, m = np.broadcast_arrays(_f(x), _f(m))
-    weight = p * x / (p * x + q - 1.0)
-    mean = p * v / (q - 1.0)
-    m_clean = np.where(x > 0, m, 0.0)
-    return np.asarray((1.0 - weight) * mean + weight * m_clean)
+    denominator = p * x + q - 1.0
+    spent = np.where(x > 0, x * m, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = p * (v + spent) / denominator
+    # finite only when p x + q > 1 (x = 0: the population mean, which needs q > 1)
+    return np.asarray(np.where(denominator > 0, value, np.nan))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1707,7 +1707,11 @@ class GammaGamma(_PenalizedModel):
         E[Z \mid x, m] = \frac{q - 1}{px + q - 1} \frac{p v}{q - 1}
             + \frac{px}{px + q - 1} m
 
-    Accounts with ``x = 0`` get the population mean :math:`p v / (q - 1)`.
+    Equivalently :math:`E[Z \mid x, m] = p (v + x m) / (px + q - 1)`, finite only when
+    :math:`px + q > 1`. Accounts with ``x = 0`` get the population mean :math:`p v / (q - 1)`,
+    which exists only for :math:`q > 1`: a fit can find :math:`q \le 1` (very heavy-tailed
+    spend), and then those accounts' expected spend (and CLV) is null / NaN, never a negative
+    number.
 
     Examples
     --------
@@ -1721,8 +1725,6 @@ class GammaGamma(_PenalizedModel):
 
     model_type: ClassVar[str] = "GammaGamma"
     param_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
-    #: E[Z] = p v / (q - 1) needs q > 1 (a loaded model with q <= 1 would divide by zero).
-    param_lower_bounds: ClassVar[Mapping[str, float]] = {"q": 1.0}
 
     @property
     def excluded(self) -> int:
@@ -1862,11 +1864,9 @@ class GammaGamma(_PenalizedModel):
         func = "GammaGamma.expected_spend"
         p, q, v = self._p("expected_spend")
         x, m = _spend_columns(df, func, frequency_col, monetary_value_col)
-        mean = p * v / (q - 1.0)
-        weight = F.lit(p) * x / (F.lit(p) * x + F.lit(q - 1.0))
-        value = F.when(x > 0, (F.lit(1.0) - weight) * F.lit(mean) + weight * m).when(
-            x.isNotNull(), F.lit(mean)
-        )
+        denominator = F.lit(p) * x + F.lit(q - 1.0)
+        spent = F.when(x > 0, x * m).otherwise(F.lit(0.0))  # no monetary value when x = 0
+        value = F.when(denominator > 0, F.lit(p) * (F.lit(v) + spent) / denominator)
         return df.withColumn(output_col, value)
 
 
