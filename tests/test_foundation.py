@@ -169,3 +169,17 @@ def test_check_java_message(monkeypatch):
     monkeypatch.setenv("JAVA_HOME", "/nonexistent")
     with pytest.raises(KamlibError, match=r"Java was not found\. kamlib needs Java 17"):
         check_java()
+
+
+@pytest.mark.parametrize(
+    ("master", "partitions"),
+    [("local", "4"), ("local[2]", "8"), ("local[3, 2]", "12"), ("spark://h:7077", None)],
+)
+def test_local_sessions_size_shuffles_to_their_cores(master, partitions):
+    from kamlib._spark import _local_shuffle_partitions
+
+    got = _local_shuffle_partitions(master).get("spark.sql.shuffle.partitions")
+    assert got == partitions
+    assert _local_shuffle_partitions("local[*]")["spark.sql.shuffle.partitions"] == str(
+        4 * (os.cpu_count() or 2)
+    )

@@ -121,6 +121,26 @@ LOCAL_SPARK_CONF: dict[str, str] = {
 }
 
 
+def _local_shuffle_partitions(master: str) -> dict[str, str]:
+    """``spark.sql.shuffle.partitions`` = 4 x the cores of a ``local[N]`` / ``local[*]`` master.
+
+    Spark's default of 200 is sized for clusters; on a laptop each of those tasks costs
+    scheduling time for a few KB of data (the demo's MRR bridge on 20,000 accounts: 12 s with
+    200 partitions, 1.3 s with 8). Other masters keep their own setting.
+    """
+    match = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master.strip())
+    if match is None:
+        return {}
+    cores = match.group(1)
+    if cores is None:  # plain "local": one core
+        n = 1
+    elif cores == "*":
+        n = os.cpu_count() or 2
+    else:
+        n = int(cores)
+    return {"spark.sql.shuffle.partitions": str(4 * max(1, n))}
+
+
 def local_session(
     *,
     app_name: str = "kamlib",
@@ -130,8 +150,9 @@ def local_session(
 ) -> SparkSession:
     """Create (or get) a local SparkSession: Java checked, workers on this interpreter.
 
-    ``conf`` is applied over :data:`LOCAL_SPARK_CONF`; with ``remote`` an in-process Spark
-    Connect server is started (``builder.remote(master)``). Options Spark itself reads
+    ``conf`` is applied over :data:`LOCAL_SPARK_CONF` and, for a ``local[N]`` master, 4 x N
+    shuffle partitions (instead of Spark's cluster-sized 200); with ``remote`` an in-process
+    Spark Connect server is started (``builder.remote(master)``). Options Spark itself reads
     (``PYSPARK_SUBMIT_ARGS`` such as ``--jars`` / ``--packages``, ``spark-defaults.conf``) apply.
     """
     from pyspark.sql import SparkSession
@@ -141,6 +162,7 @@ def local_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     builder = builder.remote(master) if remote else builder.master(master)
-    for key, value in {**LOCAL_SPARK_CONF, **dict(conf or {})}.items():
+    settings = {**LOCAL_SPARK_CONF, **_local_shuffle_partitions(master), **dict(conf or {})}
+    for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

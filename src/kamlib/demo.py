@@ -124,7 +124,9 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole scorecard on synthetic data and write ``OUTPUT/report.html``.
 
-    Also writes ``OUTPUT/account-<id>.html``, the QBR page of the largest key account.
+    Also writes ``OUTPUT/account-<id>.html``, the QBR page of the largest key account, and
+    stages the generated input tables as parquet under ``OUTPUT/data/`` (contracts,
+    transactions, products, surveys, wallets, targets, hierarchy), read back like a real job's.
 
     Parameters
     ----------
@@ -158,7 +160,7 @@ def run_demo(
         spark, owns_session = command_session(app_name="kamlib-demo")
     try:
         with progress.step("generating synthetic data"):
-            portfolio, n_tx = _generate(spark, n_accounts, seed)
+            portfolio, n_tx = _generate(spark, n_accounts, seed, Path(output) / "data")
         print(f"      {n_tx:,} invoices", file=out)
         with progress.step("computing the account scorecard (CLV fits, NPS, wallet, health)"):
             card = _score(portfolio, as_of)
@@ -175,8 +177,6 @@ def run_demo(
                 f"scored as of {as_of}",
             )
         card.unpersist()
-        portfolio.transactions.unpersist()
-        portfolio.surveys.unpersist()
     finally:
         if owns_session:
             spark.stop()
@@ -191,16 +191,25 @@ def run_demo(
     return result
 
 
-def _generate(spark: SparkSession, n_accounts: int, seed: int) -> tuple[Portfolio, int]:
-    """The synthetic portfolio with its transactions and surveys persisted, and the invoices."""
-    from kamlib.datasets import synthetic_portfolio
+def _generate(
+    spark: SparkSession, n_accounts: int, seed: int, data_dir: Path
+) -> tuple[Portfolio, int]:
+    """The synthetic portfolio staged as parquet tables under ``data_dir``, and its invoices.
 
-    portfolio = synthetic_portfolio(spark, n_accounts, seed=seed)
-    tx = portfolio.transactions.persist()
-    surveys = portfolio.surveys.persist()
-    n_tx = tx.count()
-    surveys.count()
-    return portfolio._replace(transactions=tx, surveys=surveys), n_tx
+    Generated frames are local data embedded in every query plan (re-planned and re-sent on
+    each of the report's queries); reading parquet, as a production job reads its tables,
+    makes each query about 5x cheaper at 20,000 accounts.
+    """
+    from kamlib.datasets import Portfolio, synthetic_portfolio
+
+    generated = synthetic_portfolio(spark, n_accounts, seed=seed)
+    tables = {}
+    for name, frame in generated._asdict().items():
+        path = str(data_dir / name)
+        frame.write.mode("overwrite").parquet(path)
+        tables[name] = spark.read.parquet(path)
+    portfolio = Portfolio(**tables)
+    return portfolio, portfolio.transactions.count()
 
 
 def _score(portfolio: Portfolio, as_of: _dt.date) -> DataFrame:

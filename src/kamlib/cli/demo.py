@@ -22,7 +22,11 @@ def add_parser(sub: Any) -> None:
         "--accounts", type=int, default=DEFAULT_ACCOUNTS, help="number of synthetic accounts"
     )
     p.add_argument("--seed", type=int, default=7, help="random seed of the synthetic data")
-    p.add_argument("--output", default="kamlib-report", help="directory for the HTML report")
+    p.add_argument(
+        "--output",
+        default="kamlib-report",
+        help="directory for the HTML report (and the generated input tables under data/)",
+    )
     p.set_defaults(handler=_run)
 
 
