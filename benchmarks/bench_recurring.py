@@ -91,7 +91,7 @@ def run_next_products(spark: Any, accounts: int, products: int) -> list[dict[str
         noop(rows.groupBy("account_id").agg(F.collect_set("product").alias("items")))
 
     timed(floor)  # warm-up
-    base = timed(floor, repeat=3)
+    base = timed(floor, repeat=5)
     seconds = timed(lambda: noop(next_products(rows, min_support=0.05)), repeat=3)
     return [
         {"step": f"floor: baskets, {n_rows:,} rows", "seconds": base},
@@ -120,10 +120,10 @@ def run(spark: Any, accounts: int, months: int) -> dict[str, Any]:
         ),
     }
     timed(floor)  # warm-up
-    base = timed(floor, repeat=3)
+    base = timed(floor, repeat=5)
     rows: list[dict[str, Any]] = [{"step": "floor: groupBy (account, month)", "seconds": base}]
     for name, fn in steps.items():
-        rows.append(_ratio_row(name, timed(fn, repeat=3), base, TARGET))
+        rows.append(_ratio_row(name, timed(fn, repeat=5), base, TARGET))
     return {
         "benchmark": "recurring",
         "accounts": accounts,
