@@ -82,18 +82,23 @@ def test_rfm_summary_matches_reference(spark, cases, freq, end_offset):
     freq=st.sampled_from(["D", "W"]),
     cal_offset=st.integers(min_value=0, max_value=300),
     extra=st.one_of(st.none(), st.integers(min_value=0, max_value=200)),
+    monetary=st.sampled_from(["rows", "days"]),
 )
-def test_calibration_holdout_matches_reference(spark, cases, freq, cal_offset, extra):
+def test_calibration_holdout_matches_reference(spark, cases, freq, cal_offset, extra, monetary):
     rows = _prefixed(cases)
     if not any(r["order_date"] is not None for r in rows):
         return
     cal = D(2024, 1, 1) + dt.timedelta(days=cal_offset)
     end = None if extra is None else cal + dt.timedelta(days=extra)
     expected = calibration_holdout_reference(
-        rows, calibration_end=cal, observation_end=end, freq=freq
+        rows, calibration_end=cal, observation_end=end, freq=freq, holdout_monetary=monetary
     )
     result = calibration_holdout(
-        _tx(spark, rows), calibration_end=cal, observation_end=end, freq=freq
+        _tx(spark, rows),
+        calibration_end=cal,
+        observation_end=end,
+        freq=freq,
+        holdout_monetary=monetary,
     )
     assert result.columns == ["account_id", *HOLDOUT_COLS]
     got = rows_by_key(result, "account_id")

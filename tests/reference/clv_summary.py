@@ -104,8 +104,13 @@ def calibration_holdout_reference(
     date_col: str = "order_date",
     value_col: str = "amount",
     freq: str = "D",
+    holdout_monetary: str = "rows",
 ) -> dict[Any, dict[str, float]]:
-    """Return ``{account: calibration summary + frequency/monetary_value/duration_holdout}``."""
+    """Return ``{account: calibration summary + frequency/monetary_value/duration_holdout}``.
+
+    ``holdout_monetary="rows"``: mean of the holdout rows' amounts; ``"days"``: mean of the
+    holdout purchase days' summed amounts.
+    """
     unit = {"D": 1.0, "W": 7.0}[freq]
     rows = list(rows)
     cal = _day(calibration_end)
@@ -124,17 +129,19 @@ def calibration_holdout_reference(
         observation_end=cal,
         freq=freq,
     )
-    hold_days: dict[Any, set[dt.date]] = defaultdict(set)
+    hold_days: dict[Any, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
     hold_values: dict[Any, list[float]] = defaultdict(list)
     for r in rows:
         day = _day(r[date_col])
         if r[account_col] is None or day is None or not _valid_amount(r[value_col]):
             continue
         if cal < day <= end:
-            hold_days[r[account_col]].add(day)
+            hold_days[r[account_col]][day] += float(r[value_col])
             hold_values[r[account_col]].append(float(r[value_col]))
     for account, row in summary.items():
         values = hold_values.get(account, [])
+        if holdout_monetary == "days":
+            values = list(hold_days.get(account, {}).values())
         row["frequency_holdout"] = float(len(hold_days.get(account, ())))
         row["monetary_value_holdout"] = sum(values) / len(values) if values else 0.0
         row["duration_holdout"] = (end - cal).days / unit

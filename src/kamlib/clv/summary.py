@@ -10,7 +10,7 @@ a per-account ``groupBy``) and match lifetimes' ``summary_data_from_transaction_
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib._validation import any_column_name, check_choice, parse_timestamp, require_columns
 from kamlib.clv._units import DAYS_PER_UNIT, Freq
@@ -19,9 +19,13 @@ from kamlib.errors import SchemaError
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["Freq", "calibration_holdout", "rfm_summary"]
+__all__ = ["Freq", "HoldoutMonetary", "calibration_holdout", "rfm_summary"]
 
 _PREFIX = "__kamlib_rfm_"
+
+#: How :func:`calibration_holdout` averages the holdout spend: over transaction ``"rows"``
+#: (lifetimes) or over purchase ``"days"`` (same-day sums, the calibration definition).
+HoldoutMonetary = Literal["rows", "days"]
 
 
 def _unit(func: str, freq: str) -> float:
@@ -245,6 +249,7 @@ def calibration_holdout(
     date_col: str = "order_date",
     value_col: str = "amount",
     freq: Freq = "D",
+    holdout_monetary: HoldoutMonetary = "rows",
 ) -> DataFrame:
     r"""RFM summary of a calibration period plus the purchases of the holdout period after it.
 
@@ -252,8 +257,10 @@ def calibration_holdout(
     the holdout columns cover the days ``calibration_end < day <= observation_end``:
 
     * ``frequency_holdout``: number of distinct purchase days in the holdout (0 if none);
-    * ``monetary_value_holdout``: mean amount of the holdout transaction rows (0 if none);
-      like lifetimes, the mean is over rows, not over same-day sums;
+    * ``monetary_value_holdout``: mean holdout spend (0 if none). ``holdout_monetary="rows"``
+      (default, as lifetimes) averages the transaction rows; ``"days"`` averages the same-day
+      sums, i.e. the definition of the calibration ``monetary_value`` (use it to compare
+      Gamma-Gamma's expected spend per purchase with the holdout);
     * ``duration_holdout``: (observation_end - calibration_end) in days / unit.
 
     Only accounts with a purchase by ``calibration_end`` appear. This matches lifetimes'
@@ -270,6 +277,8 @@ def calibration_holdout(
         Last day of the holdout period (inclusive); defaults to the latest date in the data.
     account_col, date_col, value_col, freq
         As in :func:`rfm_summary`.
+    holdout_monetary : {"rows", "days"}
+        Mean of ``monetary_value_holdout`` over transaction rows (lifetimes) or purchase days.
 
     Returns
     -------
@@ -290,11 +299,16 @@ def calibration_holdout(
     ...         "monetary_value_holdout", "duration_holdout"]
     >>> [tuple(r) for r in s.select(cols).orderBy("account_id").collect()]
     [('a', 1.0, 9.0, 1.0, 20.0, 10.0), ('b', 0.0, 1.0, 0.0, 0.0, 10.0)]
+    >>> by_day = calibration_holdout(tx, calibration_end="2024-01-10",
+    ...                              observation_end="2024-01-20", holdout_monetary="days")
+    >>> by_day.where("account_id = 'a'").first().monetary_value_holdout  # 30 + 10 on one day
+    40.0
     """
     from pyspark.sql import functions as F
 
     func = "calibration_holdout"
     unit = _validate(func, df, account_col, date_col, value_col, freq)
+    check_choice(func, "holdout_monetary", holdout_monetary, HoldoutMonetary)
     cal = _as_day(func, "calibration_end", calibration_end)
     end = None if observation_end is None else _as_day(func, "observation_end", observation_end)
     if end is not None and end < cal:
@@ -307,12 +321,18 @@ def calibration_holdout(
 
     daily = _daily(df, account_col, date_col, value_col, end, start_after=cal)
     is_purchase = F.col(f"{_PREFIX}valid") > 0
+    days = F.count(F.when(is_purchase, F.lit(1))).cast("double")
+    # "rows": divide by the valid transaction rows; "days": by the purchase days
+    divisor = (
+        F.sum(F.when(is_purchase, F.col(f"{_PREFIX}valid"))).cast("double")
+        if holdout_monetary == "rows"
+        else days
+    )
     holdout = daily.groupBy(account_col).agg(
-        F.count(F.when(is_purchase, F.lit(1))).cast("double").alias("frequency_holdout"),
-        F.try_divide(
-            F.sum(F.when(is_purchase, F.col(f"{_PREFIX}value"))),
-            F.sum(F.when(is_purchase, F.col(f"{_PREFIX}valid"))).cast("double"),
-        ).alias("monetary_value_holdout"),
+        days.alias("frequency_holdout"),
+        F.try_divide(F.sum(F.when(is_purchase, F.col(f"{_PREFIX}value"))), divisor).alias(
+            "monetary_value_holdout"
+        ),
     )
     joined = calibration.join(holdout, on=account_col, how="left")
     if end is None:
