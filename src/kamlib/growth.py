@@ -263,21 +263,21 @@ def _masked_rules(
 
     collected = association_rules.select("antecedent", "consequent", "confidence", "lift").collect()
     items = sorted({i for r in collected for i in [*r["antecedent"], *r["consequent"]]})
-    position = {item: n for n, item in enumerate(items)}
+    # item -> (mask word, bit value): item n is bit n % 63 of word n // 63
+    slot = {item: (n // _BITS, 1 << (n % _BITS)) for n, item in enumerate(items)}
     words = max(1, -(-len(items) // _BITS))
 
     def mask(values: list[Any]) -> list[int]:
         out = [0] * words
         for value in values:
-            word, bit = divmod(position[value], _BITS)
-            out[word] |= 1 << bit
+            word, bit = slot[value]
+            out[word] |= bit
         return out
 
     item_type = pairs.schema["_i"].dataType
-    long_fields = [T.StructField(f"{p}{w}", T.LongType()) for p in "xy" for w in range(words)]
     rules_schema = T.StructType(
         [
-            *[T.StructField(f"_{f.name}", f.dataType) for f in long_fields],
+            *[T.StructField(f"_{p}{w}", T.LongType()) for p in "xy" for w in range(words)],
             T.StructField("_y", item_type),
             T.StructField("confidence", T.DoubleType()),
             T.StructField("lift", T.DoubleType()),
@@ -302,10 +302,9 @@ def _masked_rules(
             T.StructField("_bit", T.LongType()),
         ]
     )
-    index = [(item, n // _BITS, 1 << (n % _BITS)) for n, item in enumerate(items)]
     spark = pairs.sparkSession
     return (
-        spark.createDataFrame(index, index_schema),
+        spark.createDataFrame([(item, *slot[item]) for item in items], index_schema),
         spark.createDataFrame(rules, rules_schema),
         words,
     )
