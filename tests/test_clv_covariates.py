@@ -311,3 +311,24 @@ def test_unique_rows_matches_numpy():
     np.testing.assert_array_equal(got, ref)
     np.testing.assert_array_equal(got[inverse], rows)
     np.testing.assert_array_equal(inverse, np.asarray(ref_inverse).ravel())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).integers(0, 50, 1000).astype(float),  # whole days: bincount
+        np.random.default_rng(2).integers(0, 9, 10),  # integer dtype
+        np.random.default_rng(3).random(100),  # fractional: np.unique
+        np.array([0.0, 1e12, 5.0]),  # integers over a wide range: np.unique
+        np.array([-1.0, 2.0, 2.0]),  # negative
+        np.array([1.5, 1.5, 2.0]),
+        np.array([3.0]),
+        np.array([], dtype=float),
+    ],
+)
+def test_unique_inverse_matches_numpy(values):
+    got, inverse = L.unique_inverse(values)
+    ref, ref_inverse = np.unique(values, return_inverse=True)
+    np.testing.assert_array_equal(got, ref)
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(inverse, np.asarray(ref_inverse).ravel())

@@ -53,6 +53,26 @@ _GL_U = 0.5 * (_GL_NODES + 1.0)
 _GL_LOGW = np.log(0.5 * _GL_WEIGHTS)
 
 
+def unique_inverse(values: Any) -> tuple[FloatArray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for a 1-D array, in linear time when it can.
+
+    Summaries in whole days or counts are small non-negative integers: then the distinct
+    values come from one ``bincount`` over their range instead of a sort (about 10x faster on
+    half a million tuples). Anything else goes through ``np.unique``.
+    """
+    v = np.asarray(values).ravel()
+    if v.size and v.dtype.kind in "fiu":
+        lo, hi = v.min(), v.max()
+        if lo >= 0 and hi <= 4 * v.size + 1024:
+            codes = v.astype(np.int64)
+            if np.array_equal(codes, v):
+                present = np.bincount(codes, minlength=int(hi) + 1) > 0
+                rank = np.cumsum(present) - 1
+                return np.flatnonzero(present).astype(v.dtype), rank[codes]
+    u, inverse = np.unique(v, return_inverse=True)
+    return u, np.asarray(inverse).ravel()
+
+
 def _f(value: Any) -> FloatArray:
     return np.asarray(value, dtype=np.float64)
 
@@ -76,8 +96,8 @@ class _TupleSet:
         cls, n: FloatArray, x: FloatArray, ix: np.ndarray, it: np.ndarray, itx: np.ndarray, m: int
     ) -> _TupleSet:
         key = it.astype(np.int64) * m + itx
-        upairs, ip = np.unique(key, return_inverse=True)
-        return cls(n=n, x=x, ix=ix, ip=ip.ravel(), pair_t=upairs // m, pair_tx=upairs % m)
+        upairs, ip = unique_inverse(key)
+        return cls(n=n, x=x, ix=ix, ip=ip, pair_t=upairs // m, pair_tx=upairs % m)
 
 
 @dataclass(frozen=True)
@@ -109,10 +129,9 @@ class BGData:
         """Index arrays of equal length (``n`` defaults to ones)."""
         x, tx, T = _f(x).ravel(), _f(tx).ravel(), _f(T).ravel()
         n = np.ones_like(x) if n is None else _f(n).ravel()
-        ux, ix = np.unique(x, return_inverse=True)
-        ut, it = np.unique(T, return_inverse=True)
-        utx, itx = np.unique(tx, return_inverse=True)
-        ix, it, itx = ix.ravel(), it.ravel(), itx.ravel()
+        ux, ix = unique_inverse(x)
+        ut, it = unique_inverse(T)
+        utx, itx = unique_inverse(tx)
         m = max(utx.size, 1)
         pos = x > 0
         return cls(
@@ -661,7 +680,7 @@ class GGData:
         """Index arrays of equal length (``x > 0``, ``m > 0``; ``n`` defaults to ones)."""
         x, m = _f(x).ravel(), _f(m).ravel()
         n = np.ones_like(x) if n is None else _f(n).ravel()
-        ux, ix = np.unique(x, return_inverse=True)
+        ux, ix = unique_inverse(x)
         log_m = np.log(m)
         return cls(
             x=x,
@@ -769,9 +788,9 @@ def _unique_rows(rows: FloatArray) -> tuple[FloatArray, np.ndarray]:
     """
     codes, uniques, radix = [], [], 1
     for j in range(rows.shape[1]):
-        u, c = np.unique(rows[:, j], return_inverse=True)
+        u, c = unique_inverse(rows[:, j])
         uniques.append(u)
-        codes.append(c.ravel().astype(np.int64))
+        codes.append(c.astype(np.int64))
         radix *= max(u.size, 1)
     if radix >= 2**62:
         u_rows, inverse = np.unique(rows, axis=0, return_inverse=True)
@@ -779,14 +798,14 @@ def _unique_rows(rows: FloatArray) -> tuple[FloatArray, np.ndarray]:
     key = np.zeros(rows.shape[0], dtype=np.int64)
     for c, u in zip(codes, uniques, strict=True):
         key = key * max(u.size, 1) + c
-    ukey, inverse = np.unique(key, return_inverse=True)
+    ukey, inverse = unique_inverse(key)
     out = np.empty((ukey.size, rows.shape[1]))
     rest = ukey.copy()
     for j in range(rows.shape[1] - 1, -1, -1):
         size = max(uniques[j].size, 1)
         out[:, j] = uniques[j][rest % size]
         rest //= size
-    return out, inverse.ravel()
+    return out, inverse
 
 
 @dataclass(frozen=True)
@@ -827,7 +846,7 @@ class BGCovData:
         x, tx, T, n = (np.ascontiguousarray(_f(v).ravel()) for v in (x, tx, T, n))
         zp = np.ascontiguousarray(_f(zp).reshape(x.size, -1))
         zd = np.ascontiguousarray(_f(zd).reshape(x.size, -1))
-        ux, ix = np.unique(x, return_inverse=True)
+        ux, ix = unique_inverse(x)
         if zp.shape[1]:
             upz, ipz = _unique_rows(zp)
         else:
@@ -836,9 +855,9 @@ class BGCovData:
 
         def by_pattern(values: FloatArray) -> tuple[np.ndarray, FloatArray, np.ndarray]:
             """Distinct (purchase pattern, value) pairs: pattern and value of each, row index."""
-            uv, iv = np.unique(values, return_inverse=True)
-            upair_v, inverse = np.unique(ipz * uv.size + iv.ravel(), return_inverse=True)
-            return upair_v // uv.size, uv[upair_v % uv.size], inverse.ravel()
+            uv, iv = unique_inverse(values)
+            upair_v, inverse = unique_inverse(ipz * uv.size + iv)
+            return upair_v // uv.size, uv[upair_v % uv.size], inverse
 
         t_pattern, t_value, it = by_pattern(T)
         tx_pattern, tx_value, itx = by_pattern(tx)

@@ -692,7 +692,7 @@ class _TransactionModel(_PredictiveModel):
                 f"{func}(): no account has a repeat purchase (every frequency is 0), so the "
                 f"likelihood has no maximum (the purchase rate is not identified)"
             )
-        if x.size == 1 or len(np.unique(np.stack([x, tx, t_age], axis=1), axis=0)) == 1:
+        if all(np.all(v == v[0]) for v in (x, tx, t_age)):
             raise ConvergenceError(
                 f"{func}(): all {float(n.sum()):g} accounts have the same (frequency, recency, "
                 f"T) = ({x[0]:g}, {tx[0]:g}, {t_age[0]:g}), so the heterogeneity across "
