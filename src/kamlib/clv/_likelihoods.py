@@ -809,6 +809,32 @@ def _unique_rows(rows: FloatArray) -> tuple[FloatArray, np.ndarray]:
 
 
 @dataclass(frozen=True)
+class _CovCounts:
+    """Weights of a covariate fit summed per distinct value, pattern and pair.
+
+    ``Nx`` per distinct x, ``Np`` per purchase pattern, ``Nq`` per (x, dropout pattern) pair,
+    ``Nt`` per (purchase pattern, T) pair and ``NXt`` the sums of ``n x`` there.
+    """
+
+    Nx: FloatArray
+    Np: FloatArray
+    Nq: FloatArray
+    Nt: FloatArray
+    NXt: FloatArray
+
+
+@dataclass(frozen=True)
+class _CovRepeaters:
+    """The groups with ``x > 0``: weight, frequency and their pair indices."""
+
+    n: FloatArray
+    x: FloatArray
+    ixp: np.ndarray
+    it: np.ndarray
+    itx: np.ndarray
+
+
+@dataclass(frozen=True)
 class BGCovData:
     """Count-weighted distinct (covariates x tuple) groups of a BG/NBD covariate fit.
 
@@ -816,8 +842,10 @@ class BGCovData:
     ``upz``/``ipz`` index the distinct purchase-covariate rows (``alpha_i`` is computed per
     distinct row and gathered), ``ux``/``ix`` the distinct frequencies (the ``r``-only special
     functions) and ``pair_x``/``pair_zd``/``ixp`` the distinct (frequency, dropout covariates)
-    pairs (the ``a, b`` special functions). With categorical covariates these are small, so an
-    evaluation costs a few vector operations per group.
+    pairs (the ``a, b`` special functions). With categorical covariates these are small.
+    ``counts`` holds the weights summed per distinct value, pattern and pair (every term of
+    the likelihood that is linear in the groups is evaluated on those), ``pos`` the groups
+    with ``x > 0``, the only ones with a per-group nonlinear term.
     """
 
     x: FloatArray
@@ -839,6 +867,8 @@ class BGCovData:
     tx_pattern: np.ndarray
     tx_value: FloatArray
     itx: np.ndarray
+    counts: _CovCounts
+    pos: _CovRepeaters
     total: float
 
     @classmethod
@@ -861,6 +891,15 @@ class BGCovData:
 
         t_pattern, t_value, it = by_pattern(T)
         tx_pattern, tx_value, itx = by_pattern(tx)
+        counts = _CovCounts(
+            Nx=np.bincount(ix, weights=n, minlength=ux.size),
+            Np=np.bincount(ipz, weights=n, minlength=upz.shape[0]),
+            Nq=np.bincount(ixp, weights=n, minlength=upair.shape[0]),
+            Nt=np.bincount(it, weights=n, minlength=t_value.size),
+            NXt=np.bincount(it, weights=n * x, minlength=t_value.size),
+        )
+        p = x > 0
+        pos = _CovRepeaters(n=n[p], x=x[p], ixp=ixp[p], it=it[p], itx=itx[p])
         return cls(
             x=x,
             tx=tx,
@@ -881,6 +920,8 @@ class BGCovData:
             tx_pattern=tx_pattern,
             tx_value=tx_value,
             itx=itx,
+            counts=counts,
+            pos=pos,
             total=float(n.sum()),
         )
 
@@ -926,62 +967,76 @@ def bg_cov_row_params(
 
 
 def bg_cov_loglik_grad(theta: FloatArray, d: BGCovData) -> tuple[float, FloatArray]:
-    """Total log-likelihood of the covariate BG/NBD and its gradient w.r.t. ``theta``.
+    r"""Total log-likelihood of the covariate BG/NBD and its gradient w.r.t. ``theta``.
 
     ``theta = (log r, log alpha, log a, log b, g (k_p), d_a (k_d), d_b (k_d))``. Each group
-    contributes the plain BG/NBD likelihood with its own ``(r, alpha_i, a_i, b_i)``.
+    contributes the plain BG/NBD likelihood with its own ``(r, alpha_i, a_i, b_i)``:
+    ``lg(x) + r log alpha_i + B(x, pair) - (r + x) log(alpha_i + T) + softplus(u)`` with
+    ``u = log a_i - log(b_i + x - 1) + (r + x) log((alpha_i + T) / (alpha_i + t_x))`` for
+    ``x > 0``. Every term but the last is linear in the groups and evaluated on the weights
+    summed per distinct value, pattern or pair; only the repeaters' ``softplus(u)`` and its
+    derivative ``expit(u)`` are computed group by group.
     """
     theta = _f(theta)
     kp, kd = d.zp.shape[1], d.zd.shape[1]
     r, alpha, a, b = np.exp(theta[:4])
     g, da, db = theta[4 : 4 + kp], theta[4 + kp : 4 + kp + kd], theta[4 + kp + kd :]
+    c, pos = d.counts, d.pos
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         alpha_p = alpha * np.exp(-(d.upz @ g))  # per distinct purchase-covariate row
-        # a, b per distinct (x, dropout covariates) pair, then gathered
+        # a, b per distinct (x, dropout covariates) pair
         a_pair = a * np.exp(d.pair_zd @ da)
         b_pair = b * np.exp(d.pair_zd @ db)
         xp = d.pair_x
-        bl = betaln(a_pair, b_pair + xp) - betaln(a_pair, b_pair)
         psi_ab = digamma(a_pair + b_pair)
         psi_abx = digamma(a_pair + b_pair + xp)
-        ga_pair = a_pair * (psi_ab - psi_abx)
-        gb_pair = b_pair * (digamma(b_pair + xp) - digamma(b_pair) + psi_ab - psi_abx)
         inv_bx_pair = 1.0 / (b_pair + np.maximum(xp, 1.0) - 1.0)
         log_a_bx_pair = np.log(a_pair) + np.log(inv_bx_pair)
-        ixp = d.ixp
-        x, n = d.x, d.n
-        rx = r + x
-        # (T, pattern) and (t_x, pattern) terms per distinct pair, then gathered
+        # (T, pattern) and (t_x, pattern) pairs
         at_pair = alpha_p[d.t_pattern] + d.t_value
-        atx_pair = alpha_p[d.tx_pattern] + d.tx_value
-        log_alpha = np.log(alpha_p)[d.ipz]
-        log_at = np.log(at_pair)[d.it]
-        log_atx = np.log(atx_pair)[d.itx]
-        dlog = log_at - log_atx
-        u = log_a_bx_pair[ixp] + rx * dlog
-        pos = x > 0
+        log_at, log_atx = np.log(at_pair), np.log(alpha_p[d.tx_pattern] + d.tx_value)
+        w_t = alpha_p[d.t_pattern] / at_pair
+        w_tx = alpha_p[d.tx_pattern] / (alpha_p[d.tx_pattern] + d.tx_value)
+        log_alpha_p = np.log(alpha_p)
+        rx_t = r * c.Nt + c.NXt  # sum of n (r + x) per (T, pattern) pair
+        # the repeaters' nonlinear term, group by group
+        rx = r + pos.x
+        dlog = log_at[pos.it] - log_atx[pos.itx]
+        u = log_a_bx_pair[pos.ixp] + rx * dlog
         e = np.exp(-np.abs(u))
-        softplus = np.where(pos, np.maximum(u, 0.0) + np.log1p(e), 0.0)
-        s = np.where(pos, np.where(u >= 0, 1.0, e) / (1.0 + e), 0.0)  # expit(u) for x > 0
-        lg = gammaln(r + d.ux) - gammaln(r)
-        ll_rows = lg[d.ix] + r * log_alpha + bl[ixp] - rx * log_at + softplus
-        ll = float(n @ ll_rows)
-        dg_r = (digamma(r + d.ux) - digamma(r))[d.ix]
-        d_r = dg_r + log_alpha - log_at + s * dlog
-        w_t = (alpha_p[d.t_pattern] / at_pair)[d.it]
-        w_tx = (alpha_p[d.tx_pattern] / atx_pair)[d.itx]
-        g_alpha = r - rx * w_t + s * rx * (w_t - w_tx)
-        ns = n * s
-        g_a_sum = np.bincount(ixp, weights=n, minlength=xp.size)
-        g_b_s = np.bincount(ixp, weights=ns, minlength=xp.size)
-        # per-pair sums of n * g_a and n * g_b
-        pair_a = g_a_sum * ga_pair + g_b_s
-        pair_b = g_a_sum * gb_pair - g_b_s * b_pair * inv_bx_pair
-    ng_alpha = n * g_alpha
-    per_pattern = np.bincount(d.ipz, weights=ng_alpha, minlength=d.upz.shape[0])
+        ns = pos.n * (np.where(u >= 0, 1.0, e) / (1.0 + e))  # n expit(u)
+        m = ns * rx
+        s_pair = np.bincount(pos.ixp, weights=ns, minlength=xp.size)
+        m_t = np.bincount(pos.it, weights=m, minlength=at_pair.size)
+        m_tx = np.bincount(pos.itx, weights=m, minlength=log_atx.size)
+        ll = (
+            float(c.Nx @ (gammaln(r + d.ux) - gammaln(r)))
+            + r * float(c.Np @ log_alpha_p)
+            + float(c.Nq @ (betaln(a_pair, b_pair + xp) - betaln(a_pair, b_pair)))
+            - float(rx_t @ log_at)
+            + float(pos.n @ (np.maximum(u, 0.0) + np.log1p(e)))
+        )
+        d_r = (
+            float(c.Nx @ (digamma(r + d.ux) - digamma(r)))
+            + float(c.Np @ log_alpha_p)
+            - float(c.Nt @ log_at)
+            + float(ns @ dlog)
+        )
+        # per purchase pattern: sum of n d(ll)/d(log alpha_i)
+        per_pattern = (
+            r * c.Np
+            - np.bincount(d.t_pattern, weights=(rx_t - m_t) * w_t, minlength=alpha_p.size)
+            - np.bincount(d.tx_pattern, weights=m_tx * w_tx, minlength=alpha_p.size)
+        )
+        # per (x, dropout pattern) pair: sums of n d(ll)/d(log a_i) and n d(ll)/d(log b_i)
+        pair_a = c.Nq * a_pair * (psi_ab - psi_abx) + s_pair
+        pair_b = (
+            c.Nq * b_pair * (digamma(b_pair + xp) - digamma(b_pair) + psi_ab - psi_abx)
+            - s_pair * b_pair * inv_bx_pair
+        )
     grad = np.concatenate(
         [
-            [r * float(n @ d_r), float(ng_alpha.sum()), float(pair_a.sum()), float(pair_b.sum())],
+            [r * d_r, float(per_pattern.sum()), float(pair_a.sum()), float(pair_b.sum())],
             -(per_pattern @ d.upz),
             pair_a @ d.pair_zd,
             pair_b @ d.pair_zd,

@@ -402,7 +402,14 @@ def _minimize(
                 jac=True,
                 method="L-BFGS-B",
                 bounds=[(-30.0, 30.0)] * x0.size,
-                options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-9, "maxls": 50},
+                # a curvature memory as long as the parameter vector (covariate fits)
+                options={
+                    "maxiter": maxiter,
+                    "ftol": tol,
+                    "gtol": 1e-9,
+                    "maxls": 50,
+                    "maxcor": max(10, x0.size),
+                },
             )
         msg = str(res.message)
         if not (res.success and np.all(np.isfinite(res.x)) and math.isfinite(float(res.fun))):
