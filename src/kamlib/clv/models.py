@@ -470,8 +470,8 @@ def _fitted_covariance(model: FittedModel) -> np.ndarray | None:
     return None
 
 
-#: Parameter draws (and their seed) mixed into the predictive intervals.
-INTERVAL_DRAWS = 200
+#: Parameter draws (scrambled Sobol points, and their seed) mixed into the predictive intervals.
+INTERVAL_DRAWS = 64
 INTERVAL_SEED = 20240601
 
 
