@@ -885,19 +885,16 @@ class _TransactionModel(_PredictiveModel):
             ok = ok & finite(col(c))
         weight = F.lit(1.0) if weights_col is None else col(weights_col).cast("double")
         keys = ["x", "tx", "T", *[f"z{i}" for i in range(len(covariates))]]
+        sources = [frequency_col, recency_col, T_col, *covariates]
+        # ``ok`` once per row (a projection of its own), then the keys of invalid rows nulled
+        # so that they fall into one group: 2x faster than repeating ``ok`` in every key
+        flagged = _without_null_account_row(df, (frequency_col, recency_col, T_col)).select(
+            *[col(c).cast("double").alias(k) for c, k in zip(sources, keys, strict=True)],
+            ok.alias("ok"),
+            weight.alias("w"),
+        )
         grouped = (
-            _without_null_account_row(df, (frequency_col, recency_col, T_col))
-            .select(
-                F.when(ok, col(frequency_col).cast("double")).alias("x"),
-                F.when(ok, col(recency_col).cast("double")).alias("tx"),
-                F.when(ok, col(T_col).cast("double")).alias("T"),
-                *[
-                    F.when(ok, col(c).cast("double")).alias(f"z{i}")
-                    for i, c in enumerate(covariates)
-                ],
-                ok.alias("ok"),
-                weight.alias("w"),
-            )
+            flagged.select(*[F.when(F.col("ok"), F.col(k)).alias(k) for k in keys], "ok", "w")
             .groupBy("ok", *keys)
             .agg(F.sum("w").alias("n"), F.count(F.lit(1)).alias("rows"))
         )
@@ -1016,9 +1013,16 @@ class _TransactionModel(_PredictiveModel):
         Returns the optimum ``theta`` (scaled units), the optimiser result, the groups in
         natural units, the time scale and the weighted moments ``(mp, sp, md, sd)``.
         """
-        # the plain fit gives the starting point (and the usual identification checks)
+        # the plain fit gives the starting point (and the usual identification checks), on the
+        # distinct (x, t_x, T) tuples of the groups
+        tuples, inverse = L._unique_rows(np.stack([x, tx, t_age], axis=1))
         plain = type(self)(penalizer=self.penalizer).fit_arrays(
-            x, tx, t_age, n, maxiter=maxiter, tol=tol
+            tuples[:, 0],
+            tuples[:, 1],
+            tuples[:, 2],
+            np.bincount(inverse, weights=n),
+            maxiter=maxiter,
+            tol=tol,
         )
         base = np.array(plain._p("fit"))
         scale = float(plain._fit_info.get("time_scale", 1.0))
