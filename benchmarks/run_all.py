@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_streaming.py", ["--events", "1000000"], ["--events", "100000"]),
     ("bench_latency.py", [], ["--no-lifetimes"]),
     ("bench_recurring.py", ["--accounts", "100000"], ["--accounts", "20000"]),
+    ("bench_predictive.py", ["--accounts", "1000000"], ["--accounts", "100000"]),
 ]
 
 
