@@ -219,6 +219,57 @@ def test_analytic_gradient_matches_finite_differences(cdnow, modified):
         assert grad == pytest.approx(num, rel=1e-4, abs=1e-3)
 
 
+def test_hyp2f1_parameter_derivatives_match_scipy_finite_differences():
+    # reference: central differences of scipy's hyp2f1 (an independent implementation); the
+    # domain of the Pareto/NBD terms: a = r + s + x, b <= a + 1, 0 <= z < 1
+    from scipy.special import hyp2f1
+
+    rng = np.random.default_rng(12)
+    n = 400
+    a = np.exp(rng.uniform(math.log(0.3), math.log(300.0), n))
+    b = np.minimum(np.exp(rng.uniform(math.log(0.3), math.log(300.0), n)), a + 1.0)
+    z = rng.uniform(0.0, 0.99, n)
+
+    def f(a_, b_, z_):
+        return np.log(hyp2f1(a_, b_, a_ + 1.0, z_))
+
+    h = 1e-6
+    want = (
+        (f(a * (1 + h), b, z) - f(a * (1 - h), b, z)) / (2 * h * a),
+        (f(a, b * (1 + h), z) - f(a, b * (1 - h), z)) / (2 * h * b),
+        (f(a, b, z + 1e-8) - f(a, b, np.maximum(z - 1e-8, 0.0)))
+        / (z + 1e-8 - np.maximum(z - 1e-8, 0.0)),
+    )
+    for got, ref_ in zip(L.log_hyp2f1_grad(a, b, z), want, strict=True):
+        np.testing.assert_allclose(got, ref_, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "params", [PN, (0.55, 10.58, 0.61, 3.0), (2.0, 1.0, 0.3, 8.0), (0.2, 50.0, 1.5, 0.5)]
+)
+def test_pareto_analytic_gradient_matches_finite_differences(cdnow, params):
+    x, tx, T, _ = cdnow
+    # CDNOW plus heavy buyers and accounts seen at T (T == t_x: no "dead" term)
+    x = np.concatenate([x, [60.0, 250.0, 3.0, 0.0]])
+    tx = np.concatenate([tx, [30.0, 37.5, 38.0, 0.0]])
+    T = np.concatenate([T, [38.0, 38.0, 38.0, 0.0 + 38.0]])
+    data = L.BGData.build(x, tx, T)
+    grad = L.pnbd_loglik_grad(params, data)
+    num = [
+        (
+            L.pnbd_loglik_total(
+                tuple(p * (1 + 1e-6 * (j == i)) for j, p in enumerate(params)), data
+            )
+            - L.pnbd_loglik_total(
+                tuple(p * (1 - 1e-6 * (j == i)) for j, p in enumerate(params)), data
+            )
+        )
+        / (2e-6 * params[i])
+        for i in range(4)
+    ]
+    assert grad == pytest.approx(num, rel=1e-6, abs=1e-4)
+
+
 def test_gamma_gamma_gradient(cdnow):
     x, _, _, m = cdnow
     pos = x > 0

@@ -12,6 +12,7 @@ Notation: ``x`` = frequency (repeat purchases), ``tx`` = recency, ``T`` = age, `
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -475,14 +476,7 @@ def log_hyp2f1_c_eq_a_plus_1(a: Any, b: Any, z: Any) -> FloatArray:
 
 def _pnbd_log_a0(params: Params, x: FloatArray, tx: FloatArray, T: FloatArray) -> FloatArray:
     """Log A_0 of FH note 009 eq. (19)/(20); -inf when T == t_x."""
-    r, alpha, s, beta = params
-    rsx = r + s + x
-    if alpha >= beta:
-        big, small_diff, second = alpha, alpha - beta, np.full_like(x, s + 1.0)
-    else:
-        big, small_diff, second = beta, beta - alpha, r + x
-    l1 = log_hyp2f1_c_eq_a_plus_1(rsx, second, small_diff / (big + tx)) - rsx * np.log(big + tx)
-    l2 = log_hyp2f1_c_eq_a_plus_1(rsx, second, small_diff / (big + T)) - rsx * np.log(big + T)
+    l1, l2 = _pnbd_log_term(params, x, tx), _pnbd_log_term(params, x, T)
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = np.minimum(l2 - l1, 0.0)
         out = l1 + np.log(-np.expm1(diff))
@@ -520,9 +514,22 @@ class PairIndex:
     @classmethod
     def build(cls, d: BGData) -> PairIndex:
         """Index the distinct pairs once per fit."""
-        u1, inv1 = np.unique(np.stack([d.x, d.tx]), axis=1, return_inverse=True)
-        u2, inv2 = np.unique(np.stack([d.x, d.T]), axis=1, return_inverse=True)
-        return cls(u1[0], u1[1], inv1.ravel(), u2[0], u2[1], inv2.ravel())
+        u1, inv1 = _unique_rows(np.stack([d.x, d.tx], axis=1))
+        u2, inv2 = _unique_rows(np.stack([d.x, d.T], axis=1))
+        return cls(u1[:, 0], u1[:, 1], inv1, u2[:, 0], u2[:, 1], inv2)
+
+
+def _pnbd_log_term(params: Params, x: FloatArray, t: FloatArray) -> FloatArray:
+    """``log 2F1(r+s+x, b; r+s+x+1; z) - (r+s+x) log(big + t)`` per pair (the A_0 terms)."""
+    r, alpha, s, beta = params
+    if alpha >= beta:
+        big, diff_, second = alpha, alpha - beta, np.full_like(x, s + 1.0)
+    else:
+        big, diff_, second = beta, beta - alpha, r + x
+    return np.asarray(
+        log_hyp2f1_c_eq_a_plus_1(r + s + x, second, diff_ / (big + t))
+        - (r + s + x) * np.log(big + t)
+    )
 
 
 def pnbd_loglik_total(params: Params, d: BGData, pairs: PairIndex | None = None) -> float:
@@ -533,21 +540,9 @@ def pnbd_loglik_total(params: Params, d: BGData, pairs: PairIndex | None = None)
     """
     pairs = pairs or PairIndex.build(d)
     r, alpha, s, beta = params
-    if alpha >= beta:
-        big, diff_ = alpha, alpha - beta
-    else:
-        big, diff_ = beta, beta - alpha
-
-    def log_term(ux: FloatArray, ut: FloatArray) -> FloatArray:
-        second = np.full_like(ux, s + 1.0) if alpha >= beta else r + ux
-        return np.asarray(
-            log_hyp2f1_c_eq_a_plus_1(r + s + ux, second, diff_ / (big + ut))
-            - (r + s + ux) * np.log(big + ut)
-        )
-
-    l1 = log_term(pairs.x1, pairs.t1)[pairs.inv1]
+    l1 = _pnbd_log_term(params, pairs.x1, pairs.t1)[pairs.inv1]
     x2, t2 = pairs.x2, pairs.t2
-    l2 = log_term(x2, t2)
+    l2 = _pnbd_log_term(params, x2, t2)
     alive2 = -(r + x2) * np.log(alpha + t2) - s * np.log(beta + t2)
     const2 = np.log(s) - np.log(r + s + x2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -561,6 +556,117 @@ def pnbd_loglik_total(params: Params, d: BGData, pairs: PairIndex | None = None)
     ll += float(d.Nx @ (gammaln(r + d.ux) - gammaln(r)))
     ll += d.total * float(r * np.log(alpha) + s * np.log(beta))
     return ll
+
+
+def _composite_rule(breaks: tuple[float, ...], order: int) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Legendre nodes and weights of ``order`` points on each panel between ``breaks``."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    lo, hi = np.array(breaks[:-1])[:, None], np.array(breaks[1:])[:, None]
+    return (lo + 0.5 * (x + 1.0) * (hi - lo)).ravel(), (0.5 * w * (hi - lo)).ravel()
+
+
+#: Composite Gauss-Legendre rule (panels refined towards 1, where the integrand of
+#: 2F1(a, b; a + 1; z) peaks for z near 1) for its parameter derivatives, in w = v^(1/4).
+_GRAD_W, _GRAD_WEIGHTS = _composite_rule((0.0, 0.5, 0.8, 0.95, 0.99, 0.999, 1.0), 12)
+_GRAD_M = 4.0
+_GRAD_LOGW = np.log(_GRAD_WEIGHTS * _GRAD_M * _GRAD_W ** (_GRAD_M - 1.0))
+_GRAD_LOG_V = _GRAD_M * np.log(_GRAD_W)  # log v at the nodes
+_GRAD_CHUNK = 8192
+
+
+def log_hyp2f1_grad(a: Any, b: Any, z: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
+    r"""Derivatives of ``log 2F1(a, b; a + 1; z)`` in ``a``, ``b``, ``z`` (a, b > 0, 0 <= z < 1).
+
+    From the Euler integral :math:`F = \int_0^1 K\,dv`, :math:`K = (1 - z v^{1/a})^{-b}`,
+    differentiated under the integral sign: with :math:`y = v^{1/a}` and :math:`E` the
+    average weighted by :math:`K`,
+
+    .. math::
+
+        \partial_b \log F = E[-\log(1 - z y)],\quad
+        \partial_z \log F = E\Bigl[\frac{b y}{1 - z y}\Bigr],\quad
+        \partial_a \log F = E\Bigl[-\frac{b z y \log v}{a^2 (1 - z y)}\Bigr].
+
+    The integrals are composite Gauss-Legendre sums (72 points) in :math:`w = v^{1/4}` (which
+    removes the :math:`v^{1/a}` end-point singularity), in log space, in chunks of rows;
+    relative error below 2e-6 against finite differences of scipy's ``hyp2f1`` over
+    a, b in [0.3, 300] (b <= a + 1, as in the Pareto/NBD terms) and z in [0, 0.99].
+    """
+    a, b, z = (np.ravel(v) for v in np.broadcast_arrays(_f(a), _f(b), _f(z)))
+    out = [np.empty(a.size) for _ in range(3)]
+    for start in range(0, a.size, _GRAD_CHUNK):
+        sl = slice(start, start + _GRAD_CHUNK)
+        ac, bc, zc = a[sl, None], b[sl, None], z[sl, None]
+        log_v = _GRAD_LOG_V[None, :]
+        y = np.exp(log_v / ac)
+        zy = zc * y
+        log1m = np.log1p(-zy)
+        logk = _GRAD_LOGW[None, :] - bc * log1m
+        p = np.exp(logk - logk.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        ry = p * y / (1.0 - zy)
+        out[0][sl] = -(b[sl] * z[sl] / (a[sl] * a[sl])) * (ry @ log_v[0])
+        out[1][sl] = -np.einsum("ij,ij->i", p, log1m)
+        out[2][sl] = b[sl] * ry.sum(axis=1)
+    return out[0], out[1], out[2]
+
+
+def _pnbd_log_term_grad(params: Params, x: FloatArray, t: FloatArray) -> FloatArray:
+    """Gradient (pairs x 4) in ``(r, alpha, s, beta)`` of ``log 2F1(...) - a log(big + t)``."""
+    r, alpha, s, beta = params
+    a = r + s + x
+    if alpha >= beta:
+        big, b = alpha + t, np.full_like(x, s + 1.0)
+        z = (alpha - beta) / big
+    else:
+        big, b = beta + t, r + x
+        z = (beta - alpha) / big
+    ga, gb, gz = log_hyp2f1_grad(a, b, z)
+    log_big = np.log(big)
+    if alpha >= beta:
+        cols = (ga - log_big, gz * (beta + t) / big**2 - a / big, ga + gb - log_big, -gz / big)
+    else:
+        cols = (ga + gb - log_big, -gz / big, ga - log_big, gz * (alpha + t) / big**2 - a / big)
+    return np.stack(cols, axis=1)
+
+
+def pnbd_loglik_grad(params: Params, d: BGData, pairs: PairIndex | None = None) -> FloatArray:
+    r"""Gradient of :func:`pnbd_loglik_total` in ``(r, alpha, s, beta)`` (analytic).
+
+    With :math:`\pi` the posterior weight of the "alive" term, each account contributes
+    :math:`\pi \nabla \log L_{alive} + (1 - \pi) \nabla \log L_{dead}`; in the dead term
+    :math:`\nabla \log A_0 = (\nabla l_1 - q \nabla l_2) / (1 - q)`, :math:`q = e^{l_2 - l_1}`,
+    where :math:`l_j` are the log hypergeometric terms at :math:`t_x` and :math:`T`, whose
+    parameter derivatives come from :func:`log_hyp2f1_grad`.
+    """
+    pairs = pairs or PairIndex.build(d)
+    r, alpha, s, beta = params
+    x1, t1, inv1, x2, t2, inv2 = pairs.x1, pairs.t1, pairs.inv1, pairs.x2, pairs.t2, pairs.inv2
+    l1 = _pnbd_log_term(params, x1, t1)[inv1]
+    l2 = _pnbd_log_term(params, x2, t2)[inv2]
+    x = d.x
+    alive = (-(r + x2) * np.log(alpha + t2) - s * np.log(beta + t2))[inv2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = np.exp(np.minimum(l2 - l1, 0.0))
+        dead = np.log(s) - np.log(r + s + x) + l1 + np.log1p(-q)
+        n_dead = d.n * np.where(np.isfinite(dead), expit(dead - alive), 0.0)  # n (1 - pi)
+        c1 = np.where(n_dead > 0, n_dead / (1.0 - q), 0.0)
+    # per-account weights summed per pair; the pair gradients are (pairs x 4) matrices
+    n_alive = d.n - n_dead
+    w1 = np.bincount(inv1, weights=c1, minlength=x1.size)
+    w2 = np.bincount(inv2, weights=-c1 * q, minlength=x2.size)
+    grad = w1 @ _pnbd_log_term_grad(params, x1, t1) + w2 @ _pnbd_log_term_grad(params, x2, t2)
+    a2 = np.bincount(inv2, weights=n_alive, minlength=x2.size)
+    grad += a2 @ np.stack(
+        [-np.log(alpha + t2), -(r + x2) / (alpha + t2), -np.log(beta + t2), -s / (beta + t2)],
+        axis=1,
+    )
+    inv_rsx = float(n_dead @ (1.0 / (r + s + x)))
+    grad[0] += -inv_rsx + float(d.Nx @ (digamma(r + d.ux) - digamma(r))) + d.total * math.log(alpha)
+    grad[1] += d.total * r / alpha
+    grad[2] += float(n_dead.sum()) / s - inv_rsx + d.total * math.log(beta)
+    grad[3] += d.total * s / beta
+    return np.asarray(grad)
 
 
 def pnbd_probability_alive(params: Params, x: Any, tx: Any, T: Any) -> FloatArray:

@@ -507,7 +507,6 @@ class _TransactionModel(_PredictiveModel):
     """Shared fit/scoring machinery of the BG/NBD-family models (r, alpha, ., .)."""
 
     _scaled_params: ClassVar[tuple[int, ...]] = (1,)
-    _analytic: ClassVar[bool] = True
     #: The model's scoring functions (set by each model).
     _kernels: ClassVar[_Kernels]
     #: Last parameter of the first start of the optimiser (half of it in the second start).
@@ -520,7 +519,7 @@ class _TransactionModel(_PredictiveModel):
     def _loglik_function(self, data: L.BGData) -> Callable[[tuple[float, ...]], float]:
         raise NotImplementedError
 
-    def _loglik_grad(self, params: tuple[float, ...], data: L.BGData) -> np.ndarray:
+    def _loglik_grad_function(self, data: L.BGData) -> Callable[[tuple[float, ...]], np.ndarray]:
         raise NotImplementedError
 
     def _starts(self, data: L.BGData) -> list[np.ndarray]:
@@ -712,7 +711,8 @@ class _TransactionModel(_PredictiveModel):
         """Parameters in natural units, their log-likelihood, the objective and the Hessian.
 
         ``p_scaled`` is the optimum in the units where the largest ``T`` is 1. With analytic
-        gradients and no penalizer, one Newton step polishes it to machine precision.
+        gradients (every model here) and no penalizer, one Newton step polishes it to machine
+        precision.
         """
         params = p_scaled.copy()
         for i in self._scaled_params:
@@ -720,16 +720,10 @@ class _TransactionModel(_PredictiveModel):
         ptuple = tuple(float(v) for v in params)
         loglik_fn = self._loglik_function(natural)
         loglik = loglik_fn(ptuple)
-        if not self._analytic:
-            return (
-                ptuple,
-                loglik,
-                objective,
-                L.numeric_hessian(lambda p: loglik_fn(tuple(p)), params),
-            )
-        hess = L.jacobian_hessian(lambda p: self._loglik_grad(tuple(p), natural), params)
+        grad_fn = self._loglik_grad_function(natural)
+        hess = L.jacobian_hessian(lambda p: grad_fn(tuple(p)), params)
         if self.penalizer == 0:
-            candidate = params - _newton_step(hess, self._loglik_grad(ptuple, natural))
+            candidate = params - _newton_step(hess, grad_fn(ptuple))
             if np.all(candidate > 0):
                 cand_tuple = tuple(float(v) for v in candidate)
                 cand_ll = loglik_fn(cand_tuple)
@@ -1445,8 +1439,9 @@ class BetaGeo(_TransactionModel):
 
         return loglik
 
-    def _loglik_grad(self, params: tuple[float, ...], data: L.BGData) -> np.ndarray:
-        return L.bg_loglik_grad(params, data, self._modified)
+    def _loglik_grad_function(self, data: L.BGData) -> Callable[[tuple[float, ...]], np.ndarray]:
+        modified = self._modified
+        return lambda params: L.bg_loglik_grad(params, data, modified)
 
     def conditional_expected_purchases_np(
         self,
@@ -1603,7 +1598,9 @@ class ParetoNBD(_TransactionModel):
     (for :math:`\alpha < \beta` swap the roles of :math:`\alpha, \beta` and use
     :math:`r + x` as the second parameter). Everything is evaluated in log space; the
     hypergeometric terms fall back to a log-space Gauss-Legendre evaluation of their Euler
-    integral when scipy's series overflows (very large ``x``). The gradient is numeric.
+    integral when scipy's series overflows (very large ``x``). The gradient is analytic: the
+    hypergeometric terms are differentiated in their parameters under Euler's integral
+    (:func:`~kamlib.clv._likelihoods.log_hyp2f1_grad`, composite Gauss-Legendre).
 
     .. math::
 
@@ -1623,7 +1620,6 @@ class ParetoNBD(_TransactionModel):
     model_type: ClassVar[str] = "ParetoNBD"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     _scaled_params: ClassVar[tuple[int, ...]] = (1, 3)
-    _analytic: ClassVar[bool] = False
     _kernels: ClassVar[_Kernels] = _Kernels(
         L.pnbd_conditional_expected,
         L.pnbd_probability_alive,
@@ -1640,24 +1636,17 @@ class ParetoNBD(_TransactionModel):
         penalizer = self.penalizer / total
         pairs = L.PairIndex.build(data)
 
-        def value(log_params: np.ndarray) -> float:
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             params = np.exp(log_params)
             ll = L.pnbd_loglik_total(tuple(params), data, pairs)
             if not math.isfinite(ll):
-                return math.inf
-            return -ll / total + penalizer * float(params @ params)
-
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            f0 = value(log_params)
-            grad = np.zeros(4)
-            if not math.isfinite(f0):
-                return f0, grad
-            h = 1e-6
-            for i in range(4):
-                e = np.zeros(4)
-                e[i] = h
-                grad[i] = (value(log_params + e) - value(log_params - e)) / (2 * h)
-            return f0, grad
+                return math.inf, np.zeros(4)
+            grad = L.pnbd_loglik_grad(tuple(params), data, pairs)
+            if not np.all(np.isfinite(grad)):
+                return math.inf, np.zeros(4)
+            value = -ll / total + penalizer * float(params @ params)
+            # in log-parameter space: d/d(log p) = p d/dp
+            return value, (-grad / total + 2.0 * penalizer * params) * params
 
         return objective
 
@@ -1668,6 +1657,10 @@ class ParetoNBD(_TransactionModel):
             return L.pnbd_loglik_total(params, data, pairs)
 
         return loglik
+
+    def _loglik_grad_function(self, data: L.BGData) -> Callable[[tuple[float, ...]], np.ndarray]:
+        pairs = L.PairIndex.build(data)
+        return lambda params: L.pnbd_loglik_grad(params, data, pairs)
 
     def conditional_expected_purchases_np(
         self, t: Any, frequency: Any, recency: Any, T: Any
