@@ -17,7 +17,7 @@ account); nothing is collected to the driver.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib._validation import (
@@ -29,7 +29,16 @@ from kamlib._validation import (
     require_columns,
 )
 from kamlib.errors import SchemaError
-from kamlib.retention import _period_index, _period_start, retention_rates, revenue_bridge
+from kamlib.retention import _P as _RP
+from kamlib.retention import (
+    _bridge_frames,
+    _Inputs,
+    _period_index,
+    _period_start,
+    _quoted,
+    _rates_columns,
+    _validate,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -170,7 +179,7 @@ def contract_mrr(
     )
     return per_month.filter(F.col("mrr") > 0).select(
         *ids,
-        _period_start(F.col(_M), "month").alias("month"),
+        F.expr(_period_start(_M, "month")).alias("month"),
         F.col("mrr").cast("double").alias("mrr"),
         F.col("excluded_rows").cast("long").alias("excluded_rows"),
     )
@@ -359,36 +368,27 @@ def mrr_movements(
     >>> r.month, r.previous_mrr, r.mrr, r.delta, r.movement
     (datetime.date(2024, 2, 1), 100.0, 80.0, -20.0, 'contraction')
     """
-    from pyspark.sql import functions as F
-
-    keys, bridge = _by_month(
-        "mrr_movements", revenue_bridge, mrr, account_col, month_col, mrr_col, by
-    )
-    return bridge.select(
-        *keys,
-        account_col,
-        F.col("period").alias("month"),
-        F.col("previous_revenue").alias("previous_mrr"),
-        F.col("revenue").alias("mrr"),
-        (F.col("revenue") - F.col("previous_revenue")).alias("delta"),
+    inputs = _month_inputs("mrr_movements", mrr, account_col, month_col, mrr_col, by)
+    bridge, _ = _bridge_frames(mrr, inputs)
+    return bridge.selectExpr(
+        *_quoted(inputs.keys, account_col),
+        f"{_period_start(_RP, 'month')} AS month",
+        "previous_revenue AS previous_mrr",
+        "revenue AS mrr",
+        "revenue - previous_revenue AS delta",
         "movement",
     )
 
 
-def _by_month(
+def _month_inputs(
     func: str,
-    compute: Callable[..., DataFrame],
     mrr: DataFrame,
     account_col: str,
     month_col: str,
     mrr_col: str,
     by: str | Iterable[str] | None,
-) -> tuple[list[str], DataFrame]:
-    """The group keys and ``compute`` (a :mod:`kamlib.retention` function) on MRR by month.
-
-    Checks the MRR columns under ``func``'s argument names first.
-    """
-    keys = normalize_by(func, by)
+) -> _Inputs:
+    """The checked MRR columns (under ``func``'s argument names) as monthly bridge inputs."""
     require_columns(
         mrr,
         func,
@@ -396,10 +396,16 @@ def _by_month(
         month_col=(month_col, "temporal"),
         mrr_col=(mrr_col, "numeric"),
     )
-    out = compute(
-        mrr, account_col=account_col, date_col=month_col, value_col=mrr_col, period="month", by=by
+    return _validate(
+        mrr,
+        func,
+        account_col=account_col,
+        date_col=month_col,
+        value_col=mrr_col,
+        period="month",
+        product_col=None,
+        by=by,
     )
-    return keys, out
 
 
 @any_column_name("mrr_bridge")
@@ -465,33 +471,29 @@ def mrr_bridge(
     >>> r.quick_ratio, r.arr, r.paying_accounts, r.arpa
     (1.0, 1800.0, 2, 75.0)
     """
-    from pyspark.sql import functions as F
-
-    keys, rates = _by_month("mrr_bridge", retention_rates, mrr, account_col, month_col, mrr_col, by)
-    gain = F.col("new_revenue") + F.col("reactivated_revenue") + F.col("expansion_revenue")
-    loss = F.col("contraction_revenue") + F.col("churned_revenue")
-    paying = (
-        F.col("retained_accounts") + F.col("new_accounts") + F.col("reactivated_accounts")
-    ).cast("long")
-    return rates.select(
-        *keys,
-        F.col("period").alias("month"),
-        F.col("starting_revenue").alias("starting_mrr"),
-        F.col("new_revenue").alias("new_mrr"),
-        F.col("reactivated_revenue").alias("reactivation_mrr"),
-        F.col("expansion_revenue").alias("expansion_mrr"),
-        F.col("contraction_revenue").alias("contraction_mrr"),
-        F.col("churned_revenue").alias("churned_mrr"),
-        F.col("ending_revenue").alias("ending_mrr"),
-        "grr",
-        "nrr",
-        F.try_divide(gain, F.when(loss > 0, loss)).alias("quick_ratio"),
-        (F.lit(12.0) * F.col("ending_revenue")).alias("arr"),
-        paying.alias("paying_accounts"),
-        F.try_divide(F.col("ending_revenue"), F.when(paying > 0, paying.cast("double"))).alias(
-            "arpa"
-        ),
-        "excluded_rows",
+    inputs = _month_inputs("mrr_bridge", mrr, account_col, month_col, mrr_col, by)
+    grid, c = _rates_columns(mrr, inputs)
+    gain = f"({c['new_revenue']} + {c['reactivated_revenue']} + {c['expansion_revenue']})"
+    loss = f"({c['contraction_revenue']} + {c['churned_revenue']})"
+    paying = f"({c['retained_accounts']} + {c['new_accounts']} + {c['reactivated_accounts']})"
+    return grid.selectExpr(
+        *_quoted(inputs.keys),
+        f"{c['period']} AS month",
+        f"{c['starting_revenue']} AS starting_mrr",
+        f"{c['new_revenue']} AS new_mrr",
+        f"{c['reactivated_revenue']} AS reactivation_mrr",
+        f"{c['expansion_revenue']} AS expansion_mrr",
+        f"{c['contraction_revenue']} AS contraction_mrr",
+        f"{c['churned_revenue']} AS churned_mrr",
+        f"{c['ending_revenue']} AS ending_mrr",
+        f"{c['grr']} AS grr",
+        f"{c['nrr']} AS nrr",
+        f"try_divide({gain}, CASE WHEN {loss} > 0 THEN {loss} END) AS quick_ratio",
+        f"12D * {c['ending_revenue']} AS arr",
+        f"{paying} AS paying_accounts",
+        f"try_divide({c['ending_revenue']}, CASE WHEN {paying} > 0 THEN CAST({paying} AS DOUBLE) "
+        "END) AS arpa",
+        f"{c['excluded_rows']} AS excluded_rows",
     )
 
 
@@ -602,37 +604,29 @@ def _cohort_cells(base: DataFrame, keys: list[str], account_col: str) -> DataFra
     with a null cohort (accounts without positive value, the invalid rows) carry only the
     group's last valid period (``__kamlib_last``) and excluded rows (``__kamlib_ex``).
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     per = (
         base.repartition(*keys, account_col)
         .groupBy(*keys, account_col, "__kamlib_p")
         .agg(F.sum("__kamlib_v").alias("__kamlib_v"), F.sum("__kamlib_ex").alias("__kamlib_ex"))
-        .select(
-            *keys,
-            account_col,
-            "__kamlib_p",
-            F.greatest(F.col("__kamlib_v"), F.lit(0.0)).alias("__kamlib_v"),
-            "__kamlib_ex",
-        )
     )
-    positive = F.col("__kamlib_v") > 0
-    cohort = F.min(F.when(positive, F.col("__kamlib_p"))).over(
-        Window.partitionBy(*keys, account_col)
-    )
+    value = "greatest(__kamlib_v, 0D)"
+    window = f"OVER (PARTITION BY {', '.join(_quoted(keys, account_col))})"
     return (
-        per.select(*keys, "__kamlib_p", "__kamlib_v", "__kamlib_ex", cohort.alias("__kamlib_c"))
-        .groupBy(
-            *keys,
-            "__kamlib_c",
-            (F.col("__kamlib_p") - F.col("__kamlib_c")).alias("period_number"),
+        per.selectExpr(
+            *_quoted(keys),
+            "__kamlib_p",
+            f"{value} AS __kamlib_v",
+            "__kamlib_ex",
+            f"min(CASE WHEN {value} > 0 THEN __kamlib_p END) {window} AS __kamlib_c",
         )
+        .groupBy(*keys, "__kamlib_c", F.expr("__kamlib_p - __kamlib_c AS period_number"))
         .agg(
-            F.count_if(positive).alias("active_accounts"),
-            F.sum(F.when(positive, F.col("__kamlib_v"))).alias("revenue"),
-            F.max("__kamlib_p").alias("__kamlib_last"),
-            F.sum("__kamlib_ex").alias("__kamlib_ex"),
+            F.expr("count_if(__kamlib_v > 0) AS active_accounts"),
+            F.expr("sum(CASE WHEN __kamlib_v > 0 THEN __kamlib_v END) AS revenue"),
+            F.expr("max(__kamlib_p) AS __kamlib_last"),
+            F.expr("sum(__kamlib_ex) AS __kamlib_ex"),
         )
     )
 
@@ -645,69 +639,49 @@ def _cohort_grid(cells: DataFrame, keys: list[str]) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    cell = F.struct(F.col("active_accounts"), F.col("revenue")).alias("cell")
-    key = F.struct(F.col("__kamlib_c"), F.col("period_number"))
+    cell = "named_struct('active_accounts', active_accounts, 'revenue', revenue)"
     per_group = cells.groupBy(*keys).agg(
-        F.max("__kamlib_last").alias("__kamlib_last"),
-        F.sum("__kamlib_ex").alias("excluded_rows"),
-        F.collect_list(
-            F.when(F.col("period_number") == 0, F.struct(F.col("__kamlib_c"), cell))
-        ).alias("__kamlib_cohorts"),
-        F.map_from_entries(
-            F.collect_list(F.when(F.col("__kamlib_c").isNotNull(), F.struct(key, cell)))
-        ).alias("__kamlib_map"),
+        F.expr("max(__kamlib_last) AS __kamlib_last"),
+        F.expr("sum(__kamlib_ex) AS excluded_rows"),
+        F.expr(
+            "collect_list(CASE WHEN period_number = 0 THEN "
+            f"named_struct('__kamlib_c', __kamlib_c, 'cell', {cell}) END) AS __kamlib_cohorts"
+        ),
+        F.expr(
+            "map_from_entries(collect_list(CASE WHEN __kamlib_c IS NOT NULL THEN "
+            f"struct(named_struct('__kamlib_c', __kamlib_c, 'period_number', period_number), "
+            f"{cell}) END)) AS __kamlib_map"
+        ),
     )
-    cohorts = per_group.select(
-        *keys,
-        "__kamlib_last",
+    # One generator for the whole grid: per cohort k, period numbers n = 0 .. last - k.
+    k, n = "__kamlib_k", "__kamlib_n"
+    key = f"named_struct('__kamlib_c', {k}.__kamlib_c, 'period_number', {n})"
+    cell_of = (
+        f"{n} -> named_struct('__kamlib_c', {k}.__kamlib_c, 'period_number', {n}, "
+        f"'cohort_accounts', {k}.cell.active_accounts, '__kamlib_r0', {k}.cell.revenue, "
+        f"'__kamlib_cell', try_element_at(__kamlib_map, {key}))"
+    )
+    cells_of = f"{k} -> transform(sequence(0, __kamlib_last - {k}.__kamlib_c), {cell_of})"
+    return per_group.selectExpr(
+        *_quoted(keys),
         "excluded_rows",
-        "__kamlib_map",
-        F.explode("__kamlib_cohorts").alias("__kamlib_k"),
-    )
-    grid = cohorts.select(
-        *keys,
-        "excluded_rows",
-        "__kamlib_map",
-        F.col("__kamlib_k.__kamlib_c").alias("__kamlib_c"),
-        F.col("__kamlib_k.cell.active_accounts").alias("cohort_accounts"),
-        F.col("__kamlib_k.cell.revenue").alias("__kamlib_r0"),
-        F.explode(
-            F.sequence(F.lit(0), F.col("__kamlib_last") - F.col("__kamlib_k.__kamlib_c"))
-        ).alias("period_number"),
-    )
-    looked_up = F.try_element_at(
-        F.col("__kamlib_map"), F.struct(F.col("__kamlib_c"), F.col("period_number"))
-    )
-    return grid.select(
-        *keys,
-        "__kamlib_c",
-        "period_number",
-        "cohort_accounts",
-        "__kamlib_r0",
-        "excluded_rows",
-        looked_up.active_accounts.alias("active_accounts"),
-        looked_up.revenue.alias("revenue"),
+        f"inline(flatten(transform(__kamlib_cohorts, {cells_of})))",
     )
 
 
 def _cohort_output(joined: DataFrame, keys: list[str], period: Period) -> DataFrame:
     """The public columns: cohort start, counts, revenue and the two retention ratios."""
-    from pyspark.sql import functions as F
-
-    active = F.coalesce(F.col("active_accounts"), F.lit(0)).cast("long")
-    revenue = F.coalesce(F.col("revenue"), F.lit(0.0))
-    retention = F.try_divide(revenue, F.col("__kamlib_r0"))
-    return joined.select(
-        *keys,
-        _period_start(F.col("__kamlib_c"), period).alias("cohort"),
-        F.col("period_number").cast("int").alias("period_number"),
-        F.col("cohort_accounts").cast("long").alias("cohort_accounts"),
-        active.alias("active_accounts"),
-        revenue.alias("revenue"),
-        F.try_divide(active.cast("double"), F.col("cohort_accounts").cast("double")).alias(
-            "logo_retention"
-        ),
+    active = "CAST(coalesce(__kamlib_cell.active_accounts, 0) AS BIGINT)"
+    retention = "try_divide(coalesce(__kamlib_cell.revenue, 0D), __kamlib_r0)"
+    return joined.selectExpr(
+        *_quoted(keys),
+        f"{_period_start('__kamlib_c', period)} AS cohort",
+        "CAST(period_number AS INT) AS period_number",
+        "CAST(cohort_accounts AS BIGINT) AS cohort_accounts",
+        f"{active} AS active_accounts",
+        "coalesce(__kamlib_cell.revenue, 0D) AS revenue",
+        f"try_divide(CAST({active} AS DOUBLE), CAST(cohort_accounts AS DOUBLE)) AS logo_retention",
         # null, never NaN, if an overflowed (infinite) revenue meets an infinite base
-        F.when(~F.isnan(retention), retention).alias("revenue_retention"),
-        F.col("excluded_rows").cast("long").alias("excluded_rows"),
+        f"CASE WHEN NOT isnan({retention}) THEN {retention} END AS revenue_retention",
+        "CAST(excluded_rows AS BIGINT) AS excluded_rows",
     )

@@ -26,6 +26,7 @@ from kamlib._validation import (
     check_unique_columns,
     finite,
     normalize_by,
+    quote,
     require_columns,
 )
 
@@ -51,8 +52,8 @@ _VALID = f"{TEMP_PREFIX}valid"
 _PREV_P = f"{TEMP_PREFIX}prev_p"
 _PREV_V = f"{TEMP_PREFIX}prev_v"
 _NEXT_P = f"{TEMP_PREFIX}next_p"
-_NEXT_V = f"{TEMP_PREFIX}next_v"
-_BEFORE = f"{TEMP_PREFIX}before"
+_EARLIER = f"{TEMP_PREFIX}earlier"
+_CHURN = f"{TEMP_PREFIX}churn"
 _ROW = f"{TEMP_PREFIX}row"
 _CHURN_NEXT = f"{TEMP_PREFIX}churn_next"
 _CHURN_NEXT_N = f"{TEMP_PREFIX}churn_next_n"
@@ -102,17 +103,18 @@ def _period_index(date: Column, period: str) -> Column:
     return year * F.lit(12) + month0
 
 
-def _period_start(index: Column, period: str) -> Column:
-    """First day of the period with the given index (inverse of :func:`_period_index`)."""
-    from pyspark.sql import functions as F
+def _period_start(index: str, period: str) -> str:
+    """SQL: first day of the period whose index is in column ``index`` (see :func:`_period_index`).
 
+    SQL text rather than a Column: one ``expr`` per use instead of a dozen Column calls
+    (each a Py4J round trip on classic Spark), which is most of a small call's cost.
+    """
     if period == "year":
-        return F.make_date(index, F.lit(1), F.lit(1))
+        return f"make_date({index}, 1, 1)"
     per_year = 4 if period == "quarter" else 12
     months = 3 if period == "quarter" else 1
-    year = F.floor(index / F.lit(per_year)).cast("int")
-    month = (index - year * F.lit(per_year)) * F.lit(months) + F.lit(1)
-    return F.make_date(year, month, F.lit(1))
+    year = f"CAST(floor({index} / {per_year}) AS INT)"
+    return f"make_date({year}, ({index} - {year} * {per_year}) * {months} + 1, 1)"
 
 
 class _Inputs(NamedTuple):
@@ -218,30 +220,30 @@ def _valid_row(account_col: str, date_col: str, value_col: str) -> Column:
 
 
 class _Masks(NamedTuple):
-    """Movement masks of an (account, period) row (see :func:`_movement_masks`)."""
+    """Movement masks of an (account, period) row, SQL (see :func:`_movement_masks`)."""
 
-    new: Column
-    reactivated: Column
-    expansion: Column
-    contraction: Column
-    churned: Column
-    retained: Column
+    new: str
+    reactivated: str
+    expansion: str
+    contraction: str
+    churned: str
+    retained: str
 
 
-def _movement_masks(previous: Column, revenue: Column, earlier: Column) -> _Masks:
-    """The movement masks of a row with previous and current revenue (both >= 0, not null).
+def _movement_masks(previous: str, revenue: str, earlier: str) -> _Masks:
+    """SQL movement masks of a row with previous and current revenue (both >= 0, not null).
 
     ``earlier``: the account had revenue > 0 in some period before the previous one. Shared
     by the bridge rows (:func:`_bridge_rows`) and the totals of :func:`_period_totals`.
     """
-    gained = (previous == 0) & (revenue > 0)
-    retained = (previous > 0) & (revenue > 0)
+    gained = f"({previous} = 0 AND {revenue} > 0)"
+    retained = f"({previous} > 0 AND {revenue} > 0)"
     return _Masks(
-        new=gained & ~earlier,
-        reactivated=gained & earlier,
-        expansion=retained & (revenue > previous),
-        contraction=retained & (revenue < previous),
-        churned=(previous > 0) & (revenue == 0),
+        new=f"({gained} AND NOT {earlier})",
+        reactivated=f"({gained} AND {earlier})",
+        expansion=f"({retained} AND {revenue} > {previous})",
+        contraction=f"({retained} AND {revenue} < {previous})",
+        churned=f"({previous} > 0 AND {revenue} = 0)",
         retained=retained,
     )
 
@@ -404,35 +406,33 @@ def _bridge_rows(
     rows: DataFrame, *, account_col: str, product_col: str | None, keys: list[str]
 ) -> DataFrame:
     """Label each candidate row with its movement (and the cross-sell / upsell split)."""
-    from pyspark.sql import functions as F
-
-    previous = F.col(f"{_ROW}.previous")
-    revenue = F.col(f"{_ROW}.revenue")
-    masks = _movement_masks(previous, revenue, ~F.col(f"{_ROW}.first_ever"))
+    previous, revenue, cross = f"{_ROW}.previous", f"{_ROW}.revenue", f"{_ROW}.cross"
+    masks = _movement_masks(previous, revenue, f"(NOT {_ROW}.first_ever)")
     movement = (
-        F.when(masks.new, F.lit("new"))
-        .when(masks.reactivated, F.lit("reactivated"))
-        .when(masks.churned, F.lit("churned"))
-        .when(masks.expansion, F.lit("expansion"))
-        .when(masks.contraction, F.lit("contraction"))
-        .otherwise(F.lit("flat"))
+        f"CASE WHEN {masks.new} THEN 'new' WHEN {masks.reactivated} THEN 'reactivated' "
+        f"WHEN {masks.churned} THEN 'churned' WHEN {masks.expansion} THEN 'expansion' "
+        f"WHEN {masks.contraction} THEN 'contraction' ELSE 'flat' END"
     )
-    cross = F.col(f"{_ROW}.cross")
-    extra: list[Column] = []
+    extra: list[str] = []
     if product_col is not None:
-        upsell = F.when(
-            masks.expansion, F.greatest(revenue - previous - cross, F.lit(0.0))
-        ).otherwise(F.lit(0.0))
-        extra = [cross.alias("cross_sell_revenue"), upsell.alias("upsell_revenue")]
-    return rows.select(
-        *keys,
-        account_col,
-        F.col(f"{_ROW}.p").alias(_P),
-        previous.alias("previous_revenue"),
-        revenue.alias("revenue"),
-        movement.alias("movement"),
+        upsell = (
+            f"CASE WHEN {masks.expansion} THEN greatest({revenue} - {previous} - {cross}, 0D) "
+            "ELSE 0D END"
+        )
+        extra = [f"{cross} AS cross_sell_revenue", f"{upsell} AS upsell_revenue"]
+    return rows.selectExpr(
+        *_quoted(keys, account_col),
+        f"{_ROW}.p AS {_P}",
+        f"{previous} AS previous_revenue",
+        f"{revenue} AS revenue",
+        f"{movement} AS movement",
         *extra,
     )
+
+
+def _quoted(keys: list[str], *names: str) -> list[str]:
+    """The group keys and ``names`` as quoted SQL column references."""
+    return [quote(c) for c in [*keys, *names]]
 
 
 def _period_totals(df: DataFrame, inputs: _Inputs) -> tuple[DataFrame, list[str], list[str]]:
@@ -468,27 +468,28 @@ def _period_totals(df: DataFrame, inputs: _Inputs) -> tuple[DataFrame, list[str]
 def _account_period_rows(
     account_period: DataFrame, *, account_col: str, product_col: str | None, keys: list[str]
 ) -> DataFrame:
-    """Each (account, period) with its revenue (floored at 0) and its neighbours' periods.
+    """Each (account, period) with its revenue (floored at 0) and what its neighbours imply.
 
-    All of an account's periods (also those with revenue <= 0), in order: the neighbours are
-    the adjacent rows; ``_BEFORE`` is the largest revenue of the account's earlier periods.
+    All of an account's periods (also those with revenue <= 0), in order: ``_PREV_V`` is the
+    previous period's revenue (0 unless the previous row is the period before),
+    ``_EARLIER`` whether any earlier period had revenue > 0, ``_CHURN`` whether the account
+    has revenue now and none in the next period (its churn lands there).
     """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    rev = F.greatest(F.col(_V).cast("double"), F.lit(0.0))
-    w = Window.partitionBy(*keys, account_col).orderBy(_P)
-    return account_period.select(
-        *keys,
+    rev = f"greatest(CAST({_V} AS DOUBLE), 0D)"
+    w = f"OVER (PARTITION BY {', '.join(_quoted(keys, account_col))} ORDER BY {_P}"
+    adjacent = f"lag({_P}) {w}) = {_P} - 1"
+    next_positive = f"lead({_P}) {w}) = {_P} + 1 AND lead({_V}) {w}) > 0"
+    return account_period.selectExpr(
+        *_quoted(keys),
         _P,
-        rev.alias(_V),
+        f"{rev} AS {_V}",
         _EX,
-        *([F.col(_CS)] if product_col else []),
-        F.lag(_P).over(w).alias(_PREV_P),
-        F.greatest(F.lag(_V).over(w).cast("double"), F.lit(0.0)).alias(_PREV_V),
-        F.lead(_P).over(w).alias(_NEXT_P),
-        F.greatest(F.lead(_V).over(w).cast("double"), F.lit(0.0)).alias(_NEXT_V),
-        F.max(rev).over(w.rowsBetween(Window.unboundedPreceding, -1)).alias(_BEFORE),
+        *([_CS] if product_col else []),
+        f"CASE WHEN {adjacent} THEN greatest(CAST(lag({_V}) {w}) AS DOUBLE), 0D) ELSE 0D END "
+        f"AS {_PREV_V}",
+        f"coalesce(max({rev}) {w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) > 0, false) "
+        f"AS {_EARLIER}",
+        f"{_V} > 0 AND NOT coalesce({next_positive}, false) AS {_CHURN}",
     )
 
 
@@ -500,55 +501,36 @@ def _totals_aggs(with_products: bool) -> tuple[list[Column], list[str], list[str
     """
     from pyspark.sql import functions as F
 
-    p = F.col(_P)
-    r = F.col(_V)
-    zero = F.lit(0.0)
-    prev = F.when(F.col(_PREV_P) == p - F.lit(1), F.col(_PREV_V)).otherwise(zero)
-    earlier = F.coalesce(F.col(_BEFORE) > 0, F.lit(False))
-    masks = _movement_masks(prev, r, earlier)
-    active = r > 0
-    next_positive = (F.col(_NEXT_P) == p + F.lit(1)) & (F.col(_NEXT_V) > 0)
-    churn_next = active & ~F.coalesce(next_positive, F.lit(False))
-
-    def total(condition: Column, value: Column) -> Column:
-        return F.sum(F.when(condition, value).otherwise(zero))
-
-    aggs = [
-        total(masks.retained, prev).alias("starting_revenue"),
-        total(masks.new, r).alias("new_revenue"),
-        total(masks.reactivated, r).alias("reactivated_revenue"),
-        total(masks.expansion, r - prev).alias("expansion_revenue"),
-        total(masks.contraction, prev - r).alias("contraction_revenue"),
-        total(active, r).alias("ending_revenue"),
-    ]
-    sums = [
-        "starting_revenue",
-        "new_revenue",
-        "reactivated_revenue",
-        "expansion_revenue",
-        "contraction_revenue",
-        "ending_revenue",
-    ]
+    p, r, prev = _P, _V, _PREV_V
+    masks = _movement_masks(prev, r, _EARLIER)
+    active = f"{r} > 0"
+    sums = {
+        "starting_revenue": (masks.retained, prev),
+        "new_revenue": (masks.new, r),
+        "reactivated_revenue": (masks.reactivated, r),
+        "expansion_revenue": (masks.expansion, f"{r} - {prev}"),
+        "contraction_revenue": (masks.contraction, f"{prev} - {r}"),
+        "ending_revenue": (active, r),
+    }
     if with_products:
-        cross = F.col(_CS)
-        exp_cross = F.least(cross, r - prev)
-        aggs += [
-            total(active, cross).alias("cross_sell_revenue"),
-            total(masks.expansion, exp_cross).alias("expansion_cross_sell_revenue"),
-            total(masks.expansion, r - prev - exp_cross).alias("upsell_revenue"),
-        ]
-        sums += ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
-    counts = ["retained_accounts", "new_accounts", "reactivated_accounts"]
-    aggs += [
-        F.count_if(masks.retained).alias("retained_accounts"),
-        F.count_if(masks.new).alias("new_accounts"),
-        F.count_if(masks.reactivated).alias("reactivated_accounts"),
-        total(churn_next, r).alias(_CHURN_NEXT),
-        F.count_if(churn_next).alias(_CHURN_NEXT_N),
-        F.count_if(p.isNotNull()).alias(_PRESENT),
-        F.sum(_EX).alias(_EX),
+        exp_cross = f"least({_CS}, {r} - {prev})"
+        sums["cross_sell_revenue"] = (active, _CS)
+        sums["expansion_cross_sell_revenue"] = (masks.expansion, exp_cross)
+        sums["upsell_revenue"] = (masks.expansion, f"{r} - {prev} - {exp_cross}")
+    counts = {
+        "retained_accounts": masks.retained,
+        "new_accounts": masks.new,
+        "reactivated_accounts": masks.reactivated,
+    }
+    aggs = [
+        *[f"sum(CASE WHEN {c} THEN {v} ELSE 0D END) AS {n}" for n, (c, v) in sums.items()],
+        *[f"count_if({c}) AS {n}" for n, c in counts.items()],
+        f"sum(CASE WHEN {_CHURN} THEN {r} ELSE 0D END) AS {_CHURN_NEXT}",
+        f"count_if({_CHURN}) AS {_CHURN_NEXT_N}",
+        f"count_if({p} IS NOT NULL) AS {_PRESENT}",
+        f"sum({_EX}) AS {_EX}",
     ]
-    return aggs, sums, counts
+    return [F.expr(a) for a in aggs], list(sums), list(counts)
 
 
 @any_column_name("revenue_bridge")
@@ -659,14 +641,11 @@ def revenue_bridge(
         product_col=product_col,
         by=by,
     )
-    from pyspark.sql import functions as F
-
     bridge, _ = _bridge_frames(df, inputs)
     extra = ["cross_sell_revenue", "upsell_revenue"] if product_col else []
-    return bridge.select(
-        *inputs.keys,
-        account_col,
-        _period_start(F.col(_P), period).alias("period"),
+    return bridge.selectExpr(
+        *_quoted(inputs.keys, account_col),
+        f"{_period_start(_P, period)} AS period",
         "previous_revenue",
         "revenue",
         "movement",
@@ -771,17 +750,23 @@ def retention_rates(
         product_col=product_col,
         by=by,
     )
+    looked_up, columns = _rates_columns(df, inputs)
+    return looked_up.selectExpr(*_quoted(inputs.keys), *[f"{v} AS {k}" for k, v in columns.items()])
+
+
+def _rates_columns(df: DataFrame, inputs: _Inputs) -> tuple[DataFrame, dict[str, str]]:
+    """The grid rows of :func:`retention_rates` and its output columns (but the keys) as SQL.
+
+    Callers select the columns they publish (:func:`kamlib.recurring.mrr_bridge` renames
+    and adds to them) in one projection.
+    """
     per_period, sums, counts = _period_totals(df, inputs)
     looked_up = _grid_lookup(per_period, keys=inputs.keys, sums=sums, counts=counts)
     filled, filled_counts = _filled_totals(sums, counts)
-    return _rates_frame(
-        looked_up,
-        filled,
-        filled_counts,
-        keys=inputs.keys,
-        period=period,
-        with_products=product_col is not None,
+    columns = _rates_sql(
+        filled, filled_counts, period=inputs.period, with_products=inputs.product_col is not None
     )
+    return looked_up, columns
 
 
 def _grid_lookup(
@@ -796,126 +781,84 @@ def _grid_lookup(
     """
     from pyspark.sql import functions as F
 
-    churn = [_CHURN_NEXT, _CHURN_NEXT_N]
-    present = F.col(_PRESENT) > 0
+    totals = ", ".join([*sums, *counts, _CHURN_NEXT, _CHURN_NEXT_N])
     per_group = per_period.groupBy(*keys).agg(
-        F.min(F.when(present, F.col(_P))).alias(_FIRST),
-        F.max(F.when(present, F.col(_P))).alias(_LAST),
-        F.sum(_EX).alias(_EX),
-        F.map_from_entries(
-            F.collect_list(
-                F.when(
-                    F.col(_P).isNotNull(),
-                    F.struct(F.col(_P), F.struct(*[F.col(c) for c in [*sums, *counts, *churn]])),
-                )
-            )
-        ).alias(_MAP),
+        F.expr(f"min(CASE WHEN {_PRESENT} > 0 THEN {_P} END) AS {_FIRST}"),
+        F.expr(f"max(CASE WHEN {_PRESENT} > 0 THEN {_P} END) AS {_LAST}"),
+        F.expr(f"sum({_EX}) AS {_EX}"),
+        F.expr(
+            f"map_from_entries(collect_list(CASE WHEN {_P} IS NOT NULL "
+            f"THEN struct({_P}, struct({totals})) END)) AS {_MAP}"
+        ),
     )
-    grid = per_group.select(
-        *keys,
-        F.explode(
-            F.when(
-                F.col(_FIRST) < F.col(_LAST),
-                F.sequence(F.col(_FIRST) + F.lit(1), F.col(_LAST)),
-            )
-        ).alias(_P),
-        F.col(_EX).alias("excluded_rows"),
-        F.col(_MAP),
+    # One generator: the grid periods with both lookups (a separate lookup step would be
+    # one more plan to analyse).
+    x = f"{TEMP_PREFIX}x"
+    lookups = (
+        f"{x} -> named_struct('{_P}', {x}, '{_T}', try_element_at({_MAP}, {x}), "
+        f"'{_T1}', try_element_at({_MAP}, {x} - 1))"
     )
-    return grid.select(
-        *keys,
-        _P,
-        "excluded_rows",
-        F.try_element_at(F.col(_MAP), F.col(_P)).alias(_T),
-        F.try_element_at(F.col(_MAP), F.col(_P) - F.lit(1)).alias(_T1),
+    return per_group.selectExpr(
+        *_quoted(keys),
+        f"{_EX} AS excluded_rows",
+        f"inline(transform(CASE WHEN {_FIRST} < {_LAST} THEN sequence({_FIRST} + 1, {_LAST}) "
+        f"END, {lookups}))",
     )
 
 
-def _filled_totals(
-    sums: list[str], counts: list[str]
-) -> tuple[dict[str, Column], dict[str, Column]]:
-    """The revenue and count totals of a :func:`_grid_lookup` row (0 where missing).
+def _filled_totals(sums: list[str], counts: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """SQL: the revenue and count totals of a :func:`_grid_lookup` row (0 where missing).
 
     The churn out of the previous period is added to ``starting_*`` and is ``churned_*``.
     """
-    from pyspark.sql import functions as F
-
-    zero = F.lit(0.0)
-    filled = {c: F.coalesce(F.col(f"{_T}.{c}"), zero) for c in sums}
-    filled_counts = {c: F.coalesce(F.col(f"{_T}.{c}"), F.lit(0)).cast("long") for c in counts}
-    churned = F.coalesce(F.col(f"{_T1}.{_CHURN_NEXT}"), zero)
-    churned_n = F.coalesce(F.col(f"{_T1}.{_CHURN_NEXT_N}"), F.lit(0)).cast("long")
-    filled["starting_revenue"] = filled["starting_revenue"] + churned
+    filled = {c: f"coalesce({_T}.{c}, 0D)" for c in sums}
+    filled_counts = {c: f"CAST(coalesce({_T}.{c}, 0) AS BIGINT)" for c in counts}
+    churned = f"coalesce({_T1}.{_CHURN_NEXT}, 0D)"
+    churned_n = f"CAST(coalesce({_T1}.{_CHURN_NEXT_N}, 0) AS BIGINT)"
+    filled["starting_revenue"] = f"({filled['starting_revenue']} + {churned})"
     filled["churned_revenue"] = churned
-    filled_counts["starting_accounts"] = filled_counts["retained_accounts"] + churned_n
+    filled_counts["starting_accounts"] = f"({filled_counts['retained_accounts']} + {churned_n})"
     filled_counts["churned_accounts"] = churned_n
     return filled, filled_counts
 
 
-def _rates_frame(
-    looked_up: DataFrame,
-    filled: dict[str, Column],
-    filled_counts: dict[str, Column],
-    *,
-    keys: list[str],
-    period: str,
-    with_products: bool,
-) -> DataFrame:
-    """The output columns: totals, GRR, NRR and logo retention (null without a start)."""
-    from pyspark.sql import functions as F
-
+def _rates_sql(
+    filled: dict[str, str], filled_counts: dict[str, str], *, period: str, with_products: bool
+) -> dict[str, str]:
+    """Output column name -> SQL: totals, GRR, NRR, logo retention (rates null without a start)."""
     start = filled["starting_revenue"]
     # Rates use the per-row totals so they stay consistent with the reported columns.
-    grr = F.try_divide(
-        start - filled["contraction_revenue"] - filled["churned_revenue"],
-        F.when(start > 0, start),
+    lost = f"({filled['contraction_revenue']} + {filled['churned_revenue']})"
+    grr = f"try_divide({start} - {lost}, CASE WHEN {start} > 0 THEN {start} END)"
+    nrr = (
+        f"try_divide({start} + {filled['expansion_revenue']} - {lost}, "
+        f"CASE WHEN {start} > 0 THEN {start} END)"
     )
-    nrr = F.try_divide(
-        start
-        + filled["expansion_revenue"]
-        - filled["contraction_revenue"]
-        - filled["churned_revenue"],
-        F.when(start > 0, start),
+    starting_n, retained_n = filled_counts["starting_accounts"], filled_counts["retained_accounts"]
+    logo = (
+        f"try_divide(CAST({retained_n} AS DOUBLE), "
+        f"CASE WHEN {starting_n} > 0 THEN CAST({starting_n} AS DOUBLE) END)"
     )
-    logo = F.try_divide(
-        filled_counts["retained_accounts"].cast("double"),
-        F.when(
-            filled_counts["starting_accounts"] > 0,
-            filled_counts["starting_accounts"].cast("double"),
-        ),
-    )
-    product_cols = (
-        [
-            filled["cross_sell_revenue"].alias("cross_sell_revenue"),
-            filled["expansion_cross_sell_revenue"].alias("expansion_cross_sell_revenue"),
-            filled["upsell_revenue"].alias("upsell_revenue"),
-        ]
-        if with_products
-        else []
-    )
-    return looked_up.select(
-        *keys,
-        _period_start(F.col(_P), period).alias("period"),
-        *[
-            filled[c].alias(c)
-            for c in (
-                "starting_revenue",
-                "new_revenue",
-                "reactivated_revenue",
-                "expansion_revenue",
-                "contraction_revenue",
-                "churned_revenue",
-                "ending_revenue",
-            )
-        ],
-        grr.alias("grr"),
-        nrr.alias("nrr"),
-        filled_counts["starting_accounts"].alias("starting_accounts"),
-        filled_counts["retained_accounts"].alias("retained_accounts"),
-        logo.alias("logo_retention"),
-        filled_counts["new_accounts"].alias("new_accounts"),
-        filled_counts["reactivated_accounts"].alias("reactivated_accounts"),
-        filled_counts["churned_accounts"].alias("churned_accounts"),
-        *product_cols,
-        F.col("excluded_rows").cast("long").alias("excluded_rows"),
-    )
+    revenue = [
+        "starting_revenue",
+        "new_revenue",
+        "reactivated_revenue",
+        "expansion_revenue",
+        "contraction_revenue",
+        "churned_revenue",
+        "ending_revenue",
+    ]
+    accounts = ["new_accounts", "reactivated_accounts", "churned_accounts"]
+    products = ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
+    return {
+        "period": _period_start(_P, period),
+        **{c: filled[c] for c in revenue},
+        "grr": grr,
+        "nrr": nrr,
+        "starting_accounts": starting_n,
+        "retained_accounts": retained_n,
+        "logo_retention": logo,
+        **{c: filled_counts[c] for c in accounts},
+        **{c: filled[c] for c in (products if with_products else [])},
+        "excluded_rows": "CAST(excluded_rows AS BIGINT)",
+    }
