@@ -813,6 +813,7 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     from pyspark.sql import functions as F
 
     from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, rfm_summary
+    from kamlib.clv.models import _fit_with_spend
 
     as_of, freq, penalizer = opts.as_of, opts.freq, opts.penalizer
     account_col, date_col, value_col = cols.account, cols.date, cols.value
@@ -827,11 +828,15 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
         observation_end=observation_end.date(),
         freq=freq,
     )
-    bg = opts.transaction_model
+    bg, gg = opts.transaction_model, opts.spend_model
+    if bg is None and gg is None:
+        log.info("account_scorecard: fitting BG/NBD and Gamma-Gamma (one pass)")
+        new_bg, new_gg = BetaGeo(penalizer=penalizer), GammaGamma(penalizer=penalizer)
+        _fit_with_spend(summary, new_bg, new_gg)
+        bg, gg = new_bg, new_gg
     if bg is None:
         log.info("account_scorecard: fitting BG/NBD")
         bg = BetaGeo(penalizer=penalizer).fit(summary)
-    gg = opts.spend_model
     if gg is None:
         log.info("account_scorecard: fitting Gamma-Gamma")
         gg = GammaGamma(penalizer=penalizer).fit(summary)

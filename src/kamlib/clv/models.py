@@ -1887,3 +1887,48 @@ def _spend_columns(
         monetary_value_col=(monetary_value_col, "numeric"),
     )
     return F.col(frequency_col).cast("double"), F.col(monetary_value_col).cast("double")
+
+
+def _fit_with_spend(
+    df: DataFrame,
+    transaction_model: _TransactionModel,
+    spend_model: GammaGamma,
+    *,
+    names: tuple[str, str, str, str] = ("frequency", "recency", "T", "monetary_value"),
+) -> None:
+    """Fit ``transaction_model`` and ``spend_model`` on a summary in ONE Spark job.
+
+    Each summary row emits its (frequency, recency, T) tuple (tag 0, as
+    :meth:`_TransactionModel.fit` reads it) and its (frequency, monetary_value) pair (tag 1,
+    null where Gamma-Gamma cannot use it, as :meth:`GammaGamma.fit` reads it); one
+    aggregation counts both and one Arrow collect brings them to the driver. The fits then
+    see exactly the arrays of their own ``fit`` -- one pass over the input instead of two.
+    """
+    from pyspark.sql import functions as F
+
+    from kamlib._validation import col
+
+    stats = names[:3]
+    _require_summary(df, f"{type(transaction_model).__name__}.fit", stats, None)
+    x, m = _spend_columns(df, "GammaGamma.fit", names[0], names[3])
+    f, r, t = (col(c).cast("double") for c in stats)
+    usable = (x > 0) & (m > 0) & ~F.isnan(x) & ~F.isnan(m)
+    tuple_row = F.when(
+        ~(f.isNull() & r.isNull() & t.isNull()),  # not rfm_summary's null-account row
+        F.struct(F.lit(0).alias("tag"), f.alias("a"), r.alias("b"), t.alias("c")),
+    )
+    pair_row = F.struct(
+        F.lit(1).alias("tag"),
+        F.when(usable, x).alias("a"),
+        F.lit(None).cast("double").alias("b"),
+        F.when(usable, m).alias("c"),
+    )
+    counts = (
+        df.select(F.inline(F.array_compact(F.array(tuple_row, pair_row))))
+        .groupBy("tag", "a", "b", "c")
+        .agg(F.count(F.lit(1)).cast("double").alias("n"))
+    )
+    tag, a, b, c, n = _collect_arrays(counts, ["tag", "a", "b", "c", "n"])
+    tuples, pairs = tag == 0, tag == 1
+    transaction_model.fit_arrays(a[tuples], b[tuples], c[tuples], n[tuples])
+    spend_model.fit_arrays(a[pairs], c[pairs], n[pairs])
