@@ -31,6 +31,7 @@ from kamlib.clv._units import DAYS_PER_UNIT, Freq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
+    import numpy as np
     from pyspark.sql import Column, DataFrame
 
     from kamlib.churn_model import ChurnModel
@@ -812,7 +813,7 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     """RFM summary at ``as_of`` scored with BG/NBD + Gamma-Gamma (fitted unless given)."""
     from pyspark.sql import functions as F
 
-    from kamlib.clv import BetaGeo, GammaGamma, customer_lifetime_value, rfm_summary
+    from kamlib.clv import BetaGeo, GammaGamma, rfm_summary
     from kamlib.clv.models import _fit_with_spend
 
     as_of, freq, penalizer = opts.as_of, opts.freq, opts.penalizer
@@ -840,21 +841,7 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
     if gg is None:
         log.info("account_scorecard: fitting Gamma-Gamma")
         gg = GammaGamma(penalizer=penalizer).fit(summary)
-    unit = DAYS_PER_UNIT[freq]
-    scored = bg.probability_alive(summary, output_col="p_alive")
-    scored = bg.probability_no_purchase(scored, 90.0 / unit, output_col="p_no_purchase_90d")
-    scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")
-    scored = bg.expected_purchases(scored, 365.0 / unit, output_col="expected_purchases_365d")
-    scored = gg.expected_spend(scored, output_col="expected_spend")
-    scored = customer_lifetime_value(
-        scored,
-        transaction_model=bg,
-        spend_model=gg,
-        months=opts.months,
-        discount_rate=opts.discount_rate,
-        freq=freq,
-        output_col="clv",
-    )
+    scored = _predicted(summary, bg, gg, opts)
     result: DataFrame = scored.select(
         account_col,
         "frequency",
@@ -871,3 +858,52 @@ def _clv_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
         "clv",
     )
     return result
+
+
+def _predicted(
+    summary: DataFrame, bg: TransactionModel, gg: SpendModel, opts: _Options
+) -> DataFrame:
+    """The summary with the model columns: P(alive), horizon risks, spend and CLV.
+
+    With one of kamlib's transaction models all of them come from ONE Arrow pass (the model's
+    horizon kernels fused with the CLV function); another :class:`TransactionModel` is
+    scored through its public methods, one pass each.
+    """
+    from kamlib._arrow import with_numpy_columns
+    from kamlib.clv import customer_lifetime_value
+    from kamlib.clv.models import _TransactionModel
+    from kamlib.clv.value import _clv_scorer
+
+    unit = DAYS_PER_UNIT[opts.freq]
+    scored = gg.expected_spend(summary, output_col="expected_spend")
+    clv_args: dict[str, Any] = {
+        "transaction_model": bg,
+        "spend_model": gg,
+        "months": opts.months,
+        "discount_rate": opts.discount_rate,
+        "freq": opts.freq,
+        "output_col": "clv",
+    }
+    if not isinstance(bg, _TransactionModel):
+        scored = bg.probability_alive(scored, output_col="p_alive")
+        scored = bg.probability_no_purchase(scored, 90.0 / unit, output_col="p_no_purchase_90d")
+        scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")
+        scored = bg.expected_purchases(scored, 365.0 / unit, output_col="expected_purchases_365d")
+        return customer_lifetime_value(scored, **clv_args)
+    specs = [
+        ("p_alive", *bg._kernel("alive", 0.0)),
+        ("p_no_purchase_90d", *bg._kernel("no_purchase", 90.0 / unit)),
+        ("expected_purchases_90d", *bg._kernel("expected", 90.0 / unit)),
+        ("expected_purchases_365d", *bg._kernel("expected", 365.0 / unit)),
+    ]
+    names = ("frequency", "recency", "T", "monetary_value")
+    risks, risk_inputs = bg._horizon_scorer(scored, "account_scorecard", names[:3], specs)
+    clv, clv_inputs, clv_outputs = _clv_scorer(scored, names=names, interval=None, **clv_args)
+
+    def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**risks(cols), **clv(cols)}
+
+    inputs = list(dict.fromkeys([*risk_inputs, *clv_inputs]))
+    return with_numpy_columns(
+        scored, score, inputs=inputs, outputs=[s[0] for s in specs] + clv_outputs
+    )

@@ -27,12 +27,12 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
 
-from kamlib._arrow import with_numpy_columns
+from kamlib._arrow import NumpyFunc, with_numpy_columns
 from kamlib._validation import (
     ColumnKind,
     check_finite_positive,
@@ -1083,7 +1083,8 @@ class _TransactionModel(_PredictiveModel):
         names = (frequency_col, recency_col, T_col)
         if interval is not None:
             return self._expected_with_interval(df, func, t, interval, draws, names, output_col)
-        return self._score_horizon(df, func, names, output_col, self._kernels.conditional, float(t))
+        kernel, args = self._kernel("expected", float(t))
+        return self._score_horizon(df, func, names, output_col, kernel, *args)
 
     def probability_alive(
         self,
@@ -1103,9 +1104,7 @@ class _TransactionModel(_PredictiveModel):
         """
         func = f"{type(self).__name__}.probability_alive"
         horizon = check_finite_positive(func, "future_t", future_t, allow_zero=True)
-        kernel, args = (
-            (self._kernels.future_alive, (horizon,)) if horizon > 0 else (self._kernels.alive, ())
-        )
+        kernel, args = self._kernel("alive", horizon)
         names = (frequency_col, recency_col, T_col)
         return self._score_horizon(df, func, names, output_col, kernel, *args)
 
@@ -1164,26 +1163,51 @@ class _TransactionModel(_PredictiveModel):
         kernel: Callable[..., FloatArray],
         *args: float,
     ) -> DataFrame:
-        """One Arrow pass adding ``kernel(params, *args, x, t_x, T)`` as ``output_col``.
+        """One Arrow pass adding ``kernel(params, *args, x, t_x, T)`` as ``output_col``."""
+        score, inputs = self._horizon_scorer(df, func, names, [(output_col, kernel, args)])
+        return with_numpy_columns(df, score, inputs=inputs, outputs=[output_col])
 
-        The one scoring path of the transaction models: per-row parameters from
-        :meth:`_row_params` (covariate models), null where the summary or a covariate is
-        invalid.
+    def _horizon_scorer(
+        self,
+        df: DataFrame,
+        func: str,
+        names: tuple[str, str, str],
+        specs: Sequence[tuple[str, Callable[..., FloatArray], tuple[float, ...]]],
+    ) -> tuple[NumpyFunc, list[str]]:
+        """The Arrow batch function adding ``kernel(params, *args, x, t_x, T)`` per spec.
+
+        The one scoring path of the transaction models, also for several outputs in one pass
+        (``specs``: ``(output_col, kernel, args)``; the scorecard fuses them with the CLV):
+        per-row parameters from :meth:`_row_params` (covariate models), null where the
+        summary or a covariate is invalid. Returns the function and its input columns.
         """
         self._p(func.rsplit(".", 1)[-1])  # NotFittedError before any job
         _require_summary(df, func, names)
         covariates = self._require_covariates(df, func)
         row_params = self._row_params
+        specs = list(specs)
 
         def score(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             params, ok = row_params(cols if covariates else None)
             x, tx, t_age = cols[names[0]], cols[names[1]], cols[names[2]]
+            out = {}
             with np.errstate(all="ignore"):
-                out = kernel(params, *args, x, tx, t_age)
-            return {output_col: np.where(ok, _valid_only(out, x, tx, t_age), np.nan)}
+                for output_col, kernel, args in specs:
+                    values = kernel(params, *args, x, tx, t_age)
+                    out[output_col] = np.where(ok, _valid_only(values, x, tx, t_age), np.nan)
+            return out
 
-        inputs = list(dict.fromkeys([*names, *covariates]))
-        return with_numpy_columns(df, score, inputs=inputs, outputs=[output_col])
+        return score, list(dict.fromkeys([*names, *covariates]))
+
+    def _kernel(
+        self, kind: Literal["alive", "no_purchase", "expected"], t: float
+    ) -> tuple[Callable[..., FloatArray], tuple[float, ...]]:
+        """The kernel and arguments of P(alive at T + t), P(no purchase in t), E[X(t)]."""
+        if kind == "alive":
+            return (self._kernels.future_alive, (t,)) if t > 0 else (self._kernels.alive, ())
+        if kind == "no_purchase":
+            return self._kernels.pmf, (0.0, t)
+        return self._kernels.conditional, (t,)
 
     def predictive_interval_np(
         self,
@@ -1295,7 +1319,8 @@ class _TransactionModel(_PredictiveModel):
         func = f"{type(self).__name__}.probability_no_purchase"
         horizon = check_finite_positive(func, "t", t)
         names = (frequency_col, recency_col, T_col)
-        return self._score_horizon(df, func, names, output_col, self._kernels.pmf, 0.0, horizon)
+        kernel, args = self._kernel("no_purchase", horizon)
+        return self._score_horizon(df, func, names, output_col, kernel, *args)
 
     def probability_of_n_purchases(
         self,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kamlib._arrow import with_numpy_columns
+from kamlib._arrow import NumpyFunc, with_numpy_columns
 from kamlib._validation import check_choice, check_fraction, check_positive, require_columns
 from kamlib.clv._base import (
     CovariateTransactionModel,
@@ -261,19 +261,49 @@ def customer_lifetime_value(
     >>> round(clv.where("account_id = '1'").first().clv, 2)
     36.28
     """
+    score, inputs, outputs = _clv_scorer(
+        df,
+        transaction_model=transaction_model,
+        spend_model=spend_model,
+        months=months,
+        discount_rate=discount_rate,
+        freq=freq,
+        output_col=output_col,
+        names=(frequency_col, recency_col, T_col, monetary_value_col),
+        interval=interval,
+    )
+    return with_numpy_columns(df, score, inputs=inputs, outputs=outputs)
+
+
+def _clv_scorer(
+    df: DataFrame,
+    *,
+    transaction_model: TransactionModel,
+    spend_model: SpendModel,
+    months: int | Sequence[int],
+    discount_rate: float,
+    freq: ClvFreq,
+    output_col: str,
+    names: tuple[str, str, str, str],
+    interval: float | None,
+) -> tuple[NumpyFunc, list[str], list[str]]:
+    """The checked arguments of :func:`customer_lifetime_value` as an Arrow batch function.
+
+    Returns the function, its input and its output columns (the scorecard fuses it with the
+    transaction model's other predictions into one pass).
+    """
     func = "customer_lifetime_value"
     _require_summary(
         df,
         func,
-        (frequency_col, recency_col, T_col),
-        monetary_value_col=(monetary_value_col, "numeric"),
+        names[:3],
+        monetary_value_col=(names[3], "numeric"),
     )
     horizons = _check_months(func, months)
     rate = check_positive(func, "discount_rate", discount_rate, allow_zero=True)
     check_choice(func, "freq", freq, ClvFreq)
     level = _check_clv_models(func, transaction_model, spend_model, interval)
     covariates = _clv_covariates(func, df, transaction_model, interval, level)
-    names = (frequency_col, recency_col, T_col, monetary_value_col)
     outputs = [output_col] if isinstance(months, int) else [f"{output_col}_{h}m" for h in horizons]
     bounds = [f"{o}_{side}" for o in outputs for side in ("low", "high")] if level else []
     score = _clv_score(
@@ -288,7 +318,7 @@ def customer_lifetime_value(
         level=level,
     )
     inputs = list(dict.fromkeys([*names, *covariates]))
-    return with_numpy_columns(df, score, inputs=inputs, outputs=[*outputs, *bounds])
+    return score, inputs, [*outputs, *bounds]
 
 
 def _check_clv_models(
