@@ -177,77 +177,76 @@ def _sum0(expr: Column) -> Column:
     return F.coalesce(F.sum(expr), F.lit(0))
 
 
-def _feature_aggs(k: Column, windows: Sequence[int], extra_spend_days: int | None) -> list[Column]:
-    """Aggregates over daily rows; every one is masked to the past (``k >= 1``)."""
-    past = k >= 1
-    valid_day = past & (F.col(_NVALID) > 0)
-    y = F.col(_Y)
+def _feature_aggs(windows: Sequence[int], extra_spend_days: int | None) -> list[Column]:
+    """Aggregates over daily rows with day bucket ``_BUCKET``; each masked to the past (k >= 1).
+
+    SQL text: one ``expr`` per aggregate (a Column chain would be a dozen Py4J calls each).
+    """
+    k, y, p = _BUCKET, _Y, TEMP_PREFIX
+    past, valid_day = f"{k} >= 1", f"{k} >= 1 AND {_NVALID} > 0"
     aggs = [
-        F.count(F.when(past, True)).alias(_N_PAST),
-        F.min(F.when(valid_day, k)).alias("recency_days"),
-        F.max(F.when(valid_day, k)).alias("tenure_days"),
-        _sum0(F.when(past | F.col(_DAY).isNull(), F.col(_NEXCL)))
-        .cast("long")
-        .alias("excluded_rows"),
+        f"count(CASE WHEN {past} THEN true END) AS {_N_PAST}",
+        f"min(CASE WHEN {valid_day} THEN {k} END) AS recency_days",
+        f"max(CASE WHEN {valid_day} THEN {k} END) AS tenure_days",
+        f"CAST(coalesce(sum(CASE WHEN {past} OR {_DAY} IS NULL THEN {_NEXCL} END), 0) AS BIGINT) "
+        "AS excluded_rows",
     ]
     for w in windows:
-        in_w = past & (k <= w)
+        in_w = f"{k} >= 1 AND {k} <= {w}"
         aggs += [
-            _sum0(F.when(in_w, F.col(_NPOS))).cast("long").alias(f"n_orders_{w}d"),
-            F.coalesce(F.sum(F.when(in_w, y)), F.lit(0.0)).alias(f"revenue_{w}d"),
-            F.coalesce(F.sum(F.when((k > w) & (k <= 2 * w), y)), F.lit(0.0)).alias(
-                f"{TEMP_PREFIX}prev_{w}"
-            ),
+            f"CAST(coalesce(sum(CASE WHEN {in_w} THEN {_NPOS} END), 0) AS BIGINT) AS n_orders_{w}d",
+            f"coalesce(sum(CASE WHEN {in_w} THEN {y} END), 0D) AS revenue_{w}d",
+            f"coalesce(sum(CASE WHEN {k} > {w} AND {k} <= {2 * w} THEN {y} END), 0D) "
+            f"AS {p}prev_{w}",
             # sum over days of d * y_d with d = w - k (0 = oldest day of the window)
-            F.coalesce(F.sum(F.when(in_w, y * (F.lit(w) - k))), F.lit(0.0)).alias(
-                f"{TEMP_PREFIX}sdy_{w}"
-            ),
-            F.max(F.when(in_w & (F.col(_NVALID) > 0), y)).alias(f"{TEMP_PREFIX}max_{w}"),
-            F.count(F.when(in_w & (F.col(_NVALID) > 0), True)).alias(f"{TEMP_PREFIX}days_{w}"),
+            f"coalesce(sum(CASE WHEN {in_w} THEN {y} * ({w} - {k}) END), 0D) AS {p}sdy_{w}",
+            f"max(CASE WHEN {in_w} AND {_NVALID} > 0 THEN {y} END) AS {p}max_{w}",
+            f"count(CASE WHEN {in_w} AND {_NVALID} > 0 THEN true END) AS {p}days_{w}",
         ]
     if extra_spend_days is not None:
         aggs.append(
-            F.coalesce(F.sum(F.when(past & (k <= extra_spend_days), y)), F.lit(0.0)).alias(_SPEND)
+            f"coalesce(sum(CASE WHEN {past} AND {k} <= {extra_spend_days} THEN {y} END), 0D) "
+            f"AS {_SPEND}"
         )
-    return aggs
+    return [F.expr(a) for a in aggs]
 
 
-def _slope(w: int, sum_y: Column, sum_dy: Column) -> Column:
-    """Least-squares slope of y_d on d = 0..w-1 from sum(y) and sum(d*y) (zero days included).
+def _slope(w: int, sum_y: str, sum_dy: str) -> str:
+    """SQL: least-squares slope of y_d on d = 0..w-1 from sum(y) and sum(d*y) (zero days in).
 
     slope = (w * S_dy - S_d * S_y) / (w * S_dd - S_d^2) with S_d = w(w-1)/2 and
     w * S_dd - S_d^2 = w^2 (w^2 - 1) / 12; null for w = 1.
     """
     if w < 2:
-        return F.lit(None).cast("double")
+        return "CAST(NULL AS DOUBLE)"
     s_d = w * (w - 1) / 2.0
     denominator = w * w * (w * w - 1) / 12.0
-    return (F.lit(float(w)) * sum_dy - F.lit(s_d) * sum_y) / F.lit(denominator)
+    return f"(({float(w)!r}D * {sum_dy} - {s_d!r}D * {sum_y}) / {denominator!r}D)"
 
 
 def _feature_select(windows: Sequence[int]) -> list[Column]:
+    """The public feature columns from :func:`_feature_aggs`' aggregates."""
+    p = TEMP_PREFIX
     cols = [
-        F.col("recency_days").cast("int").alias("recency_days"),
-        F.col("tenure_days").cast("int").alias("tenure_days"),
+        "CAST(recency_days AS INT) AS recency_days",
+        "CAST(tenure_days AS INT) AS tenure_days",
     ]
     for w in windows:
-        revenue = F.col(f"revenue_{w}d")
-        mean = revenue / F.lit(float(w))
-        max_obs = F.col(f"{TEMP_PREFIX}max_{w}")
+        revenue, max_obs = f"revenue_{w}d", f"{p}max_{w}"
         # days without a valid order count as 0 revenue in the maximum
-        max_daily = F.when(
-            F.col(f"{TEMP_PREFIX}days_{w}") < w,
-            F.greatest(F.coalesce(max_obs, F.lit(0.0)), F.lit(0.0)),
-        ).otherwise(max_obs)
+        max_daily = (
+            f"CASE WHEN {p}days_{w} < {w} THEN greatest(coalesce({max_obs}, 0D), 0D) "
+            f"ELSE {max_obs} END"
+        )
         cols += [
-            F.col(f"n_orders_{w}d"),
+            f"n_orders_{w}d",
             revenue,
-            F.try_divide(revenue, F.col(f"{TEMP_PREFIX}prev_{w}")).alias(f"revenue_trend_{w}d"),
-            _slope(w, revenue, F.col(f"{TEMP_PREFIX}sdy_{w}")).alias(f"revenue_slope_{w}d"),
-            F.try_divide(max_daily, mean).alias(f"spike_ratio_{w}d"),
+            f"try_divide({revenue}, {p}prev_{w}) AS revenue_trend_{w}d",
+            f"{_slope(w, revenue, f'{p}sdy_{w}')} AS revenue_slope_{w}d",
+            f"try_divide({max_daily}, {revenue} / {float(w)!r}D) AS spike_ratio_{w}d",
         ]
-    cols.append(F.col("excluded_rows"))
-    return cols
+    cols.append("excluded_rows")
+    return [F.expr(c) for c in cols]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +350,7 @@ def churn_features(
     )
     daily = _daily(source, account_col, value_col, day)
     daily = daily.withColumn(_BUCKET, _bucket(F.lit(as_of_day)))
-    agg = daily.groupBy(account_col).agg(*_feature_aggs(F.col(_BUCKET), wins, None))
+    agg = daily.groupBy(account_col).agg(*_feature_aggs(wins, None))
     return agg.filter(F.col(_N_PAST) > 0).select(F.col(account_col), *_feature_select(wins))
 
 
@@ -490,7 +489,7 @@ def _usage_select(windows: Sequence[int], tol: float) -> list[Column]:
     cols: list[Column] = []
     for w in windows:
         total = F.col(f"usage_{w}d")
-        slope = _slope(w, total, F.col(f"{TEMP_PREFIX}usdy_{w}"))
+        slope = F.expr(_slope(w, f"usage_{w}d", f"{TEMP_PREFIX}usdy_{w}"))
         if w < 2:
             plateau = F.lit(None).cast("boolean")
         else:
@@ -918,7 +917,7 @@ def _transaction_rows(
     )
     kc = F.col(_BUCKET)
     agg = joined.groupBy(_ASOF_DAY, account_col).agg(
-        *_feature_aggs(kc, opts.wins, opts.spend_days),
+        *_feature_aggs(opts.wins, opts.spend_days),
         *_label_aggs(kc, opts.horizon, tx_count=tx_count, excl_count=F.col(_NEXCL)),
     )
     result = agg.filter(F.col(_N_PAST) > 0)
