@@ -61,6 +61,16 @@ _PRESENT = f"{TEMP_PREFIX}present"
 _MAP = f"{TEMP_PREFIX}map"
 _T = f"{TEMP_PREFIX}t"
 _T1 = f"{TEMP_PREFIX}t1"
+#: The revenue totals of :func:`retention_rates`, in output order.
+_REVENUE_TOTALS = (
+    "starting_revenue",
+    "new_revenue",
+    "reactivated_revenue",
+    "expansion_revenue",
+    "contraction_revenue",
+    "churned_revenue",
+    "ending_revenue",
+)
 _OUTPUT_NAMES = frozenset(
     {
         "period",
@@ -69,13 +79,7 @@ _OUTPUT_NAMES = frozenset(
         "movement",
         "cross_sell_revenue",
         "upsell_revenue",
-        "starting_revenue",
-        "new_revenue",
-        "reactivated_revenue",
-        "expansion_revenue",
-        "contraction_revenue",
-        "churned_revenue",
-        "ending_revenue",
+        *_REVENUE_TOTALS,
         "grr",
         "nrr",
         "starting_accounts",
@@ -839,20 +843,11 @@ def _rates_sql(
         f"try_divide(CAST({retained_n} AS DOUBLE), "
         f"CASE WHEN {starting_n} > 0 THEN CAST({starting_n} AS DOUBLE) END)"
     )
-    revenue = [
-        "starting_revenue",
-        "new_revenue",
-        "reactivated_revenue",
-        "expansion_revenue",
-        "contraction_revenue",
-        "churned_revenue",
-        "ending_revenue",
-    ]
     accounts = ["new_accounts", "reactivated_accounts", "churned_accounts"]
     products = ["cross_sell_revenue", "expansion_cross_sell_revenue", "upsell_revenue"]
     return {
         "period": _period_start(_P, period),
-        **{c: filled[c] for c in revenue},
+        **{c: filled[c] for c in _REVENUE_TOTALS},
         "grr": grr,
         "nrr": nrr,
         "starting_accounts": starting_n,
