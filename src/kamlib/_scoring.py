@@ -45,15 +45,19 @@ def clean_numeric(df: DataFrame, column: str) -> Column:
     Non-finite numbers are invalid values (:func:`kamlib._validation.finite`): callers count
     them with the nulls. The name is quoted, so dots, backticks and spaces are literal.
     """
-    from kamlib._validation import col as _col
-    from kamlib._validation import finite
+    from pyspark.sql import functions as F
 
-    col = _col(column)
+    return F.expr(_clean_numeric_sql(df, column))
+
+
+def _clean_numeric_sql(df: DataFrame, column: str) -> str:
+    """SQL of :func:`clean_numeric` (one expression instead of a chain of Column calls)."""
+    from kamlib._validation import quote
+
+    name = quote(column)
     if _is_floating(df, column):
-        from pyspark.sql import functions as F
-
-        return F.when(finite(col), col)
-    return col
+        return f"CASE WHEN NOT isnan({name}) AND abs({name}) < double('inf') THEN {name} END"
+    return name
 
 
 def clip(column: Column, low: float | None = None, high: float | None = None) -> Column:
@@ -151,24 +155,26 @@ def weighted_percent_rank_score(
     ``100 * sum(w_c * pr_c) / sum(w_c)`` over the non-null ``pr_c``; null when that weight sum
     is 0 (every weighted value missing).
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    group = Window.partitionBy(*by)
-    numerator: Column = F.lit(0.0)
-    denominator: Column = F.lit(0.0)
+    from kamlib._validation import quote
+
+    partition = f"PARTITION BY {', '.join(quote(c) for c in by)} " if by else ""
+    numerator, denominator = ["0D"], ["0D"]
     for column, weight in weights.items():
-        value = clean_numeric(df, column)
-        order = value.desc_nulls_last() if column in lower_is_better else value.asc_nulls_last()
-        rank = F.rank().over(group.orderBy(order))
-        count = F.count(value).over(group)
-        percent_rank = F.when(
-            value.isNotNull(),
-            F.coalesce(F.try_divide((rank - 1).cast("double"), count - 1), F.lit(0.0)),
+        value = _clean_numeric_sql(df, column)
+        direction = "DESC" if column in lower_is_better else "ASC"
+        rank = f"rank() OVER ({partition}ORDER BY {value} {direction} NULLS LAST)"
+        count = f"count({value}) OVER ({partition.strip()})"
+        percent_rank = (
+            f"CASE WHEN {value} IS NOT NULL THEN "
+            f"coalesce(try_divide(CAST({rank} - 1 AS DOUBLE), {count} - 1), 0D) END"
         )
-        numerator = numerator + F.coalesce(F.lit(weight) * percent_rank, F.lit(0.0))
-        denominator = denominator + F.when(value.isNotNull(), F.lit(weight)).otherwise(0.0)
-    return F.lit(100.0) * F.try_divide(numerator, denominator)
+        w = f"CAST({float(weight)!r} AS DOUBLE)"
+        numerator.append(f"coalesce({w} * {percent_rank}, 0D)")
+        denominator.append(f"CASE WHEN {value} IS NOT NULL THEN {w} ELSE 0D END")
+    # one SQL expression: a Column chain here is hundreds of Py4J calls per score
+    return F.expr(f"100D * try_divide({' + '.join(numerator)}, {' + '.join(denominator)})")
 
 
 def check_top_share(func: str, top_share: float) -> float:
