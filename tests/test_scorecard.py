@@ -476,3 +476,35 @@ def test_whitespace_headroom_and_top_recommendation(spark):
         account_scorecard(tx, as_of=as_of, segment_col="seg")
     with pytest.raises(SchemaError, match="column 'sku'"):
         account_scorecard(tx, as_of=as_of, product_col="sku")
+
+
+class _Delegating:
+    """A transaction model that is not one of kamlib's classes (scored method by method)."""
+
+    def __init__(self, model):
+        self.__dict__["_model"] = model
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.__dict__["_model"], name)
+
+
+def test_other_transaction_models_score_like_the_fused_pass(spark, data):
+    from kamlib.clv import BetaGeo, GammaGamma, rfm_summary
+
+    tx = data[0]
+    summary = rfm_summary(
+        tx.where(tx.order_date < AS_OF), observation_end=AS_OF - dt.timedelta(days=1)
+    )
+    bg, gg = BetaGeo().fit(summary), GammaGamma().fit(summary)
+    cols = ["p_alive", "p_no_purchase_90d", "expected_purchases_90d", "expected_purchases_365d"]
+    cols += ["clv"]
+
+    def card(model):
+        out = account_scorecard(
+            tx, as_of=AS_OF, transaction_model=model, spend_model=gg, cache=False
+        )
+        return _by_account(out, cols)
+
+    _assert_same(card(_Delegating(bg)), card(bg), cols, rel=1e-9, abs_=1e-12)

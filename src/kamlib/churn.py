@@ -192,7 +192,7 @@ def _feature_aggs(windows: Sequence[int], extra_spend_days: int | None) -> list[
         "AS excluded_rows",
     ]
     for w in windows:
-        in_w = f"{k} >= 1 AND {k} <= {w}"
+        in_w = f"{past} AND {k} <= {w}"
         aggs += [
             f"CAST(coalesce(sum(CASE WHEN {in_w} THEN {_NPOS} END), 0) AS BIGINT) AS n_orders_{w}d",
             f"coalesce(sum(CASE WHEN {in_w} THEN {y} END), 0D) AS revenue_{w}d",

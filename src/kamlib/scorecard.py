@@ -13,7 +13,7 @@ import datetime as _dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib._validation import (
     check_bands,
@@ -875,6 +875,13 @@ def _predicted(
     from kamlib.clv.value import _clv_scorer
 
     unit = DAYS_PER_UNIT[opts.freq]
+    # (output, quantity, horizon in the model's time unit)
+    horizons: list[tuple[str, Literal["alive", "no_purchase", "expected"], float]] = [
+        ("p_alive", "alive", 0.0),
+        ("p_no_purchase_90d", "no_purchase", 90.0 / unit),
+        ("expected_purchases_90d", "expected", 90.0 / unit),
+        ("expected_purchases_365d", "expected", 365.0 / unit),
+    ]
     scored = gg.expected_spend(summary, output_col="expected_spend")
     clv_args: dict[str, Any] = {
         "transaction_model": bg,
@@ -885,17 +892,15 @@ def _predicted(
         "output_col": "clv",
     }
     if not isinstance(bg, _TransactionModel):
-        scored = bg.probability_alive(scored, output_col="p_alive")
-        scored = bg.probability_no_purchase(scored, 90.0 / unit, output_col="p_no_purchase_90d")
-        scored = bg.expected_purchases(scored, 90.0 / unit, output_col="expected_purchases_90d")
-        scored = bg.expected_purchases(scored, 365.0 / unit, output_col="expected_purchases_365d")
+        for output, kind, t in horizons:
+            if kind == "alive":
+                scored = bg.probability_alive(scored, output_col=output)
+            elif kind == "no_purchase":
+                scored = bg.probability_no_purchase(scored, t, output_col=output)
+            else:
+                scored = bg.expected_purchases(scored, t, output_col=output)
         return customer_lifetime_value(scored, **clv_args)
-    specs = [
-        ("p_alive", *bg._kernel("alive", 0.0)),
-        ("p_no_purchase_90d", *bg._kernel("no_purchase", 90.0 / unit)),
-        ("expected_purchases_90d", *bg._kernel("expected", 90.0 / unit)),
-        ("expected_purchases_365d", *bg._kernel("expected", 365.0 / unit)),
-    ]
+    specs = [(output, *bg._kernel(kind, t)) for output, kind, t in horizons]
     names = ("frequency", "recency", "T", "monetary_value")
     risks, risk_inputs = bg._horizon_scorer(scored, "account_scorecard", names[:3], specs)
     clv, clv_inputs, clv_outputs = _clv_scorer(scored, names=names, interval=None, **clv_args)
@@ -904,6 +909,5 @@ def _predicted(
         return {**risks(cols), **clv(cols)}
 
     inputs = list(dict.fromkeys([*risk_inputs, *clv_inputs]))
-    return with_numpy_columns(
-        scored, score, inputs=inputs, outputs=[s[0] for s in specs] + clv_outputs
-    )
+    outputs = [output for output, _, _ in horizons] + clv_outputs
+    return with_numpy_columns(scored, score, inputs=inputs, outputs=outputs)
