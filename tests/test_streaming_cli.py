@@ -314,3 +314,29 @@ def test_file_pipeline_available_now(spark: Any, tmp_path: Path) -> None:
     assert report.total("rows_in", "orders") == 14
     assert report.total("valid", "orders") == 13
     assert report.total("duplicates", "orders") == 1
+
+
+def test_restart_after_a_crash_in_the_first_offset_write(spark: Any, tmp_path: Path) -> None:
+    # Spark writes offsets/N to a hidden temporary file and renames it; a process killed
+    # in between leaves only the temporary file. Spark 4.1+ then refuses to start the
+    # query (its checkpoint has no batch but a non-empty offsets folder) unless the
+    # runner lets it.
+    landing, out, chk = tmp_path / "in", tmp_path / "out", tmp_path / "chk"
+    landing.mkdir()
+    files = _first_run_files()
+    for i, (name, lines) in enumerate(files.items()):
+        _land(landing, name, lines, age_seconds=300 - 10 * i)
+    for query in ("orders", "orders_files", "quarantine", "revenue_daily"):
+        offsets = chk / query / "offsets"
+        offsets.mkdir(parents=True)
+        (offsets / ".0.0b5c1d36-7d7e-4e55-9c41-2f4a8a0c9e11.tmp").write_text("v1\n")
+    key = "spark.sql.streaming.verifyCheckpointDirectoryEmptyOnStart"
+    before = spark.conf.get(key, None)
+    run_order_stream(
+        spark, input=str(landing), output=str(out), checkpoint=str(chk), available_now=True
+    )
+    assert spark.conf.get(key, None) == before
+    ref = simulate_order_stream(list(files.values()), delay=DELAY)
+    ids = [r.event_id for r in _read(spark, out / "orders")]
+    assert sorted(ids) == sorted(o["event_id"] for o in ref["kept"])
+    assert len(_read(spark, out / "quarantine")) == ref["quarantined"]

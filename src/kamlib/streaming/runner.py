@@ -10,13 +10,14 @@ order pipeline behind ``kamlib stream``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -670,6 +671,11 @@ def run_order_stream(
     query finishes before the queries that read its output start; otherwise all run with
     a processing-time trigger until SIGINT / SIGTERM (or ``timeout``).
 
+    A crash at any point restarts from ``checkpoint``, including one during the very first
+    offset write of a query: while the queries run, Spark's
+    ``spark.sql.streaming.verifyCheckpointDirectoryEmptyOnStart`` check (which such a
+    crash trips on Spark 4.1+) is off for the session, and the setting is restored after.
+
     Returns
     -------
     StreamReport
@@ -698,23 +704,50 @@ def run_order_stream(
     if source is None:
         source = _order_files(spark, input, max_files_per_trigger, func)
     report = StreamReport()
-    queries, start_outputs = _start_order_ingest(spark, source, plan)
-    try:
-        if available_now:
-            report.stopped_by_signal = await_queries(
-                queries, timeout=timeout, handle_signals=handle_signals
-            )
-        if not report.stopped_by_signal:
-            queries.extend(start_outputs())
-            report.stopped_by_signal = await_queries(
-                queries, timeout=timeout, handle_signals=handle_signals
-            )
-    finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
-            report.batches.extend(batch_progress(query))
+    with _restartable_checkpoints(spark):
+        queries, start_outputs = _start_order_ingest(spark, source, plan)
+        try:
+            if available_now:
+                report.stopped_by_signal = await_queries(
+                    queries, timeout=timeout, handle_signals=handle_signals
+                )
+            if not report.stopped_by_signal:
+                queries.extend(start_outputs())
+                report.stopped_by_signal = await_queries(
+                    queries, timeout=timeout, handle_signals=handle_signals
+                )
+        finally:
+            for query in queries:
+                if query.isActive:
+                    query.stop()
+                report.batches.extend(batch_progress(query))
     return report
+
+
+_VERIFY_EMPTY_ON_START = "spark.sql.streaming.verifyCheckpointDirectoryEmptyOnStart"
+
+
+@contextlib.contextmanager
+def _restartable_checkpoints(spark: SparkSession) -> Iterator[None]:
+    """Let a query whose first offset write was interrupted restart (Spark >= 4.1).
+
+    Spark writes a batch's offsets to a temporary file and renames it. A crash between the
+    two (a SIGKILL, a lost node; on object stores the rename is a copy) leaves only the
+    temporary file, so the query has no batch yet but a non-empty ``offsets`` folder, and
+    Spark 4.1+ refuses to start it (``STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY``) until
+    the folder is cleaned by hand. The check guards against two queries sharing a
+    checkpoint; the runner gives each of its queries its own folder, so it turns the check
+    off while its queries run and restores the session's setting afterwards.
+    """
+    previous = spark.conf.get(_VERIFY_EMPTY_ON_START, None)
+    spark.conf.set(_VERIFY_EMPTY_ON_START, "false")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(_VERIFY_EMPTY_ON_START)
+        else:
+            spark.conf.set(_VERIFY_EMPTY_ON_START, previous)
 
 
 @dataclass(frozen=True)
