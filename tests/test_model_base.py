@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kamlib import KamlibError, NotFittedError
-from kamlib._arrow import with_numpy_columns
+from kamlib._arrow import _map_in_arrow, with_numpy_columns
 from kamlib.clv import load_model, model_from_json
 from kamlib.clv._base import FittedModel
 
@@ -73,12 +73,24 @@ def test_with_numpy_columns(spark):
     # Defined inside the test so cloudpickle ships it by value (the Connect server's Python
     # workers cannot import the tests package).
     def _double(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"twice": 2 * cols["x"], "ratio": cols["x"] / cols["y"]}
+        twice = 2 * cols["x"]
+        return {"twice": twice, "ratio": cols["x"] / cols["y"], "x": twice}
 
     df = spark.createDataFrame(
         [("a", 1, 2.0), ("b", None, 4.0), ("c", 3, 0.0)], "k string, x int, y double"
     )
-    out = with_numpy_columns(df, _double, inputs=["x", "y"], outputs=["twice", "ratio"])
+    scored = with_numpy_columns(df, _double, inputs=["x", "y"], outputs=["twice", "ratio"])
+    fallback = _map_in_arrow(df, _double, ["x", "y"], ["twice", "ratio"])  # PySpark 4.0
+    for out in (scored, fallback):
+        _check_doubled(out)
+    replaced = with_numpy_columns(df, _double, inputs=["x", "y"], outputs=["x", "ratio"])
+    assert replaced.columns == ["k", "y", "x", "ratio"]
+    assert sorted(r["x"] for r in replaced.collect() if r["x"] is not None) == [2.0, 6.0]
+    empty = with_numpy_columns(df.limit(0), _double, inputs=["x", "y"], outputs=["twice", "ratio"])
+    assert empty.collect() == []
+
+
+def _check_doubled(out: Any) -> None:
     assert out.columns == ["k", "x", "y", "twice", "ratio"]
     rows = {r["k"]: r for r in out.collect()}
     assert rows["a"]["twice"] == 2.0
