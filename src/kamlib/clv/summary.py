@@ -12,12 +12,18 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from kamlib._validation import any_column_name, check_choice, parse_timestamp, require_columns
+from kamlib._validation import (
+    any_column_name,
+    check_choice,
+    parse_timestamp,
+    quote,
+    require_columns,
+)
 from kamlib.clv._units import DAYS_PER_UNIT, Freq
 from kamlib.errors import SchemaError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
 __all__ = ["Freq", "HoldoutMonetary", "calibration_holdout", "rfm_summary"]
 
@@ -35,16 +41,6 @@ def _unit(func: str, freq: str) -> float:
 
 def _as_day(func: str, arg: str, value: Any) -> _dt.date:
     return parse_timestamp(func, arg, value).date()
-
-
-def _clean_amount(df: DataFrame, value_col: str) -> Column:
-    """The amount as double (so sums cannot overflow), NaN and ±inf turned into null."""
-    from pyspark.sql import functions as F
-
-    from kamlib._validation import finite
-
-    col = F.col(value_col).cast("double")
-    return F.when(finite(col), col)
 
 
 def _validate(
@@ -79,82 +75,83 @@ def _daily(
     """One row per (account, day): summed valid value, valid and invalid row counts.
 
     With ``keep_null_accounts`` the rows with a null account stay, all invalid (one null
-    account group, counted by :func:`_summarise`); otherwise they are dropped.
+    account group, counted by :func:`_summarise`); otherwise they are dropped. The amount is
+    cast to double (sums cannot overflow); NaN and ±inf are invalid (``abs(x) < inf`` is
+    false for null, NaN and inf alike: Spark orders NaN above every number).
     """
     from pyspark.sql import functions as F
 
-    day = F.col(f"{_PREFIX}day")
-    amount = F.col(f"{_PREFIX}amount")
-    base = df.select(
-        F.col(account_col).alias(account_col),
-        F.to_date(F.col(date_col)).alias(f"{_PREFIX}day"),
-        _clean_amount(df, value_col).alias(f"{_PREFIX}amount"),
+    account, day, amount = quote(account_col), f"{_PREFIX}day", f"{_PREFIX}amount"
+    value = f"CAST({quote(value_col)} AS DOUBLE)"
+    base = df.selectExpr(
+        account,
+        f"to_date({quote(date_col)}) AS {day}",
+        f"CASE WHEN abs({value}) < double('inf') THEN {value} END AS {amount}",
     )
-    if not keep_null_accounts:
-        base = base.where(F.col(account_col).isNotNull())
+    where = [] if keep_null_accounts else [f"{account} IS NOT NULL"]
     if end is not None:
-        base = base.where(day.isNull() | (day <= F.lit(end)))
+        where.append(f"({day} IS NULL OR {day} <= DATE'{end.isoformat()}')")
     if start_after is not None:
-        base = base.where(day.isNull() | (day > F.lit(start_after)))
-    valid = F.col(account_col).isNotNull() & day.isNotNull() & amount.isNotNull()
+        where.append(f"({day} IS NULL OR {day} > DATE'{start_after.isoformat()}')")
+    if where:
+        base = base.where(" AND ".join(where))
+    valid = f"{account} IS NOT NULL AND {day} IS NOT NULL AND {amount} IS NOT NULL"
     # Shuffle the rows once, by account: the daily sums and the per-account aggregate that
     # follows then need no second exchange. (A plain groupBy(account, day) would partially
     # aggregate first, which barely reduces transaction rows but costs a hash map over every
     # (account, day), and then shuffle again by account: about twice the time at 1M accounts.)
     return (
-        base.repartition(account_col)
-        .groupBy(account_col, f"{_PREFIX}day")
+        base.repartition(account)
+        .groupBy(account, day)
         .agg(
-            F.sum(F.when(valid, amount)).alias(f"{_PREFIX}value"),
-            F.count(F.when(valid, F.lit(1))).alias(f"{_PREFIX}valid"),
-            F.count(F.when(~valid, F.lit(1))).alias(f"{_PREFIX}invalid"),
+            F.expr(f"sum(CASE WHEN {valid} THEN {amount} END) AS {_PREFIX}value"),
+            F.expr(f"count_if({valid}) AS {_PREFIX}valid"),
+            F.expr(f"count_if(NOT ({valid})) AS {_PREFIX}invalid"),
         )
     )
 
 
 def _summarise(daily: DataFrame, account_col: str, end: _dt.date | None, unit: float) -> DataFrame:
+    """Per account: frequency, recency, T, monetary value and excluded rows from the days."""
     from pyspark.sql import functions as F
 
-    day = F.col(f"{_PREFIX}day")
-    value = F.col(f"{_PREFIX}value")
-    is_purchase = F.col(f"{_PREFIX}valid") > 0
-    per_account = daily.groupBy(account_col).agg(
-        F.min(F.when(is_purchase, day)).alias(f"{_PREFIX}first"),
-        F.max(F.when(is_purchase, day)).alias(f"{_PREFIX}last"),
-        F.count(F.when(is_purchase, F.lit(1))).alias(f"{_PREFIX}days"),
-        F.sum(F.when(is_purchase, value)).alias(f"{_PREFIX}total"),
-        # value of the first purchase day (min_by keeps a hash aggregate; null days skipped)
-        F.min_by(F.when(is_purchase, value), F.when(is_purchase, day)).alias(
-            f"{_PREFIX}first_value"
-        ),
-        F.sum(F.col(f"{_PREFIX}invalid")).alias("n_excluded"),
+    account, p, per = quote(account_col), _PREFIX, f"{unit!r}D"
+    day, value = (
+        f"CASE WHEN {p}valid > 0 THEN {p}day END",
+        f"CASE WHEN {p}valid > 0 THEN {p}value END",
     )
-    account = F.col(account_col)
+    per_account = daily.groupBy(account).agg(
+        *[
+            F.expr(sql)
+            for sql in (
+                f"min({day}) AS {p}first",
+                f"max({day}) AS {p}last",
+                f"count_if({p}valid > 0) AS {p}days",
+                f"sum({value}) AS {p}total",
+                # value of the first purchase day (min_by keeps a hash aggregate; nulls skipped)
+                f"min_by({value}, {day}) AS {p}first_value",
+                f"sum({p}invalid) AS n_excluded",
+            )
+        ]
+    )
     if end is None:
         # the latest date of the rows with an account (null-account rows never set the end)
-        ends = daily.agg(F.max(F.when(account.isNotNull(), day)).alias(f"{_PREFIX}end"))
+        ends = daily.selectExpr(f"max(CASE WHEN {account} IS NOT NULL THEN {p}day END) AS {p}end")
         per_account = per_account.crossJoin(F.broadcast(ends))
-        end_col = F.col(f"{_PREFIX}end")
+        end_sql = f"{p}end"
     else:
-        end_col = F.lit(end)
-    first = F.col(f"{_PREFIX}first")
-    n_days = F.col(f"{_PREFIX}days")
-    repeat_total = F.col(f"{_PREFIX}total") - F.col(f"{_PREFIX}first_value")
-    unit_lit = F.lit(unit)
+        end_sql = f"DATE'{end.isoformat()}'"
     # The null-account group (only with keep_null_accounts) has no purchase: one row with null
     # statistics and its excluded row count, so those rows never vanish silently.
-    has = account.isNotNull()
-    return per_account.where((n_days > 0) | account.isNull()).select(
+    has, n = f"{account} IS NOT NULL", f"{p}days"
+    return per_account.where(f"{n} > 0 OR {account} IS NULL").selectExpr(
         account,
-        F.when(has, (n_days - 1).cast("double")).alias("frequency"),
-        F.when(has, F.datediff(F.col(f"{_PREFIX}last"), first).cast("double") / unit_lit).alias(
-            "recency"
-        ),
-        F.when(has, F.datediff(end_col, first).cast("double") / unit_lit).alias("T"),
-        F.when(has & (n_days > 1), repeat_total / (n_days - 1).cast("double"))
-        .when(has, F.lit(0.0))
-        .alias("monetary_value"),
-        F.col("n_excluded").cast("long").alias("n_excluded"),
+        f"CASE WHEN {has} THEN CAST({n} - 1 AS DOUBLE) END AS frequency",
+        f"CASE WHEN {has} THEN datediff({p}last, {p}first) / {per} END AS recency",
+        f"CASE WHEN {has} THEN datediff({end_sql}, {p}first) / {per} END AS T",
+        f"CASE WHEN {has} AND {n} > 1 THEN ({p}total - {p}first_value) / CAST({n} - 1 AS DOUBLE)"
+        f" WHEN {has} THEN 0.0D END AS monetary_value",
+        "CAST(n_excluded AS BIGINT) AS n_excluded",
     )
 
 
