@@ -47,10 +47,10 @@ def clean_numeric(df: DataFrame, column: str) -> Column:
     """
     from pyspark.sql import functions as F
 
-    return F.expr(_clean_numeric_sql(df, column))
+    return F.expr(clean_numeric_sql(df, column))
 
 
-def _clean_numeric_sql(df: DataFrame, column: str) -> str:
+def clean_numeric_sql(df: DataFrame, column: str) -> str:
     """SQL of :func:`clean_numeric` (one expression instead of a chain of Column calls)."""
     from kamlib._validation import quote
 
@@ -77,6 +77,11 @@ def key_count(n: Column, top_share: float) -> Column:
     from pyspark.sql import functions as F
 
     return F.greatest(F.ceil(F.lit(top_share) * n - F.lit(KEY_TOLERANCE)), F.lit(1))
+
+
+def key_count_sql(n: str, top_share: float) -> str:
+    """SQL of :func:`key_count` (``n`` the SQL of a count)."""
+    return f"greatest(ceil({float(top_share)!r}D * {n} - {KEY_TOLERANCE!r}D), 1)"
 
 
 def validate_weights(
@@ -162,7 +167,7 @@ def weighted_percent_rank_score(
     partition = f"PARTITION BY {', '.join(quote(c) for c in by)} " if by else ""
     numerator, denominator = ["0D"], ["0D"]
     for column, weight in weights.items():
-        value = _clean_numeric_sql(df, column)
+        value = clean_numeric_sql(df, column)
         direction = "DESC" if column in lower_is_better else "ASC"
         rank = f"rank() OVER ({partition}ORDER BY {value} {direction} NULLS LAST)"
         count = f"count({value}) OVER ({partition.strip()})"

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from kamlib._scoring import (
     check_top_share,
-    clean_numeric,
+    clean_numeric_sql,
     clip,
     key_count,
+    key_count_sql,
     validate_weights,
     weighted_percent_rank_score,
 )
@@ -30,6 +31,7 @@ from kamlib._validation import (
     check_increasing_pair,
     check_output_collisions,
     normalize_by,
+    quote,
     require_columns,
 )
 
@@ -64,51 +66,45 @@ def _classified(
     top_share: float,
     thresholds: tuple[float, float],
 ) -> DataFrame:
-    """Per (by..., account) classification, plus the helper column ``_N`` (valued accounts)."""
-    from pyspark.sql import Window
+    """Per (by..., account) classification, plus the helper column ``_N`` (valued accounts).
+
+    Built from SQL expressions: one aggregation and one window projection.
+    """
     from pyspark.sql import functions as F
 
+    keys = [quote(c) for c in (*by, account_col)]
+    group = f"PARTITION BY {', '.join(keys[:-1])}" if by else ""
+    ordered = f"{group} ORDER BY value DESC NULLS LAST, {keys[-1]} ASC"
     # Summed as double: bigint and decimal sums cannot overflow (ANSI would raise).
-    value = clean_numeric(df, value_col).cast("double")
-    accounts = df.groupBy(*by, account_col).agg(
-        F.sum(value).alias("value"),
-        F.count_if(value.isNull()).alias("null_values"),
+    value = f"CAST({clean_numeric_sql(df, value_col)} AS DOUBLE)"
+    accounts = df.groupBy(*keys).agg(
+        F.expr(f"sum({value}) AS value"), F.expr(f"count_if({value} IS NULL) AS null_values")
     )
-    group = Window.partitionBy(*by)
-    ordered = group.orderBy(F.col("value").desc_nulls_last(), F.col(account_col).asc())
-    before = ordered.rowsBetween(Window.unboundedPreceding, -1)
-    positive = clip(F.col("value").cast("double"), low=0.0)
-    staged = accounts.select(
-        *by,
-        account_col,
+    positive = "CASE WHEN value IS NOT NULL THEN greatest(value, 0.0D) END"
+    before = f"{ordered} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    staged = accounts.selectExpr(
+        *keys,
         "value",
         "null_values",
-        F.row_number().over(ordered).alias("value_rank"),
-        positive.alias(_POS),
-        F.coalesce(F.sum(positive).over(before), F.lit(0.0)).alias(_BEFORE),
-        F.sum(positive).over(group).alias(_TOTAL),
-        F.count("value").over(group).alias(_N),
+        f"row_number() OVER ({ordered}) AS value_rank",
+        f"{positive} AS {_POS}",
+        f"coalesce(sum({positive}) OVER ({before}), 0.0D) AS {_BEFORE}",
+        f"sum({positive}) OVER ({group}) AS {_TOTAL}",
+        f"count(value) OVER ({group}) AS {_N}",
     )
-    share = F.try_divide(F.col(_POS), F.col(_TOTAL))
-    before_share = F.try_divide(F.col(_BEFORE), F.col(_TOTAL))
-    cumulative = F.try_divide(F.col(_BEFORE) + F.col(_POS), F.col(_TOTAL))
-    a, b = thresholds
-    tier = (
-        F.when(F.col("value").isNull() | (F.col("value") <= 0), F.lit("C"))
-        .when(before_share < a, F.lit("A"))
-        .when(before_share < b, F.lit("B"))
-        .otherwise(F.lit("C"))
-    )
-    is_key = F.col("value").isNotNull() & (F.col("value_rank") <= key_count(F.col(_N), top_share))
-    return staged.select(
-        *by,
-        account_col,
+    share = f"try_divide({_POS}, {_TOTAL})"
+    a, b = (f"{float(t)!r}D" for t in thresholds)
+    before_share = f"try_divide({_BEFORE}, {_TOTAL})"
+    return staged.selectExpr(
+        *keys,
         "value",
         "value_rank",
-        share.alias("value_share"),
-        F.when(share.isNotNull(), cumulative).alias("cumulative_share"),
-        tier.alias("abc_tier"),
-        is_key.alias("is_key_account"),
+        f"{share} AS value_share",
+        f"CASE WHEN {share} IS NOT NULL THEN try_divide({_BEFORE} + {_POS}, {_TOTAL}) END"
+        " AS cumulative_share",
+        f"CASE WHEN value IS NULL OR value <= 0 THEN 'C' WHEN {before_share} < {a} THEN 'A'"
+        f" WHEN {before_share} < {b} THEN 'B' ELSE 'C' END AS abc_tier",
+        f"value IS NOT NULL AND value_rank <= {key_count_sql(_N, top_share)} AS is_key_account",
         "null_values",
         _POS,
         _TOTAL,
