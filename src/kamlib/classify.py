@@ -68,47 +68,59 @@ def _classified(
 ) -> DataFrame:
     """Per (by..., account) classification, plus the helper column ``_N`` (valued accounts).
 
-    Built from SQL expressions: one aggregation and one window projection.
+    Built from SQL expressions: one aggregation, then :func:`_ranked`.
     """
     from pyspark.sql import functions as F
 
-    keys = [quote(c) for c in (*by, account_col)]
-    group = f"PARTITION BY {', '.join(keys[:-1])}" if by else ""
-    ordered = f"{group} ORDER BY value DESC NULLS LAST, {keys[-1]} ASC"
     # Summed as double: bigint and decimal sums cannot overflow (ANSI would raise).
     value = f"CAST({clean_numeric_sql(df, value_col)} AS DOUBLE)"
-    accounts = df.groupBy(*keys).agg(
+    accounts = df.groupBy(*[quote(c) for c in (*by, account_col)]).agg(
         F.expr(f"sum({value}) AS value"), F.expr(f"count_if({value} IS NULL) AS null_values")
     )
-    positive = "CASE WHEN value IS NOT NULL THEN greatest(value, 0.0D) END"
+    return _ranked(
+        accounts, account_col=account_col, by=by, top_share=top_share, thresholds=thresholds
+    )
+
+
+def _ranked(
+    accounts: DataFrame,
+    *,
+    account_col: str,
+    by: list[str],
+    top_share: float,
+    thresholds: tuple[float, float],
+    value_col: str = "value",
+) -> DataFrame:
+    """Add the rank, shares, tier, key-account flag and the helpers ``_POS``, ``_TOTAL``, ``_N``.
+
+    ``accounts`` has one row per (by..., account) and a double column ``value_col`` (null
+    where the account has no valid value); all its columns pass through. The scorecard ranks
+    its per-account frame with this directly (no aggregation and no join back).
+    """
+    value = quote(value_col)
+    group = f"PARTITION BY {', '.join(quote(c) for c in by)}" if by else ""
+    ordered = f"{group} ORDER BY {value} DESC NULLS LAST, {quote(account_col)} ASC"
+    positive = f"CASE WHEN {value} IS NOT NULL THEN greatest({value}, 0.0D) END"
     before = f"{ordered} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
     staged = accounts.selectExpr(
-        *keys,
-        "value",
-        "null_values",
+        "*",
         f"row_number() OVER ({ordered}) AS value_rank",
         f"{positive} AS {_POS}",
         f"coalesce(sum({positive}) OVER ({before}), 0.0D) AS {_BEFORE}",
         f"sum({positive}) OVER ({group}) AS {_TOTAL}",
-        f"count(value) OVER ({group}) AS {_N}",
+        f"count({value}) OVER ({group}) AS {_N}",
     )
     share = f"try_divide({_POS}, {_TOTAL})"
     a, b = (f"{float(t)!r}D" for t in thresholds)
     before_share = f"try_divide({_BEFORE}, {_TOTAL})"
     return staged.selectExpr(
-        *keys,
-        "value",
-        "value_rank",
+        "*",
         f"{share} AS value_share",
         f"CASE WHEN {share} IS NOT NULL THEN try_divide({_BEFORE} + {_POS}, {_TOTAL}) END"
         " AS cumulative_share",
-        f"CASE WHEN value IS NULL OR value <= 0 THEN 'C' WHEN {before_share} < {a} THEN 'A'"
-        f" WHEN {before_share} < {b} THEN 'B' ELSE 'C' END AS abc_tier",
-        f"value IS NOT NULL AND value_rank <= {key_count_sql(_N, top_share)} AS is_key_account",
-        "null_values",
-        _POS,
-        _TOTAL,
-        _N,
+        f"CASE WHEN {value} IS NULL OR {value} <= 0 THEN 'C' WHEN {before_share} < {a}"
+        f" THEN 'A' WHEN {before_share} < {b} THEN 'B' ELSE 'C' END AS abc_tier",
+        f"{value} IS NOT NULL AND value_rank <= {key_count_sql(_N, top_share)} AS is_key_account",
     )
 
 

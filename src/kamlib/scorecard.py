@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from kamlib._validation import (
+    TEMP_PREFIX,
     check_bands,
     check_choice,
     check_fraction,
@@ -363,8 +364,7 @@ def _assembled(
     churn_model: ChurnModel | None,
 ) -> DataFrame:
     """The scorecard of the filtered transactions: the joined frames, health and churn scored."""
-    base = _revenue_frame(tx, opts, cols)
-    classified = _classified(base, opts, cols, top_share=top_share)
+    base = _classified(_revenue_frame(tx, opts, cols), opts, cols, top_share=top_share)
     extra = _extra_frames(
         tx,
         opts,
@@ -378,16 +378,14 @@ def _assembled(
         func,
         opts,
         weights,
-        columns=[*base.columns, *classified.columns, *(c for f in extra for c in f.columns)],
+        columns=[*base.columns, *(c for f in extra for c in f.columns)],
         custom_weights=custom_weights,
         wallets=wallets is not None,
         targets=targets is not None,
         churn_model=churn_model,
     )
     clv = _clv_frame(tx, opts, cols)  # the only eager step: the model fits (unless given)
-    card = _joined(
-        base, classified, clv, extra, cols, wallets=wallets is not None, targets=targets is not None
-    )
+    card = _joined(base, clv, extra, cols, wallets=wallets is not None, targets=targets is not None)
     return _scored(card, opts, used, cols, churn_model=churn_model)
 
 
@@ -579,18 +577,26 @@ def _revenue_frame(tx: DataFrame, opts: _Options, cols: _Columns) -> DataFrame:
 
 
 def _classified(base: DataFrame, opts: _Options, cols: _Columns, *, top_share: float) -> DataFrame:
-    """Value rank, shares, ABC tier and key-account flag of ``revenue``."""
-    from kamlib.classify import classify_accounts
+    """``base`` with the value rank, shares, ABC tier and key-account flag of ``revenue``.
 
-    return classify_accounts(
-        base.select(cols.account, "revenue"),
+    ``base`` has one row per account, so :func:`kamlib.classify.classify_accounts` on its
+    revenue is its window step alone, applied in place (no second aggregation of the
+    transactions and no join back).
+    """
+    from kamlib._scoring import clean_numeric_sql
+    from kamlib.classify import _BEFORE, _N, _POS, _TOTAL, _ranked
+
+    value = f"{TEMP_PREFIX}value"
+    revenue = f"CAST({clean_numeric_sql(base, 'revenue')} AS DOUBLE) AS {value}"
+    ranked = _ranked(
+        base.selectExpr("*", revenue),
         account_col=cols.account,
-        value_col="revenue",
+        by=[],
         top_share=top_share,
-        abc_thresholds=opts.abc,
-    ).select(
-        cols.account, "value_rank", "value_share", "cumulative_share", "abc_tier", "is_key_account"
+        thresholds=opts.abc,
+        value_col=value,
     )
+    return ranked.drop(value, _POS, _BEFORE, _TOTAL, _N)
 
 
 def _extra_frames(
@@ -685,7 +691,6 @@ def _used_weights(
 
 def _joined(
     base: DataFrame,
-    classified: DataFrame,
     clv: DataFrame,
     extra: list[DataFrame],
     cols: _Columns,
@@ -696,7 +701,7 @@ def _joined(
     """Left-join every metric frame to ``base``; add share of wallet and target attainment."""
     from pyspark.sql import functions as F
 
-    card = base.join(classified, on=cols.account, how="left").join(clv, on=cols.account, how="left")
+    card = base.join(clv, on=cols.account, how="left")
     for frame in extra:
         card = card.join(frame, on=cols.account, how="left")
     if wallets:
