@@ -32,6 +32,7 @@ from kamlib.errors import SchemaError
 from kamlib.retention import _P as _RP
 from kamlib.retention import (
     _bridge_frames,
+    _grouped,
     _Inputs,
     _period_index,
     _period_start,
@@ -640,7 +641,7 @@ def _cohort_grid(cells: DataFrame, keys: list[str]) -> DataFrame:
     from pyspark.sql import functions as F
 
     cell = "named_struct('active_accounts', active_accounts, 'revenue', revenue)"
-    per_group = cells.groupBy(*keys).agg(
+    per_group = _grouped(cells, keys).agg(
         F.expr("max(__kamlib_last) AS __kamlib_last"),
         F.expr("sum(__kamlib_ex) AS excluded_rows"),
         F.expr(

@@ -31,7 +31,7 @@ from kamlib._validation import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, GroupedData
 
 __all__ = ["MOVEMENTS", "Period", "retention_rates", "revenue_bridge"]
 
@@ -434,6 +434,16 @@ def _bridge_rows(
     )
 
 
+def _grouped(small: DataFrame, keys: list[str]) -> GroupedData:
+    """``small.groupBy(*keys)``, for the per-group step over (group, period) totals.
+
+    Without keys the totals are a few hundred rows: on one partition (``coalesce(1)``,
+    no shuffle) they satisfy the global aggregation, which then needs no exchange (one
+    stage and its scheduling less per call).
+    """
+    return (small if keys else small.coalesce(1)).groupBy(*keys)
+
+
 def _quoted(keys: list[str], *names: str) -> list[str]:
     """The group keys and ``names`` as quoted SQL column references."""
     return [quote(c) for c in [*keys, *names]]
@@ -786,7 +796,7 @@ def _grid_lookup(
     from pyspark.sql import functions as F
 
     totals = ", ".join([*sums, *counts, _CHURN_NEXT, _CHURN_NEXT_N])
-    per_group = per_period.groupBy(*keys).agg(
+    per_group = _grouped(per_period, keys).agg(
         F.expr(f"min(CASE WHEN {_PRESENT} > 0 THEN {_P} END) AS {_FIRST}"),
         F.expr(f"max(CASE WHEN {_PRESENT} > 0 THEN {_P} END) AS {_LAST}"),
         F.expr(f"sum({_EX}) AS {_EX}"),
