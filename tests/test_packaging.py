@@ -219,10 +219,14 @@ def test_thin_connect_client_runs_transformations(thin_venv: Path, connect_serve
             import kamlib
             from kamlib.datasets import load_cdnow
             from kamlib.classify import classify_accounts
+            from kamlib.clv import BetaGeo, rfm_summary
 
             spark = SparkSession.builder.remote("sc://localhost:{connect_server}").getOrCreate()
             tx = load_cdnow(spark)
             tiers = classify_accounts(tx, value_col="amount")
+            summary = rfm_summary(tx, observation_end="1998-06-30")
+            scored = BetaGeo().fit(summary).expected_purchases(summary, 30.0)
+            expected = scored.where("expected_purchases > 0").count()
             by_tier = tiers.groupBy("abc_tier").count().collect()
             counts = {{r["abc_tier"]: r["count"] for r in by_tier}}
             try:
@@ -231,7 +235,7 @@ def test_thin_connect_client_runs_transformations(thin_venv: Path, connect_serve
             except kamlib.SchemaError as exc:
                 error = str(exc)
             print(json.dumps({{"rows": tiers.count(), "key": tiers.filter("is_key_account").count(),
-                              "tiers": counts, "error": error}}))
+                              "tiers": counts, "error": error, "expected": expected}}))
             spark.stop()
             """
         )
@@ -242,6 +246,7 @@ def test_thin_connect_client_runs_transformations(thin_venv: Path, connect_serve
     assert result["key"] == 472  # ceil(0.2 * 2357)
     assert set(result["tiers"]) == {"A", "B", "C"}
     assert "Did you mean 'amount'" in result["error"]
+    assert result["expected"] == 2357  # a model column scored by the thin client's Arrow UDF
 
 
 @pytest.fixture(scope="module")
