@@ -53,12 +53,13 @@ def with_numpy_columns(
     pyspark.sql.DataFrame
     """
     input_names, output_names = list(inputs), list(outputs)
-    keep = [f"`{f.name}`" for f in df.schema.fields if f.name not in output_names]
     try:
         from pyspark.sql.pandas.functions import arrow_udf
     except ImportError:  # PySpark 4.0
         return _map_in_arrow(df, func, input_names, output_names)
     from pyspark.sql import functions as F
+
+    keep = [f"`{f.name}`" for f in df.schema.fields if f.name not in output_names]
 
     struct = ", ".join(f"`{name}` double" for name in output_names)
 

@@ -45,6 +45,8 @@ _POS = f"{TEMP_PREFIX}pos"
 _BEFORE = f"{TEMP_PREFIX}before"
 _TOTAL = f"{TEMP_PREFIX}total"
 _N = f"{TEMP_PREFIX}n"
+#: The helper columns :func:`_ranked` adds beside its outputs.
+_HELPERS = (_POS, _BEFORE, _TOTAL, _N)
 
 _OUTPUTS = (
     "value",

@@ -584,7 +584,7 @@ def _classified(base: DataFrame, opts: _Options, cols: _Columns, *, top_share: f
     transactions and no join back).
     """
     from kamlib._scoring import clean_numeric_sql
-    from kamlib.classify import _BEFORE, _N, _POS, _TOTAL, _ranked
+    from kamlib.classify import _HELPERS, _ranked
 
     value = f"{TEMP_PREFIX}value"
     revenue = f"CAST({clean_numeric_sql(base, 'revenue')} AS DOUBLE) AS {value}"
@@ -596,7 +596,7 @@ def _classified(base: DataFrame, opts: _Options, cols: _Columns, *, top_share: f
         thresholds=opts.abc,
         value_col=value,
     )
-    return ranked.drop(value, _POS, _BEFORE, _TOTAL, _N)
+    return ranked.drop(value, *_HELPERS)
 
 
 def _extra_frames(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Literal
 
+from kamlib._scoring import clean_numeric_sql
 from kamlib._validation import (
     any_column_name,
     check_choice,
@@ -76,17 +77,15 @@ def _daily(
 
     With ``keep_null_accounts`` the rows with a null account stay, all invalid (one null
     account group, counted by :func:`_summarise`); otherwise they are dropped. The amount is
-    cast to double (sums cannot overflow); NaN and ±inf are invalid (``abs(x) < inf`` is
-    false for null, NaN and inf alike: Spark orders NaN above every number).
+    cast to double (sums cannot overflow); NaN and ±inf are invalid (``clean_numeric_sql``).
     """
     from pyspark.sql import functions as F
 
     account, day, amount = quote(account_col), f"{_PREFIX}day", f"{_PREFIX}amount"
-    value = f"CAST({quote(value_col)} AS DOUBLE)"
     base = df.selectExpr(
         account,
         f"to_date({quote(date_col)}) AS {day}",
-        f"CASE WHEN abs({value}) < double('inf') THEN {value} END AS {amount}",
+        f"CAST({clean_numeric_sql(df, value_col)} AS DOUBLE) AS {amount}",
     )
     where = [] if keep_null_accounts else [f"{account} IS NOT NULL"]
     if end is not None:
