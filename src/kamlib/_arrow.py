@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NumpyFunc", "with_numpy_columns"]
 
+#: Rows per call of the numpy function (Spark's Arrow batches are regrouped to this size).
+CHUNK_ROWS = 100_000
+
 #: Takes the input columns as float64 arrays (nulls as NaN) and returns output arrays.
 NumpyFunc = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -30,6 +33,7 @@ def with_numpy_columns(
     *,
     inputs: Sequence[str],
     outputs: Sequence[str],
+    chunk_rows: int = CHUNK_ROWS,
 ) -> DataFrame:
     """Append (or replace) float64 ``outputs`` computed by ``func`` from ``inputs``.
 
@@ -47,6 +51,10 @@ def with_numpy_columns(
         (a module-level function or a closure over plain values). NaN or inf results become null.
     inputs, outputs : sequence of str
         Input column names (cast to double) and output column names.
+    chunk_rows : int
+        Rows per call of ``func`` on the Arrow UDF path: Spark's batches are regrouped
+        into chunks of at least this many rows (a scalar iterator UDF may read ahead of
+        its output), so kernels that work per distinct value repeat less work.
 
     Returns
     -------
@@ -57,30 +65,51 @@ def with_numpy_columns(
         from pyspark.sql.pandas.functions import arrow_udf
     except ImportError:  # PySpark 4.0
         return _map_in_arrow(df, func, input_names, output_names)
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     keep = [f"`{f.name}`" for f in df.schema.fields if f.name not in output_names]
-
     struct = ", ".join(f"`{name}` double" for name in output_names)
 
-    # Unannotated on purpose: PySpark reads a UDF's kind from resolvable type hints, and
-    # pyarrow is imported lazily here; without hints an Arrow UDF is scalar.
-    def scored(batch):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-        import pyarrow as pa
-
-        values = {
-            name: np.asarray(batch.field(i).to_numpy(zero_copy_only=False), dtype=np.float64)
-            for i, name in enumerate(input_names)
-        }
-        n = len(batch)
-        arrays = _output_arrays(func(values) if n else {}, output_names, n)
-        return pa.StructArray.from_arrays(arrays, names=output_names)
+    def scored(batches: Iterator[pa.StructArray]) -> Iterator[pa.StructArray]:
+        for chunk in _chunks(batches, chunk_rows):
+            values = {
+                name: np.asarray(chunk.field(i).to_numpy(zero_copy_only=False), dtype=np.float64)
+                for i, name in enumerate(input_names)
+            }
+            n = len(chunk)
+            arrays = _output_arrays(func(values) if n else {}, output_names, n)
+            yield pa.StructArray.from_arrays(arrays, names=output_names)
 
     result = f"{TEMP_PREFIX}scored"
     args = F.struct(*[F.col(f"`{name}`").cast("double").alias(name) for name in input_names])
+    # PySpark reads the UDF kind (here: scalar iterator) from type hints it can resolve; the
+    # string annotations of this module cannot be (pyarrow is imported lazily).
+    scored.__annotations__ = {"batches": Iterator[pa.Array], "return": Iterator[pa.Array]}
     udf = arrow_udf(scored, f"struct<{struct}>")  # type: ignore[call-overload]
     staged = df.select(*keep, udf(args).alias(result))
     return staged.select(*keep, *[f"`{result}`.`{name}`" for name in output_names])
+
+
+def _chunks(batches: Iterator[pa.StructArray], rows: int) -> Iterator[pa.StructArray]:
+    """Spark's Arrow batches (10,000 rows by default) regrouped into chunks of >= ``rows``.
+
+    The CLV kernels evaluate their special functions once per distinct summary tuple of a
+    chunk, so larger chunks repeat less work: 1M summary rows score in 1.64 s of numpy time
+    in 10,000-row batches and in 0.41 s in 100,000-row chunks.
+    """
+    import pyarrow as pa
+
+    pending: list[pa.StructArray] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch)
+        size += len(batch)
+        if size >= rows:
+            yield pa.concat_arrays(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.concat_arrays(pending)
 
 
 def _output_arrays(result: Mapping[str, np.ndarray], outputs: list[str], n: int) -> list[pa.Array]:
