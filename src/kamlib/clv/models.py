@@ -1,7 +1,9 @@
 r"""Maximum-likelihood transaction and spend models: BG/NBD, Pareto/NBD, MBG/NBD, Gamma-Gamma.
 
-Fitting never collects per-account rows: Spark reduces the summary to its distinct
-``(frequency, recency, T)`` tuples with counts, the driver maximises the count-weighted
+The transaction models' fits never collect per-account rows: Spark reduces the summary to its
+distinct ``(frequency, recency, T)`` tuples with counts (Gamma-Gamma collects every account's
+``(frequency, monetary_value)`` pair, which are nearly all distinct), the driver maximises the
+count-weighted
 log-likelihood (log-parameter space, L-BFGS-B, analytic gradients for BG/NBD, MBG/NBD and
 Gamma-Gamma) and scoring runs as Arrow batch functions on the executors.
 
@@ -1774,22 +1776,21 @@ class GammaGamma(_PenalizedModel):
     ) -> GammaGamma:
         """Fit on a summary DataFrame (one row per account); returns self.
 
-        Only distinct ``(frequency, monetary_value)`` pairs with counts reach the driver.
-        ``recency_col`` and ``T_col`` are accepted for symmetry with the transaction models and
-        not used.
+        The ``(frequency, monetary_value)`` pair of every account reaches the driver as two
+        float64 columns (16 bytes per account, through Arrow, in one job). Monetary values are
+        averages of amounts, so the pairs are nearly all distinct: reducing them to distinct
+        pairs in Spark first would cost a shuffle without reducing them (0.9 s instead of
+        0.3 s at 1M accounts). ``recency_col`` and ``T_col`` are accepted for symmetry with
+        the transaction models and not used.
         """
         from pyspark.sql import functions as F
 
         func = "GammaGamma.fit"
         x, m = _spend_columns(df, func, frequency_col, monetary_value_col)
         ok = (x > 0) & (m > 0) & ~F.isnan(x) & ~F.isnan(m)
-        distinct = (
-            df.select(F.when(ok, x).alias("x"), F.when(ok, m).alias("m"))
-            .groupBy("x", "m")
-            .agg(F.count(F.lit(1)).cast("double").alias("n"))
-        )
-        xs, ms, ns = _collect_arrays(distinct, ["x", "m", "n"])
-        return self._fit(func, xs, ms, ns, np.isfinite(xs), maxiter, tol)
+        pairs = df.select(F.when(ok, x).alias("x"), F.when(ok, m).alias("m"))
+        xs, ms = _collect_arrays(pairs, ["x", "m"])
+        return self._fit(func, xs, ms, np.ones_like(xs), np.isfinite(xs), maxiter, tol)
 
     def fit_arrays(
         self,
