@@ -263,3 +263,26 @@ def test_pareto_nbd_interval_equals_the_generic_pmf_interval():
     np.testing.assert_array_equal(got, want)
     assert np.isnan(got[0][0])
     assert np.all(got[0][1:] <= got[1][1:])
+
+
+@pytest.mark.parametrize("recurrence", [False, True])
+def test_interval_search_in_blocks_equals_one_search(simulated, monkeypatch, recurrence):
+    """The search over distinct accounts in bounded blocks gives the intervals of one search."""
+    from kamlib.clv import _horizon as H
+
+    _, model = simulated
+    x, tx, T, _ = simulate(400, seed=11)
+    x[5] = -1.0  # an invalid row stays NaN whatever the blocks
+    draws = model._interval_draws(16)
+
+    def interval() -> tuple[np.ndarray, np.ndarray]:
+        if recurrence:
+            return H.bg_predictive_interval(draws, 0.9, 26.0, x, tx, T)
+        return H.predictive_interval(model._pmf_kernel(), draws, 0.9, 26.0, x, tx, T)
+
+    one = interval()
+    monkeypatch.setattr(H, "_BLOCK", 7)  # 400 distinct accounts -> 58 blocks, the last short
+    blocked = interval()
+    np.testing.assert_array_equal(blocked, one)
+    assert np.isnan(blocked[0][5])
+    assert np.isfinite(blocked[0][np.arange(400) != 5]).all()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kamlib import KamlibError, NotFittedError
-from kamlib._arrow import _map_in_arrow, with_numpy_columns
+from kamlib._arrow import _chunks, _map_in_arrow, with_numpy_columns
 from kamlib.clv import load_model, model_from_json
 from kamlib.clv._base import FittedModel
 
@@ -88,6 +88,41 @@ def test_with_numpy_columns(spark):
     assert sorted(r["x"] for r in replaced.collect() if r["x"] is not None) == [2.0, 6.0]
     empty = with_numpy_columns(df.limit(0), _double, inputs=["x", "y"], outputs=["twice", "ratio"])
     assert empty.collect() == []
+
+
+def test_chunks_regroup_batches_up_to_the_limit():
+    import pyarrow as pa
+
+    def batch(n: int, start: int) -> pa.StructArray:
+        return pa.StructArray.from_arrays([pa.array(range(start, start + n))], names=["v"])
+
+    sizes = [3, 3, 3, 10, 1, 2]
+    batches, start = [], 0
+    for n in sizes:
+        batches.append(batch(n, start))
+        start += n
+    chunks = list(_chunks(iter(batches), 7))
+    assert [len(c) for c in chunks] == [6, 3, 10, 3]  # at most 7, a larger batch on its own
+    assert pa.concat_arrays(chunks).field(0).to_pylist() == list(range(sum(sizes)))
+    assert list(_chunks(iter([]), 7)) == []
+
+
+def test_with_numpy_columns_over_many_batches(spark):
+    """Regrouped Arrow batches keep every row with its own output (order and count)."""
+
+    def _plus(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"y": cols["x"] + 0.5}
+
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    try:
+        df = spark.range(1000).selectExpr("id", "CAST(id AS DOUBLE) AS x").repartition(3)
+        for rows in (1, 50, None):
+            out = with_numpy_columns(df, _plus, inputs=["x"], outputs=["y"], chunk_rows=rows)
+            got = out.collect()
+            assert len(got) == 1000
+            assert all(r["y"] == r["id"] + 0.5 for r in got)
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
 
 
 def _check_doubled(out: Any) -> None:
