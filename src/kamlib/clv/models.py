@@ -3,9 +3,8 @@ r"""Maximum-likelihood transaction and spend models: BG/NBD, Pareto/NBD, MBG/NBD
 The transaction models' fits never collect per-account rows: Spark reduces the summary to its
 distinct ``(frequency, recency, T)`` tuples with counts (Gamma-Gamma collects every account's
 ``(frequency, monetary_value)`` pair, which are nearly all distinct), the driver maximises the
-count-weighted
-log-likelihood (log-parameter space, L-BFGS-B, analytic gradients for BG/NBD, MBG/NBD and
-Gamma-Gamma) and scoring runs as Arrow batch functions on the executors.
+count-weighted log-likelihood (log-parameter space, L-BFGS-B, analytic gradients for BG/NBD,
+MBG/NBD and Gamma-Gamma) and scoring runs as Arrow batch functions on the executors.
 
 Every model also has a numpy interface (``fit_arrays`` and the ``*_np`` methods) that works on
 plain arrays, for diagnostics, CLV and tests.
