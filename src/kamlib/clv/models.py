@@ -1926,8 +1926,10 @@ def _fit_with_spend(
     Each summary row emits its (frequency, recency, T) tuple (tag 0, as
     :meth:`_TransactionModel.fit` reads it) and its (frequency, monetary_value) pair (tag 1,
     null where Gamma-Gamma cannot use it, as :meth:`GammaGamma.fit` reads it); one
-    aggregation counts both and one Arrow collect brings them to the driver. The fits then
-    see exactly the arrays of their own ``fit`` -- one pass over the input instead of two.
+    aggregation counts both and one Arrow collect brings them to the driver -- one pass over
+    the input instead of two. The transaction model sees exactly the arrays of its own
+    ``fit``; Gamma-Gamma sees its pairs counted (its own ``fit`` collects them one row per
+    account, without the shuffle), so the same weighted likelihood.
     """
     from pyspark.sql import functions as F
 
